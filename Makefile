@@ -1,0 +1,50 @@
+# Two commands: `make run` serves the product, `make test` runs the suite. Both set up .venv.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# Tests run with production-like settings (DEBUG off) but plain HTTP on loopback.
+TEST_ENV := SECRET_KEY=test-secret-key-not-for-production HTTPS_ONLY=0 DEBUG=0
+
+.PHONY: install run test bench faults lint format train-detector
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version.split()[0]'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+run: install
+	DEBUG=1 $(BIN)/python manage.py migrate --noinput
+	DEBUG=1 $(BIN)/python manage.py seed_demo --if-empty
+	@echo ""
+	@echo "  Live Escalation: http://$(HOST):$(PORT)/crm/   (admin: http://$(HOST):$(PORT)/admin/)"
+	@echo "  Widget demo:     http://$(HOST):$(PORT)/widget/demo/"
+	@echo "  Logins (password 'demo'): marina (billing agent), alex (support agent), manager"
+	@echo ""
+	DEBUG=1 $(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT)
+
+test: install
+	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
+
+bench: install
+	$(TEST_ENV) $(BIN)/python -m tests.bench
+
+faults: install
+	$(TEST_ENV) $(BIN)/pytest tests/faults $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+train-detector: install
+	$(TEST_ENV) $(BIN)/python manage.py train_detector

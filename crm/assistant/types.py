@@ -1,0 +1,15 @@
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EscalationRequest:
+    reason: str
+    summary: str = ""
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    confidence: float
+    escalate: EscalationRequest | None = None

@@ -1,0 +1,31 @@
+"""Typed errors of the CRM; each edge (API, screens, sockets) maps them once."""
+
+
+class DomainError(Exception):
+    """Base of every error a caller can show to a person. ``code`` is stable for APIs."""
+
+    code = "invalid"
+    status = 400
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidMessage(DomainError):
+    code = "invalid_message"
+
+
+class ConversationClosed(DomainError):
+    code = "conversation_closed"
+    status = 409
+
+
+class NotAssigned(DomainError):
+    code = "not_assigned"
+    status = 403
+
+
+class ChannelNotFound(DomainError):
+    code = "channel_not_found"
+    status = 400

@@ -1,0 +1,38 @@
+"""The one place that builds an Anthropic client.
+
+Tests swap the HTTP transport (``httpx.MockTransport``) through ``override_transport`` so the real
+SDK code runs without the network.
+"""
+
+from contextlib import contextmanager
+
+import anthropic
+import httpx
+from django.conf import settings
+
+_transport: httpx.BaseTransport | None = None
+
+
+def claude_available() -> bool:
+    return bool(settings.ANTHROPIC_API_KEY) or _transport is not None
+
+
+def anthropic_client() -> anthropic.Anthropic:
+    http_client = httpx.Client(transport=_transport) if _transport is not None else None
+    return anthropic.Anthropic(
+        api_key=settings.ANTHROPIC_API_KEY or "test-key",
+        timeout=settings.ANTHROPIC_TIMEOUT,
+        max_retries=settings.ANTHROPIC_MAX_RETRIES,
+        http_client=http_client,
+    )
+
+
+@contextmanager
+def override_transport(transport: httpx.BaseTransport):
+    """Route every Claude call through ``transport`` (tests only)."""
+    global _transport
+    previous, _transport = _transport, transport
+    try:
+        yield
+    finally:
+        _transport = previous

@@ -1,0 +1,369 @@
+"""CRM data: who talks (contacts, agents, teams), where (channels), and what was said."""
+
+import secrets
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+DEFAULT_HANDOFF_MESSAGE = (
+    "I'm connecting you with a member of our team. "
+    "Your wait time is approximately {wait_minutes} minutes."
+)
+DEFAULT_TAKEOVER_MESSAGE = (
+    "Hi, I'm {agent_name}. I've reviewed your conversation and I'm here to help."
+)
+COMPLEXITY_TOPICS = [
+    ("refund", _("Refunds")),
+    ("billing_dispute", _("Billing disputes")),
+    ("account_security", _("Account security and takeover")),
+    ("legal", _("Legal threats")),
+    ("privacy", _("Privacy and data deletion")),
+    ("contract", _("Contracts and compliance")),
+]
+
+
+def default_always_human_topics() -> list[str]:
+    return [code for code, _label in COMPLEXITY_TOPICS]
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def new_channel_key() -> str:
+    return secrets.token_urlsafe(12)
+
+
+class Team(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    target_wait_seconds = models.PositiveIntegerField(
+        default=300,
+        help_text=_("An escalation queued longer than this is reminded and raised one priority."),
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AgentProfile(models.Model):
+    class Availability(models.TextChoices):
+        ONLINE = "online", _("Online")
+        AWAY = "away", _("Away")
+        OFFLINE = "offline", _("Offline")
+
+    class NotifyVia(models.TextChoices):
+        IN_APP = "in_app", _("In-app")
+        EMAIL = "email", _("Email")
+        BOTH = "both", _("In-app and email")
+
+    class Role(models.TextChoices):
+        AGENT = "agent", _("Agent")
+        MANAGER = "manager", _("Manager")
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="agent_profile"
+    )
+    display_name = models.CharField(max_length=100)
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.AGENT)
+    teams = models.ManyToManyField(Team, blank=True, related_name="agents")
+    availability = models.CharField(
+        max_length=10, choices=Availability.choices, default=Availability.OFFLINE
+    )
+    notify_via = models.CharField(max_length=10, choices=NotifyVia.choices, default=NotifyVia.BOTH)
+    capacity = models.PositiveSmallIntegerField(
+        default=5, help_text=_("Conversations this agent can handle at once.")
+    )
+
+    class Meta:
+        ordering = ["display_name"]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def is_manager(self) -> bool:
+        return self.role == self.Role.MANAGER
+
+    @property
+    def wants_in_app(self) -> bool:
+        return self.notify_via in (self.NotifyVia.IN_APP, self.NotifyVia.BOTH)
+
+    @property
+    def wants_email(self) -> bool:
+        return self.notify_via in (self.NotifyVia.EMAIL, self.NotifyVia.BOTH)
+
+
+def agent_name(user) -> str:
+    """The name customers and colleagues see for a staff user."""
+    if user is None:
+        return ""
+    profile = getattr(user, "agent_profile", None)
+    if profile is not None and profile.display_name:
+        return profile.display_name
+    return user.get_full_name() or user.get_username()
+
+
+class Contact(models.Model):
+    name = models.CharField(max_length=200, blank=True)
+    email = models.EmailField(blank=True, db_index=True)
+    phone = models.CharField(max_length=40, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name or self.email or self.phone or f"Contact #{self.pk}"
+
+
+class ChannelKind(models.TextChoices):
+    WEBSITE = "website", _("Website")
+    WHATSAPP = "whatsapp", _("WhatsApp")
+    INSTAGRAM = "instagram", _("Instagram")
+    MESSENGER = "messenger", _("Messenger")
+    EMAIL = "email", _("Email")
+    API = "api", _("API")
+
+
+class ContactIdentity(models.Model):
+    """How a contact is known on one kind of channel (a phone number, an Instagram id...)."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="identities")
+    channel_kind = models.CharField(max_length=20, choices=ChannelKind.choices)
+    external_id = models.CharField(max_length=200)
+
+    class Meta:
+        verbose_name_plural = "contact identities"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel_kind", "external_id"], name="unique_identity_per_channel_kind"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_kind_display()}: {self.external_id}"
+
+
+class Assistant(models.Model):
+    class Backend(models.TextChoices):
+        LOCAL = "local", _("Local (offline)")
+        CLAUDE = "claude", _("Claude")
+
+    name = models.CharField(max_length=100)
+    instructions = models.TextField(blank=True)
+    handoff_enabled = models.BooleanField(
+        _("enable human handoff"),
+        default=True,
+        help_text=_("Agent Framework → Enable Human Handoff: the assistant may escalate."),
+    )
+    backend = models.CharField(max_length=10, choices=Backend.choices, default=Backend.LOCAL)
+    sentiment_threshold = models.FloatField(
+        default=0.6,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text=_("How negative the customer must be before escalating (0–1)."),
+    )
+    confidence_threshold = models.FloatField(
+        default=0.45,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text=_("AI answers below this confidence count as low confidence (0–1)."),
+    )
+    loop_threshold = models.PositiveSmallIntegerField(
+        default=2,
+        validators=[MinValueValidator(1), MaxValueValidator(10)],
+        help_text=_("Repeats before a loop escalates."),
+    )
+    always_human_topics = models.JSONField(
+        default=default_always_human_topics,
+        blank=True,
+        help_text=_("Topic codes that always need a human: ")
+        + ", ".join(code for code, _label in COMPLEXITY_TOPICS),
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Channel(models.Model):
+    kind = models.CharField(max_length=20, choices=ChannelKind.choices)
+    name = models.CharField(max_length=100)
+    key = models.SlugField(
+        max_length=40,
+        unique=True,
+        default=new_channel_key,
+        help_text=_("Public key: the widget's data-channel, or the API's channel field."),
+    )
+    assistant = models.ForeignKey(
+        Assistant, on_delete=models.PROTECT, related_name="channels", null=True, blank=True
+    )
+    default_team = models.ForeignKey(
+        Team, on_delete=models.SET_NULL, null=True, blank=True, related_name="channels"
+    )
+    allowed_origins = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=_("Website origins allowed to open the widget socket, e.g. https://shop.example."),
+    )
+    webhook_secret = models.CharField(
+        max_length=200, blank=True, help_text=_("App secret that signs inbound webhooks.")
+    )
+    verify_token = models.CharField(
+        max_length=200, blank=True, help_text=_("Token echoed in the webhook verification.")
+    )
+    provider_account_id = models.CharField(
+        max_length=100, blank=True, help_text=_("Phone number id or page id at the provider.")
+    )
+    access_token = models.CharField(
+        max_length=500, blank=True, help_text=_("Token for sending replies through the provider.")
+    )
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Conversation(models.Model):
+    class Mode(models.TextChoices):
+        AI = "ai", _("AI")
+        AWAITING_AGENT = "awaiting_agent", _("Awaiting agent")
+        AGENT = "agent", _("Agent")
+        CLOSED = "closed", _("Closed")
+
+    contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="conversations")
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="conversations")
+    assistant = models.ForeignKey(
+        Assistant, on_delete=models.SET_NULL, null=True, blank=True, related_name="conversations"
+    )
+    team = models.ForeignKey(
+        Team, on_delete=models.SET_NULL, null=True, blank=True, related_name="conversations"
+    )
+    mode = models.CharField(max_length=20, choices=Mode.choices, default=Mode.AI, db_index=True)
+    assigned_agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_conversations",
+    )
+    customer_token = models.CharField(max_length=64, unique=True, default=new_token)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_message_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Conversation #{self.pk}"
+
+
+class Message(models.Model):
+    class Sender(models.TextChoices):
+        CUSTOMER = "customer", _("Customer")
+        AI = "ai", _("AI")
+        AGENT = "agent", _("Agent")
+        SYSTEM = "system", _("System")
+
+    class Delivery(models.TextChoices):
+        NOT_NEEDED = "", _("Not needed")
+        PENDING = "pending", _("Pending")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    # Copied from the conversation so provider ids can be unique per channel in the database.
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="messages")
+    sender = models.CharField(max_length=10, choices=Sender.choices)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="authored_messages",
+    )
+    text = models.TextField()
+    is_private_note = models.BooleanField(
+        default=False, help_text=_("Visible to staff only, never sent to the customer.")
+    )
+    confidence = models.FloatField(null=True, blank=True, help_text=_("The AI's confidence."))
+    provider_message_id = models.CharField(max_length=200, null=True, blank=True)
+    delivery_status = models.CharField(
+        max_length=10, choices=Delivery.choices, default=Delivery.NOT_NEEDED, blank=True
+    )
+    delivery_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "provider_message_id"],
+                condition=Q(provider_message_id__isnull=False),
+                name="unique_provider_message_id_per_channel",
+            )
+        ]
+        indexes = [models.Index(fields=["conversation", "id"], name="message_conversation_id")]
+
+    def __str__(self) -> str:
+        return f"{self.sender}: {self.text[:50]}"
+
+
+class CRMSettings(models.Model):
+    """The one row of settings for the whole CRM (pk=1)."""
+
+    handoff_message = models.TextField(
+        default=DEFAULT_HANDOFF_MESSAGE,
+        help_text=_("Sent when a conversation is escalated. {wait_minutes} is filled in."),
+    )
+    takeover_message = models.TextField(
+        default=DEFAULT_TAKEOVER_MESSAGE,
+        help_text=_("Sent when an agent takes over. {agent_name} is filled in."),
+    )
+
+    class Meta:
+        verbose_name = "CRM settings"
+        verbose_name_plural = "CRM settings"
+
+    def __str__(self) -> str:
+        return "CRM settings"
+
+    @classmethod
+    def load(cls) -> "CRMSettings":
+        obj, _created = cls.objects.get_or_create(pk=1)
+        return obj
+
+
+class KnowledgeArticle(models.Model):
+    assistant = models.ForeignKey(
+        Assistant,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="articles",
+        help_text=_("Leave empty to share the article with every assistant."),
+    )
+    title = models.CharField(max_length=200)
+    body = models.TextField()
+    keywords = models.CharField(max_length=300, blank=True)
+    is_published = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["title"]
+
+    def __str__(self) -> str:
+        return self.title

@@ -1,0 +1,93 @@
+"""Live delivery over the channel layer. Every publish runs after commit and never raises.
+
+Groups (names are stable; see ARCHITECTURE.md):
+- ``conversation.<id>``: customer sockets of that conversation (never private notes);
+- ``staff.conversation.<id>``: agent sockets with that conversation open (everything);
+- ``queue``: every agent socket (queue events);
+- ``agent.<user id>``: one agent's sockets (notifications, assignments).
+
+The database is the truth and the socket is a notification: a frame that fails to go out is
+replayed from the database on reconnect (``?after=<message id>``).
+"""
+
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+QUEUE_GROUP = "queue"
+
+
+def conversation_group(conversation_id: int) -> str:
+    return f"conversation.{conversation_id}"
+
+
+def staff_conversation_group(conversation_id: int) -> str:
+    return f"staff.conversation.{conversation_id}"
+
+
+def agent_group(user_id: int) -> str:
+    return f"agent.{user_id}"
+
+
+def send_now(group: str, event: dict) -> bool:
+    """Send one event to a group; False (logged) when the layer is unreachable."""
+    layer = get_channel_layer()
+    if layer is None:
+        return False
+    try:
+        async_to_sync(layer.group_send)(group, event)
+    except Exception:  # Redis down or full: the database still has everything.
+        logger.warning("channel layer unavailable; %s not pushed to %s", event["type"], group)
+        return False
+    return True
+
+
+def publish_on_commit(group: str, event: dict) -> None:
+    transaction.on_commit(lambda: send_now(group, event))
+
+
+def message_payload(message) -> dict:
+    from .models import agent_name
+
+    return {
+        "id": message.id,
+        "conversation": message.conversation_id,
+        "sender": message.sender,
+        "author_name": agent_name(message.author) if message.author_id else "",
+        "text": message.text,
+        "is_private_note": message.is_private_note,
+        "confidence": message.confidence,
+        "created_at": message.created_at.isoformat(),
+    }
+
+
+def publish_message(message) -> None:
+    event = {"type": "message.created", "message": message_payload(message)}
+    if not message.is_private_note:
+        publish_on_commit(conversation_group(message.conversation_id), event)
+    publish_on_commit(staff_conversation_group(message.conversation_id), event)
+
+
+def publish_mode(conversation, *, agent_display_name: str = "") -> None:
+    event = {
+        "type": "conversation.mode",
+        "conversation": conversation.id,
+        "mode": conversation.mode,
+        "agent_name": agent_display_name,
+    }
+    publish_on_commit(conversation_group(conversation.id), event)
+    publish_on_commit(staff_conversation_group(conversation.id), event)
+
+
+def publish_queue_event(kind: str, escalation_id: int, **extra) -> None:
+    """``kind``: added, updated, claimed, removed. Agents re-read the row they are shown."""
+    event = {"type": f"queue.{kind}", "escalation": escalation_id, **extra}
+    publish_on_commit(QUEUE_GROUP, event)
+
+
+def publish_to_agent(user_id: int, event: dict) -> None:
+    publish_on_commit(agent_group(user_id), event)

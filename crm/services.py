@@ -1,0 +1,266 @@
+"""State changes of the CRM: conversations and their messages.
+
+Every function runs in one transaction; broadcasts and Celery tasks go out after commit.
+"""
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from . import outbound, realtime
+from .errors import ChannelNotFound, ConversationClosed, InvalidMessage, NotAssigned
+from .models import (
+    AgentProfile,
+    Channel,
+    ChannelKind,
+    Contact,
+    ContactIdentity,
+    Conversation,
+    CRMSettings,
+    Message,
+)
+
+
+def clean_text(text) -> str:
+    """The text of a message as stored, or InvalidMessage saying what is wrong."""
+    if not isinstance(text, str):
+        raise InvalidMessage(_("Message text must be a string."))
+    text = text.strip()
+    if not text:
+        raise InvalidMessage(_("Message text is empty."))
+    limit = settings.LIVE_ESCALATION["MAX_MESSAGE_CHARS"]
+    if len(text) > limit:
+        raise InvalidMessage(
+            _("Message is too long: %(length)d characters, the limit is %(limit)d.")
+            % {"length": len(text), "limit": limit}
+        )
+    if "\x00" in text:
+        raise InvalidMessage(_("Message text contains a NUL character."))
+    return text
+
+
+def find_channel(key_or_kind: str) -> Channel:
+    """A channel by its public key, or the first active channel of that kind."""
+    channel = Channel.objects.filter(key=key_or_kind, is_active=True).first()
+    if channel is None and key_or_kind in ChannelKind.values:
+        channel = Channel.objects.filter(kind=key_or_kind, is_active=True).order_by("pk").first()
+    if channel is None:
+        raise ChannelNotFound(_("No active channel %(key)r.") % {"key": key_or_kind})
+    return channel
+
+
+@transaction.atomic
+def find_or_create_contact(
+    *, channel_kind: str, name: str = "", email: str = "", external_id: str = ""
+) -> Contact:
+    """The contact known by this channel identity or email, created if new."""
+    if external_id:
+        identity = (
+            ContactIdentity.objects.select_related("contact")
+            .filter(channel_kind=channel_kind, external_id=external_id)
+            .first()
+        )
+        if identity:
+            return identity.contact
+    contact = Contact.objects.filter(email__iexact=email).first() if email else None
+    if contact is None:
+        contact = Contact.objects.create(name=name, email=email)
+    if external_id:
+        try:
+            with transaction.atomic():
+                ContactIdentity.objects.create(
+                    contact=contact, channel_kind=channel_kind, external_id=external_id
+                )
+        except IntegrityError:  # created by a concurrent request: use theirs
+            return ContactIdentity.objects.get(
+                channel_kind=channel_kind, external_id=external_id
+            ).contact
+    return contact
+
+
+@transaction.atomic
+def start_conversation(
+    *,
+    channel: Channel,
+    contact: Contact,
+    text: str | None = None,
+    provider_message_id: str | None = None,
+) -> Conversation:
+    """Open a conversation driven by the channel's assistant; ``text`` is the first message."""
+    if text is not None:
+        text = clean_text(text)
+    conversation = Conversation.objects.create(
+        contact=contact,
+        channel=channel,
+        assistant=channel.assistant,
+        team=channel.default_team,
+    )
+    if text is not None:
+        receive_customer_message(
+            conversation=conversation, text=text, provider_message_id=provider_message_id
+        )
+    return conversation
+
+
+def _store_message(*, conversation: Conversation, **fields) -> Message:
+    message = Message.objects.create(
+        conversation=conversation, channel_id=conversation.channel_id, **fields
+    )
+    Conversation.objects.filter(pk=conversation.pk).update(last_message_at=message.created_at)
+    realtime.publish_message(message)
+    return message
+
+
+@transaction.atomic
+def receive_customer_message(
+    *, conversation: Conversation, text: str, provider_message_id: str | None = None
+) -> Message:
+    """Store a customer's message first, then (after commit) broadcast and queue analysis.
+
+    A repeated ``provider_message_id`` on the channel returns the stored message: provider
+    retries are processed once. A message to a closed conversation reopens it with the AI.
+    """
+    from escalation.tasks import queue_analysis
+
+    text = clean_text(text)
+    if provider_message_id:
+        existing = Message.objects.filter(
+            channel_id=conversation.channel_id, provider_message_id=provider_message_id
+        ).first()
+        if existing:
+            return existing
+    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    if conversation.mode == Conversation.Mode.CLOSED:
+        conversation.mode = Conversation.Mode.AI
+        conversation.assigned_agent = None
+        conversation.closed_at = None
+        conversation.save(update_fields=["mode", "assigned_agent", "closed_at", "updated_at"])
+        realtime.publish_mode(conversation)
+    try:
+        with transaction.atomic():
+            message = _store_message(
+                conversation=conversation,
+                sender=Message.Sender.CUSTOMER,
+                text=text,
+                provider_message_id=provider_message_id or None,
+            )
+    except IntegrityError:  # the same provider id arrived concurrently
+        return Message.objects.get(
+            channel_id=conversation.channel_id, provider_message_id=provider_message_id
+        )
+    queue_analysis(message)
+    return message
+
+
+def _outgoing(conversation: Conversation, **fields) -> Message:
+    needs_provider = conversation.channel.kind in outbound.PROVIDER_CHANNELS and not fields.get(
+        "is_private_note"
+    )
+    if needs_provider:
+        fields["delivery_status"] = Message.Delivery.PENDING
+    message = _store_message(conversation=conversation, **fields)
+    if needs_provider:
+        outbound.schedule_delivery(message)
+    return message
+
+
+@transaction.atomic
+def post_ai_reply(*, conversation: Conversation, text: str, confidence: float | None) -> Message:
+    """The assistant's answer. Callers check the mode first; this refuses if it changed."""
+    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    if conversation.mode != Conversation.Mode.AI:
+        raise ConversationClosed(_("The assistant no longer drives this conversation."))
+    return _outgoing(conversation, sender=Message.Sender.AI, text=text, confidence=confidence)
+
+
+def post_system_message(*, conversation: Conversation, text: str) -> Message:
+    """A notice to the customer (handoff, "Now speaking with..."). Call inside a transaction."""
+    return _outgoing(conversation, sender=Message.Sender.SYSTEM, text=text)
+
+
+def post_agent_text(*, conversation: Conversation, agent, text: str) -> Message:
+    """An agent's words without permission checks (the takeover greeting). Inside a transaction."""
+    return _outgoing(conversation, sender=Message.Sender.AGENT, author=agent, text=text)
+
+
+@transaction.atomic
+def send_agent_message(
+    *, conversation: Conversation, agent, text: str, private_note: bool = False
+) -> Message:
+    """An agent's reply (only the assigned agent, while the conversation is theirs) or a
+    private note (any staff member, never shown to the customer)."""
+    text = clean_text(text)
+    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    if private_note:
+        return _store_message(
+            conversation=conversation,
+            sender=Message.Sender.AGENT,
+            author=agent,
+            text=text,
+            is_private_note=True,
+        )
+    if conversation.mode != Conversation.Mode.AGENT or conversation.assigned_agent_id != agent.pk:
+        raise NotAssigned(_("Take over this conversation before replying."))
+    return _outgoing(conversation, sender=Message.Sender.AGENT, author=agent, text=text)
+
+
+@transaction.atomic
+def set_agent_availability(*, user, availability: str) -> AgentProfile:
+    if availability not in AgentProfile.Availability.values:
+        raise InvalidMessage(_("Unknown availability %(value)r.") % {"value": availability})
+    profile = AgentProfile.objects.select_for_update().get(user=user)
+    profile.availability = availability
+    profile.save(update_fields=["availability"])
+    return profile
+
+
+def _check_placeholders(text: str, allowed: set[str], field: str) -> str:
+    import string
+
+    text = (text or "").strip()
+    if not text:
+        raise InvalidMessage(_("%(field)s cannot be empty.") % {"field": field})
+    try:
+        names = {name for _lit, name, _spec, _conv in string.Formatter().parse(text) if name}
+    except ValueError:
+        raise InvalidMessage(_("%(field)s has an unmatched brace.") % {"field": field}) from None
+    unknown = names - allowed
+    if unknown:
+        raise InvalidMessage(
+            _("%(field)s uses unknown placeholders: %(names)s. Allowed: %(allowed)s.")
+            % {
+                "field": field,
+                "names": ", ".join(sorted(unknown)),
+                "allowed": ", ".join("{%s}" % name for name in sorted(allowed)),
+            }
+        )
+    return text
+
+
+@transaction.atomic
+def update_crm_settings(*, handoff_message: str, takeover_message: str) -> CRMSettings:
+    crm_settings = CRMSettings.load()
+    crm_settings.handoff_message = _check_placeholders(
+        handoff_message, {"wait_minutes"}, _("Handoff message")
+    )
+    crm_settings.takeover_message = _check_placeholders(
+        takeover_message, {"agent_name"}, _("Takeover message")
+    )
+    crm_settings.save()
+    return crm_settings
+
+
+def fill_template(template: str, **values) -> str:
+    """Fill ``{name}`` placeholders without tripping on other braces in the text."""
+    for name, value in values.items():
+        template = template.replace("{%s}" % name, str(value))
+    return template
+
+
+def close_conversation_now(conversation: Conversation) -> None:
+    """Mark a conversation closed (inside the caller's transaction)."""
+    conversation.mode = Conversation.Mode.CLOSED
+    conversation.closed_at = timezone.now()
+    conversation.save(update_fields=["mode", "closed_at", "updated_at"])
+    realtime.publish_mode(conversation)

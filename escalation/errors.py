@@ -1,0 +1,29 @@
+from django.utils.translation import gettext as _
+
+from crm.errors import DomainError
+
+
+class AlreadyClaimed(DomainError):
+    code = "already_claimed"
+    status = 409
+
+    def __init__(self, agent_display_name: str):
+        super().__init__(
+            _("%(name)s already took this conversation.") % {"name": agent_display_name}
+        )
+        self.agent_name = agent_display_name
+
+
+class InvalidTransition(DomainError):
+    code = "invalid_transition"
+    status = 409
+
+
+class ReasonRequired(DomainError):
+    code = "reason_required"
+    status = 400
+
+
+class NotYourEscalation(DomainError):
+    code = "not_your_escalation"
+    status = 403

@@ -1,0 +1,183 @@
+"""Escalations: what the detector saw, the handoff's lifecycle, and its audit trail."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+
+
+class Reason(models.TextChoices):
+    REQUEST = "request", _("Asked for a person")
+    SENTIMENT = "sentiment", _("Frustration")
+    COMPLEXITY = "complexity", _("Complex issue")
+    LOOP = "loop", _("Unresolved loop")
+    LOW_CONFIDENCE = "low_confidence", _("Low AI confidence")
+    MANUAL = "manual", _("Escalated by hand")
+
+
+class Priority(models.IntegerChoices):
+    """Stored as a number so the queue orders by it through an index; codes are the names."""
+
+    LOW = 1, _("Low")
+    NORMAL = 2, _("Normal")
+    HIGH = 3, _("High")
+    URGENT = 4, _("Urgent")
+
+    @property
+    def code(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def from_code(cls, code: str) -> "Priority":
+        try:
+            return cls[code.upper()]
+        except KeyError:
+            raise ValueError(f"Unknown priority {code!r}") from None
+
+    @classmethod
+    def codes(cls) -> list[str]:
+        return [member.name.lower() for member in cls]
+
+    def raised(self) -> "Priority":
+        return Priority(min(self.value + 1, Priority.URGENT))
+
+
+class MessageAnalysis(models.Model):
+    """The detector's reading of one customer message, in the context of the conversation."""
+
+    message = models.OneToOneField(
+        "crm.Message", on_delete=models.CASCADE, related_name="analysis"
+    )
+    backend = models.CharField(max_length=20)
+    signals = models.JSONField(default=dict)
+    should_escalate = models.BooleanField(default=False)
+    would_escalate = models.BooleanField(
+        default=False, help_text=_("What the decision would be with handoff enabled.")
+    )
+    reason = models.CharField(max_length=20, choices=Reason.choices, blank=True)
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, null=True, blank=True)
+    detail = models.CharField(max_length=300, blank=True)
+    summary = models.TextField(blank=True)
+    duration_ms = models.FloatField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "message analyses"
+
+    def __str__(self) -> str:
+        return f"Analysis of message #{self.message_id}"
+
+
+class Escalation(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        CLAIMED = "claimed", _("Claimed")
+        RESOLVED = "resolved", _("Resolved")
+        CLOSED = "closed", _("Closed")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    class Trigger(models.TextChoices):
+        DETECTION = "detection", _("Detection")
+        ASSISTANT = "assistant", _("Assistant tool")
+        AGENT = "agent", _("Agent")
+        API = "api", _("API")
+
+    ACTIVE_STATUSES = (Status.QUEUED, Status.CLAIMED)
+
+    conversation = models.ForeignKey(
+        "crm.Conversation", on_delete=models.CASCADE, related_name="escalations"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    detail = models.CharField(max_length=300, blank=True)
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
+    summary = models.TextField(blank=True)
+    signals = models.JSONField(default=dict, blank=True)
+    team = models.ForeignKey(
+        "crm.Team", on_delete=models.SET_NULL, null=True, blank=True, related_name="escalations"
+    )
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="claimed_escalations",
+    )
+    triggered_by = models.CharField(max_length=10, choices=Trigger.choices)
+    triggered_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="triggered_escalations",
+    )
+    escalated_at = models.DateTimeField(db_index=True)
+    # The first pickup: a hop back to the queue keeps it, so wait metrics stay honest.
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    close_reason = models.CharField(max_length=300, blank=True)
+    last_reminded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation"],
+                condition=Q(status__in=["queued", "claimed"]),
+                name="one_active_escalation_per_conversation",
+            )
+        ]
+        indexes = [
+            # The queue: most urgent first, then longest waiting.
+            models.Index(
+                F("priority").desc(),
+                F("escalated_at"),
+                name="escalation_queue_order",
+                condition=Q(status="queued"),
+            ),
+            models.Index(fields=["status", "escalated_at"], name="escalation_status_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Escalation #{self.pk} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES
+
+    @property
+    def priority_code(self) -> str:
+        return Priority(self.priority).code
+
+
+class EscalationEvent(models.Model):
+    """Audit trail: every transition of an escalation, who made it, old → new."""
+
+    class Kind(models.TextChoices):
+        ESCALATED = "escalated", _("Escalated")
+        RETRIGGERED = "retriggered", _("Triggered again")
+        REPRIORITISED = "reprioritised", _("Priority changed")
+        CLAIMED = "claimed", _("Taken over")
+        REASSIGNED = "reassigned", _("Reassigned")
+        RELEASED = "released", _("Back to the queue")
+        RESOLVED = "resolved", _("Resolved")
+        CLOSED = "closed", _("Closed")
+        CANCELLED = "cancelled", _("Cancelled")
+        REMINDED = "reminded", _("Reminder sent")
+        HANDED_BACK = "handed_back", _("Handed back to the AI")
+
+    escalation = models.ForeignKey(Escalation, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    old_value = models.CharField(max_length=200, blank=True)
+    new_value = models.CharField(max_length=200, blank=True)
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.old_value} → {self.new_value}"

@@ -1,0 +1,93 @@
+"""From a stored customer message to a decision: detect, record, escalate or let the AI answer."""
+
+from django.db import IntegrityError, transaction
+
+from crm.models import Conversation, Message
+
+from . import services
+from .detection import DetectorSettings, Turn, detect
+from .models import Escalation, MessageAnalysis, Priority
+
+ROLE_OF_SENDER = {
+    Message.Sender.CUSTOMER: "customer",
+    Message.Sender.AI: "assistant",
+    Message.Sender.AGENT: "agent",
+    Message.Sender.SYSTEM: "system",
+}
+CONTEXT_TURNS = 30
+
+
+def detector_settings(assistant) -> DetectorSettings:
+    if assistant is None:
+        return DetectorSettings()
+    return DetectorSettings(
+        handoff_enabled=assistant.handoff_enabled,
+        backend=assistant.backend,
+        sentiment_threshold=assistant.sentiment_threshold,
+        confidence_threshold=assistant.confidence_threshold,
+        loop_threshold=assistant.loop_threshold,
+        always_human_topics=tuple(assistant.always_human_topics or ()),
+    )
+
+
+def conversation_turns(message: Message) -> list[Turn]:
+    """The conversation up to and including ``message``, oldest first, notes left out."""
+    rows = (
+        Message.objects.filter(conversation_id=message.conversation_id, id__lte=message.id)
+        .exclude(is_private_note=True)
+        .order_by("-id")
+        .values_list("sender", "text", "confidence")[:CONTEXT_TURNS]
+    )
+    return [
+        Turn(role=ROLE_OF_SENDER[sender], text=text, confidence=confidence)
+        for sender, text, confidence in reversed(rows)
+    ]
+
+
+def analyze_and_act(*, message_id: int) -> MessageAnalysis | None:
+    """Analyse one customer message exactly once, escalate if the decision says so, else let
+    the assistant answer. Safe to run twice or in two workers at once: the analysis row is
+    unique per message, and only the run that stored it acts."""
+    from .tasks import answer_customer
+
+    message = (
+        Message.objects.select_related("conversation__assistant")
+        .filter(pk=message_id, sender=Message.Sender.CUSTOMER)
+        .first()
+    )
+    if message is None or MessageAnalysis.objects.filter(message_id=message_id).exists():
+        return None
+    conversation = message.conversation
+    result = detect(conversation_turns(message), detector_settings(conversation.assistant))
+    decision = result.decision
+    try:
+        with transaction.atomic():
+            analysis = MessageAnalysis.objects.create(
+                message=message,
+                backend=result.backend,
+                signals=result.signals,
+                should_escalate=decision.escalate,
+                would_escalate=result.would_escalate,
+                reason=decision.reason or "",
+                priority=Priority.from_code(decision.priority) if decision.priority else None,
+                detail=decision.detail[:300],
+                summary=result.summary,
+                duration_ms=result.duration_ms,
+            )
+            escalated = False
+            if decision.escalate and conversation.mode != Conversation.Mode.CLOSED:
+                services.escalate_conversation(
+                    conversation=conversation,
+                    reason=decision.reason,
+                    priority=Priority.from_code(decision.priority or "normal"),
+                    triggered_by=Escalation.Trigger.DETECTION,
+                    detail=decision.detail,
+                    summary=result.summary,
+                    signals=result.signals,
+                )
+                escalated = True
+            if not escalated and conversation.mode == Conversation.Mode.AI:
+                transaction.on_commit(lambda: answer_customer.delay(message_id))
+    except IntegrityError:
+        return None  # another worker stored this message's analysis first
+    return analysis

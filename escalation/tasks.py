@@ -1,0 +1,68 @@
+"""Celery entry points of the escalation pipeline: thin, idempotent, ids in, services called."""
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+
+def queue_analysis(message) -> None:
+    """After commit, analyse a stored customer message (the sweep catches a lost enqueue)."""
+    message_id = message.id
+
+    def enqueue():
+        try:
+            analyze_message.delay(message_id)
+        except Exception:  # broker down: the message is stored; the sweep will pick it up
+            logger.warning("could not queue analysis of message %s; the sweep will", message_id)
+
+    transaction.on_commit(enqueue)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=5, default_retry_delay=2)
+def analyze_message(self, message_id: int) -> None:
+    from .pipeline import analyze_and_act
+
+    analyze_and_act(message_id=message_id)
+
+
+@shared_task(acks_late=True)
+def answer_customer(message_id: int) -> None:
+    from crm.assistant import answer_customer_message
+
+    answer_customer_message(message_id=message_id)
+
+
+@shared_task
+def sweep_unanalysed_messages() -> int:
+    """Re-queue customer messages that have waited too long without an analysis."""
+    from crm.models import Message
+
+    now = timezone.now()
+    older_than = now - timedelta(seconds=settings.LIVE_ESCALATION["ANALYSIS_SWEEP_AFTER_SECONDS"])
+    ids = list(
+        Message.objects.filter(
+            sender=Message.Sender.CUSTOMER,
+            analysis__isnull=True,
+            created_at__lte=older_than,
+            created_at__gte=now - timedelta(days=1),
+        ).values_list("id", flat=True)[:500]
+    )
+    for message_id in ids:
+        analyze_message.delay(message_id)
+    return len(ids)
+
+
+@shared_task
+def remind_overdue_escalations() -> int:
+    from . import selectors, services
+
+    return sum(
+        services.remind_overdue_escalation(escalation_id=escalation_id)
+        for escalation_id in selectors.overdue_escalation_ids()
+    )

@@ -1,0 +1,47 @@
+"""In-app notifications, and the record of which ones were emailed."""
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Notification(models.Model):
+    class Kind(models.TextChoices):
+        ESCALATION = "escalation", _("New escalation")
+        REMINDER = "reminder", _("Still waiting")
+        ASSIGNED = "assigned", _("Assigned to you")
+        CLAIMED = "claimed", _("Taken over")
+
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    escalation = models.ForeignKey(
+        "escalation.Escalation",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="notifications",
+    )
+    text = models.CharField(max_length=500)
+    link = models.CharField(max_length=300, blank=True)
+    # Identifies one alert across retries (e.g. "escalation:12", "reminder:12:3"), so a retried
+    # or duplicated task cannot notify or email the same person twice.
+    dedupe_key = models.CharField(max_length=100)
+    show_in_app = models.BooleanField(default=True)
+    email_requested = models.BooleanField(default=False)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["recipient", "dedupe_key"], name="one_notification_per_recipient_and_key"
+            )
+        ]
+        indexes = [models.Index(fields=["recipient", "read_at"], name="notification_unread")]
+
+    def __str__(self) -> str:
+        return self.text

@@ -1,0 +1,79 @@
+"""Shared fixtures. Tests that need a real service carry a marker (postgres, redis, browser):
+without the service they skip with the reason; under CI=true that skip is a failure."""
+
+import os
+import shutil
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from config.celery import app as celery_app
+
+from .factories import AgentFactory, ChannelFactory, ConversationFactory
+
+ON_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _redis_available() -> bool:
+    if not settings.REDIS_URL:
+        return False
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def chromium_path() -> str | None:
+    return os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
+
+
+def _missing_service(item) -> str | None:
+    if item.get_closest_marker("postgres") and connection.vendor != "postgresql":
+        return "needs PostgreSQL: set DATABASE_URL=postgres://..."
+    if item.get_closest_marker("redis") and not _redis_available():
+        return "needs Redis: set REDIS_URL=redis://... to a running server"
+    if item.get_closest_marker("browser") and not chromium_path():
+        return "needs Chromium: apt-get install chromium (or set CHROMIUM_PATH)"
+    return None
+
+
+def pytest_runtest_setup(item):
+    missing = _missing_service(item)
+    if missing is None:
+        return
+    if ON_CI:
+        pytest.fail(f"CI=true must exercise the real service, but this test {missing}")
+    pytest.skip(missing)
+
+
+@pytest.fixture(autouse=True)
+def eager_celery(request):
+    """Tasks run in-process unless a test starts a real worker (marker ``real_celery``)."""
+    eager = request.node.get_closest_marker("real_celery") is None
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = eager
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def agent(db):
+    return AgentFactory(display_name="Marina", username="marina")
+
+
+@pytest.fixture
+def other_agent(db):
+    return AgentFactory(display_name="Alex", username="alex")
+
+
+@pytest.fixture
+def channel(db):
+    return ChannelFactory()
+
+
+@pytest.fixture
+def conversation(db, channel):
+    return ConversationFactory(channel=channel)
