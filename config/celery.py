@@ -7,3 +7,19 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("live_escalation")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Periodic sweeps (run `celery -A config beat` beside the workers).
+app.conf.beat_schedule = {
+    "sweep-unanalysed-messages": {
+        "task": "escalation.tasks.sweep_unanalysed_messages",
+        "schedule": 30.0,
+    },
+    "remind-overdue-escalations": {
+        "task": "escalation.tasks.remind_overdue_escalations",
+        "schedule": 30.0,
+    },
+    "prune-old-notifications": {
+        "task": "notifications.tasks.prune_old_notifications",
+        "schedule": 3600.0,
+    },
+}

@@ -3,5 +3,8 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("crm/", include("crm.screens.urls")),
+    path("api/", include("config.api_urls")),
     path("", include("crm.urls")),
 ]

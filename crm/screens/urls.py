@@ -1,0 +1,3 @@
+"""CRM screens for agents and managers (under /crm/)."""
+
+urlpatterns = []
