@@ -1,0 +1,54 @@
+"""Escalation detection: the conversation so far → signals → a decision (and a summary).
+
+``detect`` decides for the last customer turn in the context of the turns before it. The local
+backend is the default; with ``settings.backend == "claude"`` and Claude available, one Claude call
+answers instead, and any failure falls back to the local backend (``result.backend`` says which
+one answered).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from escalation.detection.summary import summarize
+from escalation.detection.types import (
+    PRIORITIES,
+    REASONS,
+    TOPICS,
+    Decision,
+    DetectionResult,
+    DetectorSettings,
+    Turn,
+)
+
+__all__ = [
+    "PRIORITIES",
+    "REASONS",
+    "TOPICS",
+    "Decision",
+    "DetectionResult",
+    "DetectorSettings",
+    "Turn",
+    "detect",
+    "summarize",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def detect(turns: list[Turn], settings: DetectorSettings = DetectorSettings()) -> DetectionResult:  # noqa: B008
+    from escalation.detection.local import detect_local
+
+    started = time.perf_counter()
+    if settings.backend == "claude":
+        from crm.llm import claude_available
+
+        if claude_available():
+            from escalation.detection.claude import ClaudeDetectionError, detect_claude
+
+            try:
+                return detect_claude(turns, settings, started=started)
+            except ClaudeDetectionError as exc:
+                logger.warning("Claude detection failed, falling back to local: %s", exc)
+    return detect_local(turns, settings, started=started)
