@@ -30,7 +30,15 @@ class Notification(models.Model):
     dedupe_key = models.CharField(max_length=100)
     show_in_app = models.BooleanField(default=True)
     email_requested = models.BooleanField(default=False)
+    # Sent to someone who was not available, because nobody on the team was.
+    is_fallback = models.BooleanField(default=False)
     emailed_at = models.DateTimeField(null=True, blank=True)
+    # The sending claim: one attempt at a time holds it (a random token) while it talks to
+    # SMTP; it lapses after services.EMAIL_CLAIM_LEASE so a crashed worker cannot block it.
+    email_claim = models.CharField(max_length=64, blank=True)
+    email_claimed_at = models.DateTimeField(null=True, blank=True)
+    email_attempts = models.PositiveSmallIntegerField(default=0)
+    email_error = models.CharField(max_length=500, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
@@ -41,7 +49,15 @@ class Notification(models.Model):
                 fields=["recipient", "dedupe_key"], name="one_notification_per_recipient_and_key"
             )
         ]
-        indexes = [models.Index(fields=["recipient", "read_at"], name="notification_unread")]
+        indexes = [
+            models.Index(fields=["recipient", "read_at"], name="notification_unread"),
+            # The sweep of emails that were requested but never went out.
+            models.Index(
+                fields=["created_at"],
+                name="notification_email_pending",
+                condition=models.Q(email_requested=True, emailed_at__isnull=True),
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.text

@@ -1,83 +1,336 @@
-"""Who hears about an escalation, and how. Called by the escalation services."""
+"""Who hears about an escalation, and how; sending the alert emails; reading and pruning.
 
+Called by the escalation services inside their transaction: notifications are stored with the
+escalation, pushed to the agents' sockets after commit, and their emails queued after commit as
+Celery tasks (never sent inside the request or the transaction).
+"""
+
+import enum
+import logging
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from crm import realtime
 from crm.models import AgentProfile
+from escalation.models import EscalationEvent
 
+from .emails import build_notification_email
+from .errors import NotificationNotFound
 from .models import Notification
+from .selectors import unread_count
+
+logger = logging.getLogger(__name__)
+
+# How long one attempt may hold the right to send an email. Longer than any SMTP exchange
+# (EMAIL_TIMEOUT applies per socket operation) and about the broker's visibility timeout, so a
+# worker that died mid-send is taken over by the redelivered task, not blocked for ever.
+EMAIL_CLAIM_LEASE = timedelta(minutes=5)
+# Requested emails still unsent this long after creation are queued again by the sweep
+# (a broker that was down at escalation time, a task that ran out of retries).
+EMAIL_SWEEP_AFTER = timedelta(minutes=2)
+EMAIL_SWEEP_MAX_ATTEMPTS = 30
 
 
-def available_agents(team_id: int | None):
+def conversation_link(conversation_id: int) -> str:
+    """Where a notification leads: the CRM conversation screen (path; emails add SITE_URL)."""
+    return f"/crm/conversations/{conversation_id}/"
+
+
+def available_agents(team_id: int | None) -> list[AgentProfile]:
+    """Active agents who are online: of the team, or everyone when there is no team."""
     agents = AgentProfile.objects.filter(
         availability=AgentProfile.Availability.ONLINE, user__is_active=True
     ).select_related("user")
     if team_id:
         agents = agents.filter(teams__id=team_id)
-    return list(agents)
+    return list(agents.distinct())
+
+
+def fallback_recipients(team_id: int | None) -> list[AgentProfile]:
+    """When nobody is available: every active agent of the team (whatever their availability)
+    and every active manager, so an escalation is never unseen. Without a team, everyone."""
+    people = AgentProfile.objects.filter(user__is_active=True).select_related("user")
+    if team_id:
+        people = people.filter(Q(teams__id=team_id) | Q(role=AgentProfile.Role.MANAGER))
+    return list(people.distinct().order_by("pk"))
+
+
+def recipients_for(escalation) -> tuple[list[AgentProfile], bool]:
+    """``(profiles, is_fallback)``: the available agents, or the fallback list if none."""
+    available = available_agents(escalation.team_id)
+    if available:
+        return available, False
+    return fallback_recipients(escalation.team_id), True
+
+
+def notification_payload(notification: Notification, escalation) -> dict:
+    """What an agent socket receives: enough for the bell and a toast without a query."""
+    contact = escalation.conversation.contact
+    return {
+        "id": notification.id,
+        "kind": notification.kind,
+        "text": notification.text,
+        "link": notification.link,
+        "escalation": escalation.pk,
+        "conversation": escalation.conversation_id,
+        "contact": str(contact),
+        "reason": escalation.reason,
+        "reason_label": str(escalation.get_reason_display()),
+        "priority": escalation.priority_code,
+        "priority_label": str(escalation.get_priority_display()),
+        "created_at": notification.created_at.isoformat(),
+    }
+
+
+def _notify(*, escalation, kind: str, dedupe_key: str, text: str) -> list[Notification]:
+    """Store one notification per recipient (idempotent per recipient and ``dedupe_key``), push
+    the in-app ones after commit and queue the emails after commit."""
+    profiles, is_fallback = recipients_for(escalation)
+    link = conversation_link(escalation.conversation_id)
+    created = []
+    for profile in profiles:
+        has_address = bool(profile.user.email)
+        # Fallback recipients are emailed whatever they chose: they are not watching the app.
+        wants_email = has_address and (is_fallback or profile.wants_email)
+        # Someone who asked for email only but has no address still gets it in the app.
+        in_app = profile.wants_in_app or not wants_email
+        notification, is_new = Notification.objects.get_or_create(
+            recipient=profile.user,
+            dedupe_key=dedupe_key,
+            defaults={
+                "kind": kind,
+                "escalation": escalation,
+                "text": text[:500],
+                "link": link,
+                "show_in_app": in_app,
+                "email_requested": wants_email,
+                "is_fallback": is_fallback,
+            },
+        )
+        if not is_new:
+            continue
+        created.append(notification)
+        if in_app:
+            realtime.publish_to_agent(
+                profile.user_id,
+                {
+                    "type": "notification.created",
+                    "notification": notification_payload(notification, escalation),
+                    "unread": unread_count(profile.user),
+                },
+            )
+        if wants_email:
+            queue_notification_email(notification.pk)
+    if is_fallback:
+        logger.info(
+            "nobody available for escalation %s; %d fallback recipients emailed",
+            escalation.pk,
+            len(created),
+        )
+    return created
 
 
 @transaction.atomic
 def notify_agents_of_escalation(*, escalation) -> list[Notification]:
-    """One in-app notification per available agent of the escalation's team, pushed after
-    commit. Idempotent per (agent, escalation)."""
+    """One notification per available agent of the escalation's team (every available agent
+    when it has no team; the team's agents and the managers by email when nobody is available),
+    in-app and/or email as each prefers. Idempotent per (agent, time in the queue): a second call
+    adds nothing, a hop back to the queue notifies again."""
     contact = escalation.conversation.contact
-    text = f"{contact} needs an agent: {escalation.get_reason_display()} ({escalation.priority_code})"
-    link = f"/crm/conversations/{escalation.conversation_id}/"
-    created = []
-    for profile in available_agents(escalation.team_id):
-        notification, is_new = Notification.objects.get_or_create(
-            recipient=profile.user,
-            dedupe_key=f"escalation:{escalation.pk}",
-            defaults={
-                "kind": Notification.Kind.ESCALATION,
-                "escalation": escalation,
-                "text": text,
-                "link": link,
-                "show_in_app": profile.wants_in_app,
-                "email_requested": profile.wants_email,
-            },
-        )
-        if is_new:
-            created.append(notification)
-            realtime.publish_to_agent(
-                profile.user_id,
-                {
-                    "type": "notification.created",
-                    "notification": {"id": notification.id, "text": text, "link": link},
-                },
-            )
-    return created
+    releases = escalation.events.filter(kind=EscalationEvent.Kind.RELEASED).count()
+    key = f"escalation:{escalation.pk}" + (f":{releases}" if releases else "")
+    text = _("%(contact)s needs an agent: %(reason)s, %(priority)s priority") % {
+        "contact": contact,
+        "reason": escalation.get_reason_display(),
+        "priority": escalation.get_priority_display().lower(),
+    }
+    return _notify(
+        escalation=escalation, kind=Notification.Kind.ESCALATION, dedupe_key=key, text=text
+    )
 
 
 @transaction.atomic
 def notify_agents_of_reminder(*, escalation) -> list[Notification]:
-    """Re-notify available agents that an escalation is still waiting (one per reminder)."""
+    """Re-notify that an escalation is still waiting past its target; one per reminder (the
+    key is the reminder's time), to the same people an escalation would reach."""
     contact = escalation.conversation.contact
-    text = f"Still waiting: {contact} ({escalation.priority_code})"
-    link = f"/crm/conversations/{escalation.conversation_id}/"
     stamp = int(escalation.last_reminded_at.timestamp())
-    created = []
-    for profile in available_agents(escalation.team_id):
-        notification, is_new = Notification.objects.get_or_create(
-            recipient=profile.user,
-            dedupe_key=f"reminder:{escalation.pk}:{stamp}",
-            defaults={
-                "kind": Notification.Kind.REMINDER,
-                "escalation": escalation,
-                "text": text,
-                "link": link,
-                "show_in_app": profile.wants_in_app,
-                "email_requested": profile.wants_email,
-            },
-        )
-        if is_new:
-            created.append(notification)
-            realtime.publish_to_agent(
-                profile.user_id,
-                {
-                    "type": "notification.created",
-                    "notification": {"id": notification.id, "text": text, "link": link},
-                },
+    waited = max(1, int((timezone.now() - escalation.escalated_at).total_seconds() // 60))
+    text = _("Still waiting after %(minutes)d min: %(contact)s, now %(priority)s priority") % {
+        "minutes": waited,
+        "contact": contact,
+        "priority": escalation.get_priority_display().lower(),
+    }
+    return _notify(
+        escalation=escalation,
+        kind=Notification.Kind.REMINDER,
+        dedupe_key=f"reminder:{escalation.pk}:{stamp}",
+        text=text,
+    )
+
+
+# --- Email ----------------------------------------------------------------------------------
+
+
+def queue_notification_email(notification_id: int) -> None:
+    """After commit, queue the email task. A broker that is down never breaks the caller: the
+    email stays requested and unsent, and the sweep queues it again."""
+
+    def enqueue():
+        from .tasks import send_notification_email
+
+        try:
+            send_notification_email.delay(notification_id)
+        except Exception:
+            logger.warning(
+                "could not queue the email of notification %s; the sweep will", notification_id
             )
-    return created
+
+    transaction.on_commit(enqueue)
+
+
+class EmailOutcome(enum.StrEnum):
+    SENT = "sent"
+    ALREADY_SENT = "already_sent"
+    IN_PROGRESS = "in_progress"  # another attempt holds the claim
+    NOT_REQUESTED = "not_requested"
+    GONE = "gone"  # the notification was deleted (pruned, or its escalation removed)
+
+
+def _claim_email(notification_id: int, token: str) -> bool:
+    now = timezone.now()
+    return bool(
+        Notification.objects.filter(
+            pk=notification_id, email_requested=True, emailed_at__isnull=True
+        )
+        .filter(Q(email_claimed_at__isnull=True) | Q(email_claimed_at__lt=now - EMAIL_CLAIM_LEASE))
+        .update(email_claim=token, email_claimed_at=now)
+    )
+
+
+def _why_not_claimed(notification_id: int) -> EmailOutcome:
+    row = (
+        Notification.objects.filter(pk=notification_id)
+        .values("email_requested", "emailed_at")
+        .first()
+    )
+    if row is None:
+        return EmailOutcome.GONE
+    if not row["email_requested"]:
+        return EmailOutcome.NOT_REQUESTED
+    if row["emailed_at"] is not None:
+        return EmailOutcome.ALREADY_SENT
+    return EmailOutcome.IN_PROGRESS
+
+
+def send_notification_email(*, notification_id: int) -> EmailOutcome:
+    """Send the email of one notification at most once, however often it is called.
+
+    Deliberately not one transaction: the claim is a conditional UPDATE that commits before
+    SMTP is spoken to (so a concurrent duplicate sees it), and the result is recorded after.
+    On an SMTP or network error the claim is released, the attempt and error recorded, and the
+    exception re-raised for the task to retry. A worker that dies between SMTP accepting the
+    message and ``emailed_at`` being stored leaves the claim to lapse after
+    ``EMAIL_CLAIM_LEASE``, and the redelivered task sends again (at least once, with the same
+    Message-ID): an escalation nobody hears about is worse than a rare second email.
+    """
+    token = uuid.uuid4().hex
+    if not _claim_email(notification_id, token):
+        return _why_not_claimed(notification_id)
+    notification = Notification.objects.select_related(
+        "recipient__agent_profile",
+        "escalation__conversation__contact",
+        "escalation__conversation__channel",
+        "escalation__team",
+    ).get(pk=notification_id)
+    mine = Notification.objects.filter(pk=notification_id, email_claim=token)
+    try:
+        build_notification_email(notification).send(fail_silently=False)
+    except Exception as exc:
+        mine.update(
+            email_claim="",
+            email_claimed_at=None,
+            email_attempts=F("email_attempts") + 1,
+            email_error=f"{type(exc).__name__}: {exc}"[:500],
+        )
+        raise
+    Notification.objects.filter(pk=notification_id).update(
+        emailed_at=timezone.now(),
+        email_claim="",
+        email_attempts=F("email_attempts") + 1,
+        email_error="",
+    )
+    return EmailOutcome.SENT
+
+
+def requeue_unsent_emails(*, now=None, limit: int = 200) -> int:
+    """Queue again the emails requested a while ago and never sent nor being sent (the broker
+    was down when they were queued, or the task gave up). Returns how many were queued."""
+    from .tasks import send_notification_email
+
+    now = now or timezone.now()
+    ids = list(
+        Notification.objects.filter(
+            email_requested=True,
+            emailed_at__isnull=True,
+            created_at__lte=now - EMAIL_SWEEP_AFTER,
+            created_at__gte=now - timedelta(days=1),
+            email_attempts__lt=EMAIL_SWEEP_MAX_ATTEMPTS,
+        )
+        .filter(Q(email_claimed_at__isnull=True) | Q(email_claimed_at__lt=now - EMAIL_CLAIM_LEASE))
+        .order_by("created_at")
+        .values_list("id", flat=True)[:limit]
+    )
+    for notification_id in ids:
+        send_notification_email.delay(notification_id)
+    return len(ids)
+
+
+# --- Reading and pruning --------------------------------------------------------------------
+
+
+@transaction.atomic
+def mark_notification_read(*, user, notification_id: int) -> Notification:
+    """Mark one of ``user``'s notifications read (reading it twice keeps the first time).
+    Someone else's notification, or none, raises NotificationNotFound."""
+    try:
+        notification_id = int(notification_id)
+    except (TypeError, ValueError):
+        raise NotificationNotFound(_("No such notification.")) from None
+    notification = (
+        Notification.objects.select_for_update()
+        .filter(pk=notification_id, recipient_id=getattr(user, "pk", None))
+        .first()
+    )
+    if notification is None:
+        raise NotificationNotFound(_("No such notification."))
+    if notification.read_at is None:
+        notification.read_at = timezone.now()
+        notification.save(update_fields=["read_at"])
+    return notification
+
+
+@transaction.atomic
+def mark_all_read(*, user) -> int:
+    """Mark every unread notification of ``user`` read; returns how many changed."""
+    return Notification.objects.filter(recipient=user, read_at__isnull=True).update(
+        read_at=timezone.now()
+    )
+
+
+@transaction.atomic
+def prune_old_notifications(*, now=None, older_than_days: int | None = None) -> int:
+    """Delete notifications older than the retention (NOTIFICATION_RETENTION_DAYS), read or not.
+    Returns how many were deleted."""
+    now = now or timezone.now()
+    days = older_than_days or settings.LIVE_ESCALATION["NOTIFICATION_RETENTION_DAYS"]
+    deleted, _by_model = Notification.objects.filter(
+        created_at__lt=now - timedelta(days=days)
+    ).delete()
+    return deleted
