@@ -184,6 +184,17 @@ def post_agent_text(*, conversation: Conversation, agent, text: str) -> Message:
     return _outgoing(conversation, sender=Message.Sender.AGENT, author=agent, text=text)
 
 
+def post_private_note(*, conversation: Conversation, agent, text: str) -> Message:
+    """A staff-only note (a hand-back note, ...). Inside the caller's transaction."""
+    return _store_message(
+        conversation=conversation,
+        sender=Message.Sender.AGENT,
+        author=agent,
+        text=clean_text(text),
+        is_private_note=True,
+    )
+
+
 @transaction.atomic
 def send_agent_message(
     *, conversation: Conversation, agent, text: str, private_note: bool = False
@@ -232,7 +243,7 @@ def _check_placeholders(text: str, allowed: set[str], field: str) -> str:
             % {
                 "field": field,
                 "names": ", ".join(sorted(unknown)),
-                "allowed": ", ".join("{%s}" % name for name in sorted(allowed)),
+                "allowed": ", ".join("{" + name + "}" for name in sorted(allowed)),
             }
         )
     return text
@@ -254,7 +265,7 @@ def update_crm_settings(*, handoff_message: str, takeover_message: str) -> CRMSe
 def fill_template(template: str, **values) -> str:
     """Fill ``{name}`` placeholders without tripping on other braces in the text."""
     for name, value in values.items():
-        template = template.replace("{%s}" % name, str(value))
+        template = template.replace("{" + name + "}", str(value))
     return template
 
 
@@ -264,3 +275,60 @@ def close_conversation_now(conversation: Conversation) -> None:
     conversation.closed_at = timezone.now()
     conversation.save(update_fields=["mode", "closed_at", "updated_at"])
     realtime.publish_mode(conversation)
+
+
+# --- Settings screens (added by the screens engineer) -------------------------------------------
+ASSISTANT_SETTING_FIELDS = (
+    "handoff_enabled",
+    "sentiment_threshold",
+    "confidence_threshold",
+    "loop_threshold",
+    "always_human_topics",
+)
+
+
+@transaction.atomic
+def update_assistant_settings(*, assistant, **fields):
+    """Change an assistant's handoff switch and detection thresholds (only those fields)."""
+    from .models import COMPLEXITY_TOPICS, Assistant
+
+    unknown = set(fields) - set(ASSISTANT_SETTING_FIELDS)
+    if unknown:
+        raise InvalidMessage(
+            _("Unknown assistant settings: %(names)s.") % {"names": ", ".join(sorted(unknown))}
+        )
+    for name in ("sentiment_threshold", "confidence_threshold"):
+        if name in fields and not 0.0 <= float(fields[name]) <= 1.0:
+            raise InvalidMessage(_("Thresholds must be between 0 and 1."))
+    if "loop_threshold" in fields and not 1 <= int(fields["loop_threshold"]) <= 10:
+        raise InvalidMessage(_("Loop repeats must be between 1 and 10."))
+    if "always_human_topics" in fields:
+        known = {code for code, _label in COMPLEXITY_TOPICS}
+        topics = list(fields["always_human_topics"] or [])
+        if set(topics) - known:
+            raise InvalidMessage(_("Unknown topic in the always-human list."))
+        fields["always_human_topics"] = topics
+    assistant = Assistant.objects.select_for_update().get(pk=assistant.pk)
+    for name, value in fields.items():
+        setattr(assistant, name, value)
+    assistant.save(update_fields=list(fields))
+    return assistant
+
+
+@transaction.atomic
+def update_agent_preferences(*, profile, notify_via: str, availability: str | None = None):
+    """An agent's notification channel (and, optionally, availability)."""
+    if notify_via not in AgentProfile.NotifyVia.values:
+        raise InvalidMessage(
+            _("Unknown notification preference %(value)r.") % {"value": notify_via}
+        )
+    if availability is not None and availability not in AgentProfile.Availability.values:
+        raise InvalidMessage(_("Unknown availability %(value)r.") % {"value": availability})
+    profile = AgentProfile.objects.select_for_update().get(pk=profile.pk)
+    profile.notify_via = notify_via
+    update_fields = ["notify_via"]
+    if availability is not None:
+        profile.availability = availability
+        update_fields.append("availability")
+    profile.save(update_fields=update_fields)
+    return profile

@@ -27,3 +27,8 @@ class ReasonRequired(DomainError):
 class NotYourEscalation(DomainError):
     code = "not_your_escalation"
     status = 403
+
+
+class EscalationNotFound(DomainError):
+    code = "escalation_not_found"
+    status = 404

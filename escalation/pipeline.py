@@ -6,6 +6,7 @@ from crm.models import Conversation, Message
 
 from . import services
 from .detection import DetectorSettings, Turn, detect
+from .errors import InvalidTransition
 from .models import Escalation, MessageAnalysis, Priority
 
 ROLE_OF_SENDER = {
@@ -44,6 +45,27 @@ def conversation_turns(message: Message) -> list[Turn]:
     ]
 
 
+def _escalate_from_detection(conversation: Conversation, result) -> bool:
+    """Escalate (or raise the active escalation's priority). An agent already driving the
+    conversation with nothing open, or a closed conversation, is left alone: the service
+    refuses under its lock and this analysis is still stored."""
+    decision = result.decision
+    try:
+        with transaction.atomic():
+            services.escalate_conversation(
+                conversation=conversation,
+                reason=decision.reason,
+                priority=Priority.from_code(decision.priority or "normal"),
+                triggered_by=Escalation.Trigger.DETECTION,
+                detail=decision.detail,
+                summary=result.summary,
+                signals=result.signals,
+            )
+    except InvalidTransition:
+        return False
+    return True
+
+
 def analyze_and_act(*, message_id: int) -> MessageAnalysis | None:
     """Analyse one customer message exactly once, escalate if the decision says so, else let
     the assistant answer. Safe to run twice or in two workers at once: the analysis row is
@@ -75,17 +97,8 @@ def analyze_and_act(*, message_id: int) -> MessageAnalysis | None:
                 duration_ms=result.duration_ms,
             )
             escalated = False
-            if decision.escalate and conversation.mode != Conversation.Mode.CLOSED:
-                services.escalate_conversation(
-                    conversation=conversation,
-                    reason=decision.reason,
-                    priority=Priority.from_code(decision.priority or "normal"),
-                    triggered_by=Escalation.Trigger.DETECTION,
-                    detail=decision.detail,
-                    summary=result.summary,
-                    signals=result.signals,
-                )
-                escalated = True
+            if decision.escalate:
+                escalated = _escalate_from_detection(conversation, result)
             if not escalated and conversation.mode == Conversation.Mode.AI:
                 transaction.on_commit(lambda: answer_customer.delay(message_id))
     except IntegrityError:

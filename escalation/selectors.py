@@ -1,12 +1,23 @@
 """Read queries: the queue, wait estimates and metrics. Each runs a fixed number of queries."""
 
+import math
 import statistics
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Q
+from django.db.models import (
+    Aggregate,
+    Avg,
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    Func,
+    Q,
+)
 from django.utils import timezone
 
 from crm.models import AgentProfile, Conversation
@@ -19,7 +30,7 @@ Status = Escalation.Status
 @dataclass(frozen=True)
 class QueueFilters:
     channel: str | None = None  # channel kind
-    priority: int | None = None
+    priority: int | str | None = None  # a Priority or its code
     team: int | None = None
     reason: str | None = None
     min_wait_seconds: int | None = None
@@ -39,7 +50,7 @@ def queued_escalations(filters: QueueFilters = QueueFilters(), *, now: datetime 
     if filters.channel:
         rows = rows.filter(conversation__channel__kind=filters.channel)
     if filters.priority:
-        rows = rows.filter(priority=filters.priority)
+        rows = rows.filter(priority=_priority_value(filters.priority))
     if filters.team:
         rows = rows.filter(team_id=filters.team)
     if filters.reason:
@@ -52,26 +63,42 @@ def queued_escalations(filters: QueueFilters = QueueFilters(), *, now: datetime 
     return rows.order_by("-priority", "escalated_at", "id")
 
 
-def queue_position(escalation: Escalation) -> int:
-    """1 for the next escalation to be picked up."""
-    ahead = Escalation.objects.filter(status=Status.QUEUED).filter(
+def _priority_value(priority) -> int:
+    if isinstance(priority, str) and not priority.isdigit():
+        return int(Priority.from_code(priority))
+    return int(priority)
+
+
+def _ahead_q(escalation: Escalation) -> Q:
+    same = Q(priority=escalation.priority)
+    return (
         Q(priority__gt=escalation.priority)
-        | Q(priority=escalation.priority, escalated_at__lt=escalation.escalated_at)
-        | Q(priority=escalation.priority, escalated_at=escalation.escalated_at, id__lt=escalation.id)
+        | same & Q(escalated_at__lt=escalation.escalated_at)
+        | same & Q(escalated_at=escalation.escalated_at, id__lt=escalation.id)
     )
-    if escalation.team_id:
-        ahead = ahead.filter(team_id=escalation.team_id)
+
+
+def queue_position(escalation: Escalation) -> int:
+    """1 for the next escalation of its team's queue to be picked up (one query). Escalations
+    without a team form one queue of their own."""
+    ahead = Escalation.objects.filter(status=Status.QUEUED, team_id=escalation.team_id).filter(
+        _ahead_q(escalation)
+    )
     return ahead.count() + 1
 
 
 def recent_pickup_seconds(*, sample: int = 50) -> float:
-    """Median wait of the last ``sample`` pickups in the past week, or the configured default."""
+    """Median wait (escalation → first pickup) of the last ``sample`` pickups in the past week,
+    or the configured default when there is no history (one query)."""
     since = timezone.now() - timedelta(days=7)
     waits = list(
         Escalation.objects.filter(claimed_at__isnull=False, claimed_at__gte=since)
         .order_by("-claimed_at")
-        .annotate(wait=ExpressionWrapper(F("claimed_at") - F("escalated_at"),
-                                         output_field=DurationField()))
+        .annotate(
+            wait=ExpressionWrapper(
+                F("claimed_at") - F("escalated_at"), output_field=DurationField()
+            )
+        )
         .values_list("wait", flat=True)[:sample]
     )
     if not waits:
@@ -79,14 +106,116 @@ def recent_pickup_seconds(*, sample: int = 50) -> float:
     return max(1.0, statistics.median(w.total_seconds() for w in waits))
 
 
+def _online_agents(team_id: int | None) -> int:
+    agents = AgentProfile.objects.filter(
+        availability=AgentProfile.Availability.ONLINE, user__is_active=True
+    )
+    if team_id:
+        agents = agents.filter(teams__id=team_id)
+    return agents.count()
+
+
+def wait_estimate(*, position: int, pickup_seconds: float, online_agents: int) -> float:
+    """The escalations ahead (and this one) each take a recent pickup time, shared among the
+    agents online for the team (at least one: someone will come online)."""
+    return pickup_seconds * position / max(1, online_agents)
+
+
 def estimated_wait_seconds(escalation: Escalation) -> float:
-    """Recent pickup time, times the escalations ahead (and this one), shared among the
-    agents online for the team."""
-    agents = AgentProfile.objects.filter(availability=AgentProfile.Availability.ONLINE)
-    if escalation.team_id:
-        agents = agents.filter(teams__id=escalation.team_id)
-    online = max(1, agents.count())
-    return recent_pickup_seconds() * queue_position(escalation) / online
+    """How long this queued escalation will probably wait from now (three queries)."""
+    return wait_estimate(
+        position=queue_position(escalation),
+        pickup_seconds=recent_pickup_seconds(),
+        online_agents=_online_agents(escalation.team_id),
+    )
+
+
+def estimated_wait_minutes(escalation: Escalation) -> int:
+    """The estimate in whole minutes, at least 1: what the handoff message tells the customer."""
+    return max(1, math.ceil(estimated_wait_seconds(escalation) / 60))
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """One queue line as screens and the API show it."""
+
+    escalation: Escalation
+    wait_seconds: float  # since the (original) escalation time
+    position: int | None  # in its team's queue; None unless queued
+    estimated_wait_seconds: float | None  # None unless queued
+
+    @property
+    def contact(self):
+        return self.escalation.conversation.contact
+
+    @property
+    def channel(self):
+        return self.escalation.conversation.channel
+
+    @property
+    def priority(self) -> str:
+        return self.escalation.priority_code
+
+    @property
+    def reason(self) -> str:
+        return self.escalation.reason
+
+    @property
+    def team(self):
+        return self.escalation.team
+
+
+def queue_rows(
+    filters: QueueFilters = QueueFilters(), *, now: datetime | None = None, limit: int | None = None
+) -> list[QueueRow]:
+    """The queue page: ``queued_escalations`` with each row's wait, position and estimated wait.
+    Five queries whatever the queue size: the rows, the order of every queued escalation (for
+    positions), recent pickups, and online agents per team and in all."""
+    now = now or timezone.now()
+    rows = queued_escalations(filters, now=now)
+    escalations = list(rows[:limit] if limit else rows)
+    order = Escalation.objects.filter(status=Status.QUEUED).order_by(
+        "-priority", "escalated_at", "id"
+    )
+    seen_per_team: dict[int | None, int] = {}
+    positions: dict[int, int] = {}
+    for escalation_id, team_id in order.values_list("id", "team_id"):
+        seen_per_team[team_id] = seen_per_team.get(team_id, 0) + 1
+        positions[escalation_id] = seen_per_team[team_id]
+    pickup = recent_pickup_seconds()
+    online = AgentProfile.objects.filter(
+        availability=AgentProfile.Availability.ONLINE, user__is_active=True
+    )
+    online_per_team = dict(
+        online.filter(teams__isnull=False)
+        .values_list("teams")
+        .annotate(n=Count("id", distinct=True))
+        .order_by()
+    )
+    online_total = online.count()
+
+    result = []
+    for escalation in escalations:
+        position = positions.get(escalation.id)
+        # A team-less escalation is anyone's: all online agents share that queue.
+        if position is not None:
+            agents = online_per_team.get(escalation.team_id, 0) if escalation.team_id else None
+            estimate = wait_estimate(
+                position=position,
+                pickup_seconds=pickup,
+                online_agents=online_total if agents is None else agents,
+            )
+        else:
+            estimate = None
+        result.append(
+            QueueRow(
+                escalation=escalation,
+                wait_seconds=max(0.0, (now - escalation.escalated_at).total_seconds()),
+                position=position,
+                estimated_wait_seconds=estimate,
+            )
+        )
+    return result
 
 
 def target_wait_seconds(escalation: Escalation) -> int:
@@ -99,8 +228,13 @@ def overdue_escalation_ids(*, now: datetime | None = None, limit: int = 500) -> 
     """Queued escalations that may be past their team's target (re-checked per row)."""
     now = now or timezone.now()
     shortest = min(
-        [target for target in Escalation.objects.filter(status=Status.QUEUED)
-         .exclude(team=None).values_list("team__target_wait_seconds", flat=True).distinct()]
+        [
+            target
+            for target in Escalation.objects.filter(status=Status.QUEUED)
+            .exclude(team=None)
+            .values_list("team__target_wait_seconds", flat=True)
+            .distinct()
+        ]
         + [settings.LIVE_ESCALATION["DEFAULT_PICKUP_SECONDS"] * 2]
     )
     return list(
@@ -112,6 +246,7 @@ def overdue_escalation_ids(*, now: datetime | None = None, limit: int = 500) -> 
 
 # --- Metrics ----------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class MetricsFilters:
     start: datetime
@@ -120,14 +255,38 @@ class MetricsFilters:
     team: int | None = None
 
 
+class EpochSeconds(Func):
+    """A PostgreSQL interval in seconds, as double precision."""
+
+    template = "EXTRACT(EPOCH FROM %(expressions)s)::double precision"
+    output_field = FloatField()
+
+
+class PercentileCont(Aggregate):
+    """PostgreSQL's ``percentile_cont(fraction) WITHIN GROUP (ORDER BY expression)``."""
+
+    function = "percentile_cont"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression, *, fraction: float, **extra):
+        if not 0 <= fraction <= 1:
+            raise ValueError("fraction must be between 0 and 1")
+        super().__init__(expression, fraction=repr(float(fraction)), **extra)
+
+
+EMPTY_SUMMARY = {"count": 0, "mean": None, "median": None, "p90": None}
+
+
 def _summary(values: list[float]) -> dict:
+    """The SQLite fallback: the same numbers as ``_database_summary`` (same percentile rule)."""
     if not values:
-        return {"count": 0, "mean": None, "median": None, "p90": None}
+        return dict(EMPTY_SUMMARY)
     values = sorted(values)
     return {
         "count": len(values),
         "mean": round(statistics.fmean(values), 1),
-        "median": round(statistics.median(values), 1),
+        "median": round(_percentile(values, 0.5), 1),
         "p90": round(_percentile(values, 0.9), 1),
     }
 
@@ -140,10 +299,47 @@ def _percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
 
 
+def _database_summary(rows, end_field: str, start_field: str) -> dict:
+    """count, mean, median and p90 of (end - start) in seconds, in one PostgreSQL query."""
+    seconds = EpochSeconds(
+        ExpressionWrapper(F(end_field) - F(start_field), output_field=DurationField())
+    )
+    stats = rows.aggregate(
+        count=Count("id"),
+        mean=Avg(seconds),
+        median=PercentileCont(seconds, fraction=0.5),
+        p90=PercentileCont(seconds, fraction=0.9),
+    )
+    if not stats["count"]:
+        return dict(EMPTY_SUMMARY)
+    return {
+        "count": stats["count"],
+        "mean": round(float(stats["mean"]), 1),
+        "median": round(float(stats["median"]), 1),
+        "p90": round(float(stats["p90"]), 1),
+    }
+
+
+def _python_summary(rows, end_field: str, start_field: str) -> dict:
+    return _summary(
+        [(end - start).total_seconds() for end, start in rows.values_list(end_field, start_field)]
+    )
+
+
+def duration_summary(rows, end_field: str, start_field: str) -> dict:
+    """Mean, median and p90 of ``end - start`` seconds over ``rows`` (percentile_cont in
+    PostgreSQL; a Python fallback with the same definition elsewhere)."""
+    if connection.vendor == "postgresql":
+        return _database_summary(rows, end_field, start_field)
+    return _python_summary(rows, end_field, start_field)
+
+
 def escalation_metrics(filters: MetricsFilters) -> dict:
-    """Escalation rate (escalated conversations / conversations the AI handled), wait time
-    (escalation → first pickup) and resolution time (pickup → resolution) in seconds, and the
-    reasons breakdown. On PostgreSQL the aggregates run in the database."""
+    """For conversations started and escalations raised in [start, end), optionally one channel
+    kind or team: escalation rate (escalated conversations / conversations the AI handled),
+    wait time (escalation → first pickup) and resolution time (pickup → resolution) in seconds
+    as count/mean/median/p90, and counts per reason and priority. Seven queries whatever the
+    volume; the aggregates run in the database."""
     conversations = Conversation.objects.filter(
         created_at__gte=filters.start, created_at__lt=filters.end
     )
@@ -159,62 +355,21 @@ def escalation_metrics(filters: MetricsFilters) -> dict:
 
     handled = conversations.count()
     escalated = conversations.filter(escalations__isnull=False).distinct().count()
-    reasons = dict(
-        escalations.values_list("reason").annotate(n=Count("id")).order_by("reason")
-    )
+    reasons = dict(escalations.values_list("reason").annotate(n=Count("id")).order_by("reason"))
     priorities = {
         Priority(p).code: n
         for p, n in escalations.values_list("priority").annotate(n=Count("id")).order_by()
     }
     waits = escalations.filter(claimed_at__isnull=False)
     resolutions = escalations.filter(resolved_at__isnull=False, claimed_at__isnull=False)
-    if connection.vendor == "postgresql":
-        wait_time = _pg_summary(waits, "claimed_at", "escalated_at")
-        resolution_time = _pg_summary(resolutions, "resolved_at", "claimed_at")
-    else:
-        wait_time = _summary(_seconds(waits, "claimed_at", "escalated_at"))
-        resolution_time = _summary(_seconds(resolutions, "resolved_at", "claimed_at"))
     return {
         "period": {"from": filters.start.isoformat(), "to": filters.end.isoformat()},
         "conversations": handled,
-        "escalations": escalations.count(),
+        "escalations": sum(reasons.values()),
         "escalated_conversations": escalated,
         "escalation_rate": round(escalated / handled, 4) if handled else 0.0,
-        "wait_time": wait_time,
-        "resolution_time": resolution_time,
+        "wait_time": duration_summary(waits, "claimed_at", "escalated_at"),
+        "resolution_time": duration_summary(resolutions, "resolved_at", "claimed_at"),
         "reasons": reasons,
         "priorities": priorities,
-    }
-
-
-def _seconds(rows, end_field: str, start_field: str) -> list[float]:
-    return [
-        (end - start).total_seconds() for end, start in rows.values_list(end_field, start_field)
-    ]
-
-
-def _pg_summary(rows, end_field: str, start_field: str) -> dict:
-    """count, mean, median and p90 of (end - start) in seconds, with percentile_cont."""
-    sql, params = rows.values("id").query.sql_with_params()
-    table = Escalation._meta.db_table
-    query = f"""
-        SELECT count(*),
-               avg(s),
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY s),
-               percentile_cont(0.9) WITHIN GROUP (ORDER BY s)
-        FROM (
-            SELECT EXTRACT(EPOCH FROM (e.{end_field} - e.{start_field})) AS s
-            FROM {table} e WHERE e.id IN ({sql})
-        ) t
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(query, params)
-        count, mean, median, p90 = cursor.fetchone()
-    if not count:
-        return {"count": 0, "mean": None, "median": None, "p90": None}
-    return {
-        "count": count,
-        "mean": round(float(mean), 1),
-        "median": round(float(median), 1),
-        "p90": round(float(p90), 1),
     }

@@ -4,11 +4,14 @@ Each public function is one transaction and leaves an EscalationEvent. Broadcast
 tasks are scheduled with ``transaction.on_commit`` and never run for a rolled-back change.
 Races are settled in the database: a row lock on the conversation for escalating, a conditional
 ``UPDATE ... WHERE status='queued'`` for taking over.
+
+Lock order, everywhere: conversation → escalation → ticket. ``crm.services`` locks the
+conversation alone, so no two of these transactions can wait on each other in a cycle.
 """
 
-import math
-
 from django.db import transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -20,7 +23,13 @@ from tickets import services as ticket_services
 from tickets.models import Ticket
 
 from . import selectors
-from .errors import AlreadyClaimed, InvalidTransition, NotYourEscalation, ReasonRequired
+from .errors import (
+    AlreadyClaimed,
+    EscalationNotFound,
+    InvalidTransition,
+    NotYourEscalation,
+    ReasonRequired,
+)
 from .models import Escalation, EscalationEvent, Priority, Reason
 
 Status = Escalation.Status
@@ -38,11 +47,19 @@ def _event(escalation, kind, *, actor=None, old="", new="", note="") -> Escalati
 
 
 def _locked(escalation_id: int) -> Escalation:
-    return (
-        Escalation.objects.select_for_update(of=("self",))
-        .select_related("conversation")
-        .get(pk=escalation_id)
+    """The escalation and its conversation, both row-locked, conversation first (lock order)."""
+    rows = Escalation.objects.filter(pk=escalation_id).values_list("conversation_id", flat=True)
+    conversation_id = rows.first()
+    if conversation_id is None:
+        raise EscalationNotFound(_("No escalation #%(id)s.") % {"id": escalation_id})
+    conversation = (
+        Conversation.objects.select_for_update(of=("self",))
+        .select_related("contact", "channel")
+        .get(pk=conversation_id)
     )
+    escalation = Escalation.objects.select_for_update().get(pk=escalation_id)
+    escalation.conversation = conversation
+    return escalation
 
 
 def _is_manager(user) -> bool:
@@ -56,11 +73,18 @@ def _require_owner(escalation: Escalation, agent) -> None:
 
 
 def local_summary(conversation: Conversation, reason: str) -> str:
+    """The extractive summary for the agent (what the customer wants, what the AI tried, the
+    facts, why it escalated), from the last 30 visible turns."""
     from .detection import Turn, summarize
 
+    rows = (
+        conversation.messages.filter(is_private_note=False)
+        .order_by("-id")
+        .values_list("sender", "text", "confidence")[:30]
+    )
     turns = [
-        Turn(role=_ROLE[m.sender], text=m.text, confidence=m.confidence)
-        for m in conversation.messages.filter(is_private_note=False).order_by("id")
+        Turn(role=_ROLE[sender], text=text, confidence=confidence)
+        for sender, text, confidence in reversed(rows)
     ]
     return summarize(turns, reason)
 
@@ -71,6 +95,18 @@ _ROLE = {
     Message.Sender.AGENT: "agent",
     Message.Sender.SYSTEM: "system",
 }
+
+
+def _as_priority(priority) -> Priority:
+    if isinstance(priority, str) and not priority.isdigit():
+        try:
+            return Priority.from_code(priority)
+        except ValueError:
+            raise InvalidTransition(_("Unknown priority %(p)r.") % {"p": priority}) from None
+    try:
+        return Priority(int(priority))
+    except ValueError:
+        raise InvalidTransition(_("Unknown priority %(p)r.") % {"p": priority}) from None
 
 
 @transaction.atomic
@@ -87,13 +123,22 @@ def escalate_conversation(
 ) -> tuple[Escalation, bool]:
     """Hand the conversation to the human queue. Returns ``(escalation, created)``.
 
-    One active escalation per conversation: the conversation row is locked, and a second
-    trigger raises the priority (never lowers it) instead of duplicating. After commit the
-    customer's handoff message, the queue row and agents' notifications go out.
+    ``priority`` is a ``Priority`` (or its code, "high"). ``triggered_by`` is an
+    ``Escalation.Trigger`` (detection, assistant, agent, api); ``actor`` the staff user when one
+    asked. One active escalation per conversation: the conversation row is locked, and a second
+    trigger raises the priority (never lowers it) instead of duplicating. Refused (typed error)
+    for a closed conversation or one an agent already drives with no open escalation.
+
+    In the transaction: the escalation, its ESCALATED event, mode ``awaiting_agent`` (the AI
+    stops), the handoff message with the estimated wait, the ticket, agents' notifications.
+    After commit: the broadcasts (message, mode, queue, notifications) and provider delivery.
     """
     if reason not in Reason.values:
         raise InvalidTransition(_("Unknown reason %(reason)r.") % {"reason": reason})
-    priority = Priority(priority)
+    if triggered_by not in Escalation.Trigger.values:
+        raise InvalidTransition(_("Unknown trigger %(trigger)r.") % {"trigger": triggered_by})
+    priority = _as_priority(priority)
+    detail = (detail or "").strip()
     conversation = (
         Conversation.objects.select_for_update(of=("self",))
         .select_related("contact", "channel")
@@ -102,16 +147,23 @@ def escalate_conversation(
     if conversation.mode == Conversation.Mode.CLOSED:
         raise InvalidTransition(_("This conversation is closed."))
 
-    active = conversation.escalations.filter(status__in=Escalation.ACTIVE_STATUSES).first()
+    active = (
+        Escalation.objects.select_for_update()
+        .filter(conversation=conversation, status__in=Escalation.ACTIVE_STATUSES)
+        .first()
+    )
     if active is not None:
+        active.conversation = conversation
         _retrigger(active, reason=reason, priority=priority, detail=detail, actor=actor)
         return active, False
+    if conversation.mode == Conversation.Mode.AGENT:
+        raise InvalidTransition(_("An agent is already handling this conversation."))
 
     escalation = Escalation.objects.create(
         conversation=conversation,
         status=Status.QUEUED,
         reason=reason,
-        detail=detail[:300] or Reason(reason).label,
+        detail=detail[:300] or str(Reason(reason).label),
         priority=priority,
         summary=summary or local_summary(conversation, reason),
         signals=signals or {},
@@ -120,17 +172,26 @@ def escalate_conversation(
         triggered_by_user=actor,
         escalated_at=timezone.now(),
     )
-    _event(escalation, EscalationEvent.Kind.ESCALATED, actor=actor, new=reason, note=detail)
+    _event(
+        escalation,
+        EscalationEvent.Kind.ESCALATED,
+        actor=actor,
+        old=conversation.mode,
+        new=reason,
+        note=f"{triggered_by}: {detail}" if detail else triggered_by,
+    )
 
     conversation.mode = Conversation.Mode.AWAITING_AGENT
-    conversation.save(update_fields=["mode", "updated_at"])
+    if conversation.team_id is None and escalation.team_id is not None:
+        conversation.team_id = escalation.team_id
+    conversation.save(update_fields=["mode", "team", "updated_at"])
     realtime.publish_mode(conversation)
 
-    wait_minutes = max(1, math.ceil(selectors.estimated_wait_seconds(escalation) / 60))
     crm_services.post_system_message(
         conversation=conversation,
         text=crm_services.fill_template(
-            CRMSettings.load().handoff_message, wait_minutes=wait_minutes
+            CRMSettings.load().handoff_message,
+            wait_minutes=selectors.estimated_wait_minutes(escalation),
         ),
     )
     ticket_services.open_ticket_for_escalation(escalation=escalation)
@@ -140,22 +201,26 @@ def escalate_conversation(
 
 
 def _retrigger(escalation: Escalation, *, reason, priority, detail, actor) -> None:
+    """A later trigger of an active escalation: recorded; it raises the priority (and takes
+    over the reason) only when stronger, never lowers it."""
     if priority <= escalation.priority:
         _event(escalation, EscalationEvent.Kind.RETRIGGERED, actor=actor, new=reason, note=detail)
         return
     old = Priority(escalation.priority)
     escalation.priority = priority
     escalation.reason = reason
-    escalation.detail = detail[:300] or Reason(reason).label
+    escalation.detail = detail[:300] or str(Reason(reason).label)
     escalation.save(update_fields=["priority", "reason", "detail"])
-    Ticket.objects.filter(escalation=escalation).update(priority=priority)
+    ticket_services.set_ticket_priority(
+        ticket=escalation.ticket, priority=priority, reason=reason, actor=actor
+    )
     _event(
         escalation,
         EscalationEvent.Kind.REPRIORITISED,
         actor=actor,
         old=old.code,
         new=priority.code,
-        note=detail,
+        note=f"{reason}: {detail}" if detail else reason,
     )
     realtime.publish_queue_event("updated", escalation.pk)
 
@@ -163,12 +228,17 @@ def _retrigger(escalation: Escalation, *, reason, priority, detail, actor) -> No
 @transaction.atomic
 def take_over_escalation(*, escalation_id: int, agent) -> Escalation:
     """Claim a queued escalation for ``agent``. Exactly one of several concurrent callers wins:
-    the claim is one conditional UPDATE; the others get AlreadyClaimed naming the winner."""
+    the conversation row is locked first, then the claim is one conditional
+    ``UPDATE ... WHERE status='queued'``; the others get ``AlreadyClaimed`` naming the winner.
+    A repeated click by the winner returns the escalation unchanged.
+
+    The mode becomes ``agent``, the ticket is assigned, the customer gets "Now speaking with
+    {agent}" then the takeover message; broadcasts after commit."""
+    escalation = _locked(escalation_id)
     now = timezone.now()
     won = Escalation.objects.filter(pk=escalation_id, status=Status.QUEUED).update(
-        status=Status.CLAIMED, claimed_by=agent
+        status=Status.CLAIMED, claimed_by=agent, claimed_at=Coalesce(F("claimed_at"), Value(now))
     )
-    escalation = _locked(escalation_id)
     if not won:
         if escalation.status == Status.CLAIMED:
             if escalation.claimed_by_id == agent.pk:
@@ -178,9 +248,7 @@ def take_over_escalation(*, escalation_id: int, agent) -> Escalation:
             _("This escalation is %(status)s and cannot be taken over.")
             % {"status": escalation.get_status_display().lower()}
         )
-    if escalation.claimed_at is None:
-        escalation.claimed_at = now
-        escalation.save(update_fields=["claimed_at"])
+    escalation.refresh_from_db(fields=["status", "claimed_by", "claimed_at"])
     _event(escalation, EscalationEvent.Kind.CLAIMED, actor=agent, old="queued", new="claimed")
     _hand_conversation_to(escalation, agent)
     realtime.publish_queue_event("claimed", escalation.pk, agent_name=agent_name(agent))
@@ -188,9 +256,8 @@ def take_over_escalation(*, escalation_id: int, agent) -> Escalation:
 
 
 def _hand_conversation_to(escalation: Escalation, agent) -> None:
-    conversation = Conversation.objects.select_for_update(of=("self",)).get(
-        pk=escalation.conversation_id
-    )
+    """Inside the caller's transaction, with the conversation already locked."""
+    conversation = escalation.conversation
     name = agent_name(agent)
     conversation.mode = Conversation.Mode.AGENT
     conversation.assigned_agent = agent
@@ -212,19 +279,27 @@ def reassign_escalation(
     *, escalation_id: int, actor, to_agent=None, to_team=None, note: str = ""
 ) -> Escalation:
     """Move an active escalation: to an agent (who owns it at once), to a team's queue, or
-    (neither given) back to the queue. The original escalation time is kept for wait metrics."""
+    (neither given) back to the queue. A claimed escalation moves only by its agent or a
+    manager. The original escalation time and the first pickup time are kept, so wait metrics
+    stay honest; the hop is an event (REASSIGNED or RELEASED)."""
     escalation = _locked(escalation_id)
     if not escalation.is_active:
         raise InvalidTransition(_("Only an active escalation can be reassigned."))
     if escalation.status == Status.CLAIMED:
         _require_owner(escalation, actor)
+    was_claimed = escalation.status == Status.CLAIMED
     previous = agent_name(escalation.claimed_by) if escalation.claimed_by_id else _("queue")
+    conversation = escalation.conversation
 
     if to_agent is not None:
+        if was_claimed and escalation.claimed_by_id == to_agent.pk:
+            raise InvalidTransition(_("%(name)s already has it.") % {"name": previous})
         escalation.status = Status.CLAIMED
         escalation.claimed_by = to_agent
         escalation.claimed_at = escalation.claimed_at or timezone.now()
-        escalation.save(update_fields=["status", "claimed_by", "claimed_at"])
+        if to_team is not None:
+            escalation.team = to_team
+        escalation.save(update_fields=["status", "claimed_by", "claimed_at", "team"])
         _event(
             escalation,
             EscalationEvent.Kind.REASSIGNED,
@@ -233,12 +308,18 @@ def reassign_escalation(
             new=agent_name(to_agent),
             note=note,
         )
+        if to_team is not None:
+            conversation.team = to_team
+            conversation.save(update_fields=["team", "updated_at"])
         _hand_conversation_to(escalation, to_agent)
         realtime.publish_queue_event("claimed", escalation.pk, agent_name=agent_name(to_agent))
         realtime.publish_to_agent(
             to_agent.pk,
-            {"type": "assignment.created", "escalation": escalation.pk,
-             "conversation": escalation.conversation_id},
+            {
+                "type": "assignment.created",
+                "escalation": escalation.pk,
+                "conversation": escalation.conversation_id,
+            },
         )
         return escalation
 
@@ -255,9 +336,6 @@ def reassign_escalation(
         new=to_team.name if to_team else _("queue"),
         note=note,
     )
-    conversation = Conversation.objects.select_for_update(of=("self",)).get(
-        pk=escalation.conversation_id
-    )
     conversation.mode = Conversation.Mode.AWAITING_AGENT
     conversation.assigned_agent = None
     if to_team is not None:
@@ -265,12 +343,13 @@ def reassign_escalation(
     conversation.save(update_fields=["mode", "assigned_agent", "team", "updated_at"])
     ticket_services.assign_ticket(ticket=escalation.ticket, assignee=None, actor=actor)
     realtime.publish_mode(conversation)
-    crm_services.post_system_message(
-        conversation=conversation,
-        text=_("You're back in the queue; the next available agent will be with you shortly."),
-    )
+    if was_claimed:
+        crm_services.post_system_message(
+            conversation=conversation,
+            text=_("You're back in the queue; the next available agent will be with you shortly."),
+        )
     notification_services.notify_agents_of_escalation(escalation=escalation)
-    realtime.publish_queue_event("added", escalation.pk)
+    realtime.publish_queue_event("added" if was_claimed else "updated", escalation.pk)
     return escalation
 
 
@@ -285,8 +364,14 @@ def resolve_escalation(*, escalation_id: int, agent, note: str = "") -> Escalati
     escalation.status = Status.RESOLVED
     escalation.resolved_at = timezone.now()
     escalation.save(update_fields=["status", "resolved_at"])
-    _event(escalation, EscalationEvent.Kind.RESOLVED, actor=agent, old="claimed",
-           new="resolved", note=note)
+    _event(
+        escalation,
+        EscalationEvent.Kind.RESOLVED,
+        actor=agent,
+        old="claimed",
+        new="resolved",
+        note=note,
+    )
     ticket_services.set_ticket_status(
         ticket=escalation.ticket, status=Ticket.Status.RESOLVED, actor=agent, note=note
     )
@@ -296,60 +381,70 @@ def resolve_escalation(*, escalation_id: int, agent, note: str = "") -> Escalati
 
 @transaction.atomic
 def close_escalation(*, escalation_id: int, agent, reason: str = "") -> Escalation:
-    """End the conversation. Closing without resolving first needs a reason."""
+    """End the conversation. Closing without resolving first needs a reason (ReasonRequired);
+    a taken-over or resolved escalation closes only by its agent or a manager."""
     escalation = _locked(escalation_id)
     if escalation.status in (Status.CLOSED, Status.CANCELLED):
         raise InvalidTransition(_("This escalation is already closed."))
-    if escalation.status == Status.CLAIMED:
+    if escalation.status in (Status.CLAIMED, Status.RESOLVED):
         _require_owner(escalation, agent)
-    if escalation.status != Status.RESOLVED and not reason.strip():
+    reason = (reason or "").strip()
+    if escalation.status != Status.RESOLVED and not reason:
         raise ReasonRequired(_("Say why you are closing without resolving."))
     old = escalation.status
     escalation.status = Status.CLOSED
     escalation.closed_at = timezone.now()
-    escalation.close_reason = reason.strip()[:300]
+    escalation.close_reason = reason[:300]
     escalation.save(update_fields=["status", "closed_at", "close_reason"])
-    _event(escalation, EscalationEvent.Kind.CLOSED, actor=agent, old=old, new="closed",
-           note=reason)
+    _event(escalation, EscalationEvent.Kind.CLOSED, actor=agent, old=old, new="closed", note=reason)
     ticket_services.set_ticket_status(
         ticket=escalation.ticket, status=Ticket.Status.CLOSED, actor=agent, note=reason
     )
-    conversation = Conversation.objects.select_for_update(of=("self",)).get(
-        pk=escalation.conversation_id
-    )
-    crm_services.close_conversation_now(conversation)
+    crm_services.close_conversation_now(escalation.conversation)
     realtime.publish_queue_event("removed", escalation.pk)
     return escalation
 
 
 @transaction.atomic
-def cancel_escalation(*, escalation_id: int, reason: str = "") -> Escalation:
-    """The customer left before anyone picked up."""
+def cancel_escalation(*, escalation_id: int, reason: str = "", actor=None) -> Escalation:
+    """The customer left before anyone picked up: the escalation is cancelled, its ticket
+    closed and the conversation closed."""
     escalation = _locked(escalation_id)
     if escalation.status != Status.QUEUED:
         raise InvalidTransition(_("Only a queued escalation can be cancelled."))
     escalation.status = Status.CANCELLED
     escalation.closed_at = timezone.now()
-    escalation.close_reason = reason[:300] or _("Customer left before pickup.")
+    escalation.close_reason = (reason or "").strip()[:300] or _("Customer left before pickup.")
     escalation.save(update_fields=["status", "closed_at", "close_reason"])
-    _event(escalation, EscalationEvent.Kind.CANCELLED, old="queued", new="cancelled", note=reason)
+    _event(
+        escalation,
+        EscalationEvent.Kind.CANCELLED,
+        actor=actor,
+        old="queued",
+        new="cancelled",
+        note=escalation.close_reason,
+    )
     ticket_services.set_ticket_status(
-        ticket=escalation.ticket, status=Ticket.Status.CLOSED, note=escalation.close_reason
+        ticket=escalation.ticket,
+        status=Ticket.Status.CLOSED,
+        actor=actor,
+        note=escalation.close_reason,
     )
-    conversation = Conversation.objects.select_for_update(of=("self",)).get(
-        pk=escalation.conversation_id
-    )
-    crm_services.close_conversation_now(conversation)
+    crm_services.close_conversation_now(escalation.conversation)
     realtime.publish_queue_event("removed", escalation.pk)
     return escalation
 
 
 @transaction.atomic
 def hand_back_to_ai(*, escalation_id: int, agent, note: str = "") -> Escalation:
-    """The agent lets the AI drive again. The escalation ends as resolved."""
+    """The agent lets the AI drive again (the AI resumes only this way). A claimed escalation
+    ends as resolved; the note is kept as a private note for the next agent."""
     escalation = _locked(escalation_id)
     if escalation.status not in (Status.CLAIMED, Status.RESOLVED):
         raise InvalidTransition(_("Take over the conversation before handing it back."))
+    conversation = escalation.conversation
+    if conversation.mode != Conversation.Mode.AGENT:
+        raise InvalidTransition(_("Only a conversation an agent is handling can go back."))
     _require_owner(escalation, agent)
     if escalation.status == Status.CLAIMED:
         escalation.status = Status.RESOLVED
@@ -358,15 +453,15 @@ def hand_back_to_ai(*, escalation_id: int, agent, note: str = "") -> Escalation:
         ticket_services.set_ticket_status(
             ticket=escalation.ticket, status=Ticket.Status.RESOLVED, actor=agent, note=note
         )
-    _event(escalation, EscalationEvent.Kind.HANDED_BACK, actor=agent, old="agent", new="ai",
-           note=note)
-    conversation = Conversation.objects.select_for_update(of=("self",)).get(
-        pk=escalation.conversation_id
+    _event(
+        escalation, EscalationEvent.Kind.HANDED_BACK, actor=agent, old="agent", new="ai", note=note
     )
     conversation.mode = Conversation.Mode.AI
     conversation.assigned_agent = None
     conversation.save(update_fields=["mode", "assigned_agent", "updated_at"])
     realtime.publish_mode(conversation)
+    if note.strip():
+        crm_services.post_private_note(conversation=conversation, agent=agent, text=note)
     crm_services.post_system_message(
         conversation=conversation, text=_("You're chatting with our assistant again.")
     )
@@ -375,14 +470,14 @@ def hand_back_to_ai(*, escalation_id: int, agent, note: str = "") -> Escalation:
 
 
 @transaction.atomic
-def remind_overdue_escalation(*, escalation_id: int) -> bool:
+def remind_overdue_escalation(*, escalation_id: int, now=None) -> bool:
     """Raise a queued escalation past its team's target wait one priority level and notify
-    again; at most once per target interval (a conditional update decides)."""
+    again; at most once per target interval (decided under the row lock)."""
     escalation = _locked(escalation_id)
     if escalation.status != Status.QUEUED:
         return False
     target = selectors.target_wait_seconds(escalation)
-    now = timezone.now()
+    now = now or timezone.now()
     due_since = now - timezone.timedelta(seconds=target)
     if escalation.escalated_at > due_since or (
         escalation.last_reminded_at and escalation.last_reminded_at > due_since
@@ -392,9 +487,14 @@ def remind_overdue_escalation(*, escalation_id: int) -> bool:
     escalation.priority = old.raised()
     escalation.last_reminded_at = now
     escalation.save(update_fields=["priority", "last_reminded_at"])
-    Ticket.objects.filter(escalation=escalation).update(priority=escalation.priority)
-    _event(escalation, EscalationEvent.Kind.REMINDED, old=old.code,
-           new=Priority(escalation.priority).code)
+    ticket_services.set_ticket_priority(ticket=escalation.ticket, priority=escalation.priority)
+    _event(
+        escalation,
+        EscalationEvent.Kind.REMINDED,
+        old=old.code,
+        new=Priority(escalation.priority).code,
+        note=_("Waiting longer than %(seconds)s seconds.") % {"seconds": target},
+    )
     notification_services.notify_agents_of_reminder(escalation=escalation)
     realtime.publish_queue_event("updated", escalation.pk)
     return True

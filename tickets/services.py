@@ -82,18 +82,26 @@ def set_ticket_status(*, ticket: Ticket, status: str, actor=None, note: str = ""
 
 
 @transaction.atomic
-def set_ticket_priority(*, ticket: Ticket, priority: int, actor=None) -> Ticket:
+def set_ticket_priority(
+    *, ticket: Ticket, priority: int, actor=None, reason: str | None = None
+) -> Ticket:
+    """Follow the escalation's priority (and, when a stronger trigger took over, its reason)."""
     ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
-    if ticket.priority == priority:
-        return ticket
-    old = ticket.get_priority_display()
-    ticket.priority = priority
-    ticket.save(update_fields=["priority", "updated_at"])
-    TicketEvent.objects.create(
-        ticket=ticket,
-        kind=TicketEvent.Kind.PRIORITY,
-        actor=actor,
-        old_value=old,
-        new_value=ticket.get_priority_display(),
-    )
+    fields = []
+    if reason and ticket.reason != reason:
+        ticket.reason = reason
+        fields.append("reason")
+    if ticket.priority != priority:
+        old = ticket.get_priority_display()
+        ticket.priority = priority
+        fields.append("priority")
+        TicketEvent.objects.create(
+            ticket=ticket,
+            kind=TicketEvent.Kind.PRIORITY,
+            actor=actor,
+            old_value=old,
+            new_value=ticket.get_priority_display(),
+        )
+    if fields:
+        ticket.save(update_fields=[*fields, "updated_at"])
     return ticket

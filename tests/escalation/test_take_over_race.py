@@ -1,0 +1,110 @@
+"""Races settled in PostgreSQL: real threads, one connection each, started together."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from crm.models import Conversation, Message
+from escalation import services
+from escalation.errors import AlreadyClaimed
+from escalation.models import Escalation, EscalationEvent, Priority
+from tests.factories import AgentFactory, ConversationFactory
+from tickets.models import Ticket, TicketEvent
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def _race(workers: int, work) -> list:
+    """Run ``work(i)`` in ``workers`` threads released at once; return what each returned or
+    raised, in worker order."""
+    barrier = threading.Barrier(workers)
+    outcomes: list = [None] * workers
+
+    def run(i):
+        try:
+            barrier.wait(timeout=30)
+            outcomes[i] = work(i)
+        except Exception as exc:  # noqa: BLE001 - the outcome under test
+            outcomes[i] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a worker hung"
+    return outcomes
+
+
+def test_twenty_agents_taking_over_one_escalation_leave_one_winner():
+    conversation = ConversationFactory()
+    escalation, _ = services.escalate_conversation(
+        conversation=conversation,
+        reason="request",
+        priority=Priority.HIGH,
+        triggered_by=Escalation.Trigger.DETECTION,
+    )
+    agents = [AgentFactory(display_name=f"Agent {i:02d}") for i in range(20)]
+
+    outcomes = _race(
+        20, lambda i: services.take_over_escalation(escalation_id=escalation.pk, agent=agents[i])
+    )
+
+    winners = [i for i, outcome in enumerate(outcomes) if isinstance(outcome, Escalation)]
+    assert len(winners) == 1, outcomes
+    winner = agents[winners[0]]
+    losers = [outcome for outcome in outcomes if not isinstance(outcome, Escalation)]
+    assert len(losers) == 19
+    assert all(isinstance(outcome, AlreadyClaimed) for outcome in losers), losers
+    winner_name = f"Agent {winners[0]:02d}"
+    assert {loser.agent_name for loser in losers} == {winner_name}
+    assert all(winner_name in str(loser) for loser in losers)
+
+    escalation.refresh_from_db()
+    assert escalation.status == Escalation.Status.CLAIMED
+    assert escalation.claimed_by == winner
+    assert escalation.claimed_at is not None
+    assert escalation.events.filter(kind=EscalationEvent.Kind.CLAIMED).count() == 1
+    conversation.refresh_from_db()
+    assert conversation.mode == Conversation.Mode.AGENT
+    assert conversation.assigned_agent == winner
+    ticket = Ticket.objects.get(escalation=escalation)
+    assert ticket.assignee == winner
+    assert ticket.events.filter(kind=TicketEvent.Kind.ASSIGNED).count() == 1
+    now_speaking = conversation.messages.filter(
+        sender=Message.Sender.SYSTEM, text__startswith="Now speaking with"
+    )
+    assert [m.text for m in now_speaking] == [f"Now speaking with {winner_name}"]
+    assert conversation.messages.filter(sender=Message.Sender.AGENT).count() == 1
+
+
+def test_ten_concurrent_escalations_of_one_conversation_make_one_escalation_and_one_ticket():
+    conversation = ConversationFactory()
+    priorities = [Priority.LOW, Priority.NORMAL, Priority.HIGH, Priority.URGENT] * 3
+
+    outcomes = _race(
+        10,
+        lambda i: services.escalate_conversation(
+            conversation=conversation,
+            reason="sentiment" if i % 2 else "request",
+            priority=priorities[i],
+            triggered_by=Escalation.Trigger.DETECTION,
+        ),
+    )
+
+    assert all(isinstance(outcome, tuple) for outcome in outcomes), outcomes
+    assert sorted(created for _e, created in outcomes) == [False] * 9 + [True]
+    assert len({escalation.pk for escalation, _c in outcomes}) == 1
+    assert Escalation.objects.filter(conversation=conversation).count() == 1
+    escalation = Escalation.objects.get(conversation=conversation)
+    assert Ticket.objects.filter(conversation=conversation).count() == 1
+    # Never lowered: whatever the arrival order, the strongest trigger's priority stands.
+    assert escalation.priority == max(priorities[:10])
+    assert Ticket.objects.get(escalation=escalation).priority == escalation.priority
+    handoff = conversation.messages.filter(sender=Message.Sender.SYSTEM)
+    assert handoff.count() == 1
+    assert escalation.events.filter(kind=EscalationEvent.Kind.ESCALATED).count() == 1
+    assert escalation.events.count() == 10  # one escalated + nine retriggered/reprioritised
