@@ -41,6 +41,7 @@ def detect(turns: list[Turn], settings: DetectorSettings = DetectorSettings()) -
     from escalation.detection.local import detect_local
 
     started = time.perf_counter()
+    failure = None
     if settings.backend == "claude":
         from crm.llm import claude_available
 
@@ -50,5 +51,12 @@ def detect(turns: list[Turn], settings: DetectorSettings = DetectorSettings()) -
             try:
                 return detect_claude(turns, settings, started=started)
             except ClaudeDetectionError as exc:
+                failure = str(exc)
                 logger.warning("Claude detection failed, falling back to local: %s", exc)
-    return detect_local(turns, settings, started=started)
+            except Exception as exc:  # noqa: BLE001 - a message is never dropped
+                failure = f"{type(exc).__name__}: {exc}"
+                logger.exception("Claude detection crashed, falling back to local")
+    result = detect_local(turns, settings, started=started)
+    if failure is not None:
+        result.signals["fallback"] = {"from": "claude", "error": failure[:300]}
+    return result

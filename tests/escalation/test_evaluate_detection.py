@@ -1,0 +1,111 @@
+"""`manage.py evaluate_detection`: the fixed interface others run on data we don't see."""
+
+import json
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+DATASET = Path(__file__).resolve().parent.parent / "data" / "escalation_conversations.jsonl"
+
+
+def run(path, *args):
+    out, err = StringIO(), StringIO()
+    call_command("evaluate_detection", str(path), *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def write(tmp_path, *lines) -> Path:
+    path = tmp_path / "input.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_one_json_object_per_line_and_nothing_else_on_stdout(tmp_path):
+    path = write(
+        tmp_path,
+        json.dumps({"id": "a", "turns": [{"role": "customer", "text": "I want a human"}]}),
+        json.dumps(
+            {
+                "id": 7,
+                "turns": [
+                    {"role": "customer", "text": "does it fit the 2019 dock?"},
+                    {"role": "assistant", "text": "I'm not sure.", "confidence": 0.2},
+                    {"role": "customer", "text": "and the 2020 one?"},
+                ],
+                "expected": {"escalate": True, "reasons": ["low_confidence"]},
+                "notes": "ignored",
+            }
+        ),
+        "",
+        json.dumps({"id": "c", "turns": [{"role": "customer", "text": "what are your hours?"}]}),
+    )
+    out, err = run(path)
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert rows == [
+        {"id": "a", "escalate": True, "reason": "request", "priority": "high"},
+        {"id": "7", "escalate": True, "reason": "low_confidence", "priority": "low"},
+        {"id": "c", "escalate": False, "reason": None, "priority": None},
+    ]
+    assert "[3/3]" in err and "Summary" in err
+    assert "precision" not in err
+
+
+def test_decides_for_the_last_customer_turn_in_context(tmp_path):
+    path = write(
+        tmp_path,
+        json.dumps(
+            {
+                "id": "x",
+                "turns": [
+                    {"role": "customer", "text": "I want to talk to a person"},
+                    {"role": "assistant", "text": "Sure, connecting you.", "confidence": 0.9},
+                    {"role": "customer", "text": "actually no need for a person, thanks"},
+                ],
+            }
+        ),
+    )
+    out, _ = run(path)
+    assert json.loads(out)["escalate"] is False
+
+
+def test_report_on_the_labelled_set_goes_to_stderr():
+    out, err = run(DATASET, "--report", "--backend", "local")
+    assert len(out.splitlines()) == sum(1 for line in DATASET.open() if line.strip())
+    assert "precision" in err and "recall" in err and "F1" in err and "reason accuracy" in err
+    f1 = float(err.split("F1 ")[1].split()[0])
+    assert f1 >= 0.90
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("{not json", "line 2: not valid JSON"),
+        ('{"turns": [{"role": "customer", "text": "hi"}]}', 'line 2: missing "id"'),
+        ('{"id": "b", "turns": []}', "line 2 (id 'b'): \"turns\" must be a non-empty list"),
+        ('{"id": "b", "turns": [{"role": "bot", "text": "hi"}]}', "turn 0 has role 'bot'"),
+        ('{"id": "b", "turns": [{"role": "assistant", "text": "hi"}]}', "no customer turn"),
+        (
+            '{"id": "b", "turns": [{"role": "customer", "text": "hi"}], "expected": {"x": 1}}',
+            '"expected" must be',
+        ),
+    ],
+)
+def test_a_bad_line_is_a_clear_error_naming_the_line(tmp_path, line, message):
+    good = json.dumps({"id": "a", "turns": [{"role": "customer", "text": "hi"}]})
+    path = write(tmp_path, good, line)
+    with pytest.raises(CommandError) as error:
+        run(path)
+    assert message in str(error.value)
+
+
+def test_a_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(CommandError, match="cannot read"):
+        run(tmp_path / "nope.jsonl")
+
+
+def test_report_without_expected_keys_says_so(tmp_path):
+    path = write(tmp_path, json.dumps({"id": "a", "turns": [{"role": "customer", "text": "hi"}]}))
+    _, err = run(path, "--report")
+    assert "nothing to score" in err
