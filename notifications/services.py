@@ -157,10 +157,11 @@ def notify_agents_of_escalation(*, escalation) -> list[Notification]:
 
 @transaction.atomic
 def notify_agents_of_reminder(*, escalation) -> list[Notification]:
-    """Re-notify that an escalation is still waiting past its target; one per reminder (the
-    key is the reminder's time), to the same people an escalation would reach."""
+    """Re-notify that an escalation is still waiting past its target: one notification per
+    recipient per reminder, to the same people an escalation would reach."""
     contact = escalation.conversation.contact
-    stamp = int(escalation.last_reminded_at.timestamp())
+    # The escalation service logs the REMINDED event before calling: its count numbers reminders.
+    number = escalation.events.filter(kind=EscalationEvent.Kind.REMINDED).count()
     waited = max(1, int((timezone.now() - escalation.escalated_at).total_seconds() // 60))
     text = _("Still waiting after %(minutes)d min: %(contact)s, now %(priority)s priority") % {
         "minutes": waited,
@@ -170,7 +171,7 @@ def notify_agents_of_reminder(*, escalation) -> list[Notification]:
     return _notify(
         escalation=escalation,
         kind=Notification.Kind.REMINDER,
-        dedupe_key=f"reminder:{escalation.pk}:{stamp}",
+        dedupe_key=f"reminder:{escalation.pk}:{number}",
         text=text,
     )
 

@@ -1,0 +1,136 @@
+"""Sending one notification's email: at most once under duplicates and races, errors recorded."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.db import connection
+from django.utils import timezone
+
+from notifications import services
+from notifications.models import Notification
+from notifications.services import EmailOutcome
+
+from .conftest import EMAIL
+
+
+def _notification(user, **fields):
+    return Notification.objects.create(
+        recipient=user,
+        kind="escalation",
+        text="Jamie needs an agent",
+        dedupe_key=fields.pop("dedupe_key", "k"),
+        email_requested=fields.pop("email_requested", True),
+        **fields,
+    )
+
+
+@pytest.mark.django_db
+def test_a_second_send_of_the_same_notification_is_a_no_op(make_agent):
+    notification = _notification(make_agent("emma", notify_via=EMAIL))
+    assert services.send_notification_email(notification_id=notification.pk) == EmailOutcome.SENT
+    again = services.send_notification_email(notification_id=notification.pk)
+    assert again == EmailOutcome.ALREADY_SENT
+    assert len(mail.outbox) == 1
+    notification.refresh_from_db()
+    assert notification.emailed_at is not None and notification.email_attempts == 1
+
+
+@pytest.mark.django_db
+def test_an_unrequested_or_deleted_notification_sends_nothing(make_agent):
+    emma = make_agent("emma")
+    unrequested = _notification(emma, email_requested=False)
+    outcome = services.send_notification_email(notification_id=unrequested.pk)
+    assert outcome == EmailOutcome.NOT_REQUESTED
+    assert services.send_notification_email(notification_id=999999) == EmailOutcome.GONE
+    assert mail.outbox == []
+
+
+@pytest.mark.django_db
+def test_a_claim_held_by_a_live_attempt_blocks_and_a_lapsed_one_is_taken_over(make_agent):
+    notification = _notification(
+        make_agent("emma"), email_claim="other", email_claimed_at=timezone.now()
+    )
+    outcome = services.send_notification_email(notification_id=notification.pk)
+    assert outcome == EmailOutcome.IN_PROGRESS
+    assert mail.outbox == []
+    # The worker holding it died: after the lease, the next attempt sends.
+    Notification.objects.filter(pk=notification.pk).update(
+        email_claimed_at=timezone.now() - services.EMAIL_CLAIM_LEASE - timedelta(seconds=1)
+    )
+    assert services.send_notification_email(notification_id=notification.pk) == EmailOutcome.SENT
+    assert len(mail.outbox) == 1
+
+
+@pytest.mark.django_db
+def test_an_smtp_failure_releases_the_claim_records_the_error_and_raises(make_agent, settings):
+    notification = _notification(make_agent("emma"))
+    settings.EMAIL_BACKEND = "tests.notifications.backends.RefusingBackend"
+    with pytest.raises(ConnectionRefusedError):
+        services.send_notification_email(notification_id=notification.pk)
+    notification.refresh_from_db()
+    assert notification.emailed_at is None
+    assert notification.email_claim == "" and notification.email_claimed_at is None
+    assert notification.email_attempts == 1
+    assert "Connection refused" in notification.email_error
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    assert services.send_notification_email(notification_id=notification.pk) == EmailOutcome.SENT
+    notification.refresh_from_db()
+    assert notification.email_attempts == 2 and notification.email_error == ""
+
+
+@pytest.mark.django_db
+def test_the_task_retries_with_backoff_on_smtp_and_network_errors():
+    from smtplib import SMTPException
+
+    from notifications.tasks import send_notification_email
+
+    assert set(send_notification_email.autoretry_for) == {SMTPException, OSError}
+    assert send_notification_email.retry_backoff is True
+    assert send_notification_email.max_retries >= 5
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_concurrent_senders_of_one_notification_send_one_email(make_agent, settings):
+    settings.EMAIL_BACKEND = "tests.notifications.backends.SlowBackend"
+    notification = _notification(make_agent("emma"))
+    outcomes, errors = [], []
+    start = threading.Barrier(4)
+
+    def send():
+        try:
+            start.wait()
+            outcomes.append(services.send_notification_email(notification_id=notification.pk))
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    assert outcomes.count(EmailOutcome.SENT) == 1
+    assert set(outcomes) <= {EmailOutcome.SENT, EmailOutcome.IN_PROGRESS, EmailOutcome.ALREADY_SENT}
+    assert len(mail.outbox) == 1
+
+
+@pytest.mark.django_db
+def test_the_sweep_requeues_requested_emails_that_never_went_out(make_agent):
+    emma = make_agent("emma")
+    old = timezone.now() - timedelta(minutes=10)
+    lost = _notification(emma, dedupe_key="lost")
+    sent = _notification(emma, dedupe_key="sent", emailed_at=old)
+    fresh = _notification(emma, dedupe_key="fresh")  # its task may still be on its way
+    Notification.objects.filter(pk__in=[lost.pk, sent.pk]).update(created_at=old)
+
+    assert services.requeue_unsent_emails() == 1  # eager: sent at once
+    assert [m.to for m in mail.outbox] == [["emma@example.com"]]
+    lost.refresh_from_db()
+    fresh.refresh_from_db()
+    assert lost.emailed_at is not None and fresh.emailed_at is None
