@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 
@@ -66,13 +67,16 @@ class TextModel:
         self.intercept = intercept.astype(np.float64)
         self.classes = classes
 
-    def predict_proba(self, text: str) -> dict[str, float]:
-        counts: dict[int, int] = {}
+    def predict_proba(self, text: str | Counter) -> dict[str, float]:
+        """Class probabilities for a text, or for its ``Counter(analyze(text))`` (shared by
+        several models so the features are computed once)."""
+        features = text if isinstance(text, Counter) else Counter(analyze(text))
         index = self.index
-        for feature in analyze(text):
+        counts: dict[int, int] = {}
+        for feature, count in features.items():
             i = index.get(feature)
             if i is not None:
-                counts[i] = counts.get(i, 0) + 1
+                counts[i] = count
         logits = self.intercept.copy()
         if counts:
             cols = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))

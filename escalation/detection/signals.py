@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from functools import lru_cache
 
 from escalation.detection import patterns
-from escalation.detection.features import load_models, normalize
+from escalation.detection.features import analyze, load_models, normalize
 from escalation.detection.types import TOPICS, DetectorSettings, Turn
 
 REQUEST_THRESHOLD = 0.5
@@ -21,6 +22,7 @@ TOPIC_THRESHOLD = 0.5
 CONTEXT_DECAY = 0.7  # weight of a request or topic raised in an earlier customer turn
 REPEAT_SIMILARITY = 0.6
 MIN_REPEAT_CHARS = 12
+LOOP_LOOKBACK = 6  # earlier turns per role compared for repeats
 
 _SHOUTED = re.compile(r"\b[A-ZÀ-ÖØ-Þ]{3,}\b")
 _WORD = re.compile(r"\b\w{3,}\b")
@@ -50,8 +52,9 @@ def message_analysis(text: str) -> dict:
     """Per-message signals; cached by the caller across a conversation where useful."""
     models = load_models()
     norm = normalize(text)
-    intent = models["intent"].predict_proba(text)
-    emotion = models["emotion"].predict_proba(text)
+    features = Counter(analyze(text))
+    intent = models["intent"].predict_proba(features)
+    emotion = models["emotion"].predict_proba(features)
     vader = _vader().polarity_scores(text)["compound"]
 
     words = _WORD.findall(text)
@@ -132,24 +135,31 @@ def _trigrams(text: str) -> dict[str, int]:
     return grams
 
 
-def similarity(a: str, b: str) -> float:
-    """Cosine similarity of character trigram counts (0..1)."""
-    ga, gb = _trigrams(a), _trigrams(b)
+def _cosine(ga: dict[str, int], gb: dict[str, int]) -> float:
     if not ga or not gb:
         return 0.0
+    if len(ga) > len(gb):
+        ga, gb = gb, ga
     dot = sum(v * gb.get(k, 0) for k, v in ga.items())
     return dot / (
         math.sqrt(sum(v * v for v in ga.values())) * math.sqrt(sum(v * v for v in gb.values()))
     )
 
 
+def similarity(a: str, b: str) -> float:
+    """Cosine similarity of character trigram counts (0..1)."""
+    return _cosine(_trigrams(a), _trigrams(b))
+
+
 def _repeats(texts: list[str], against: str) -> int:
+    """How many of ``texts`` (the most recent LOOP_LOOKBACK) say what ``against`` says."""
     if len(against) < MIN_REPEAT_CHARS:
         return 0
+    target = _trigrams(against)
     return sum(
         1
-        for t in texts
-        if len(t) >= MIN_REPEAT_CHARS and similarity(t, against) >= REPEAT_SIMILARITY
+        for t in texts[-LOOP_LOOKBACK:]
+        if len(t) >= MIN_REPEAT_CHARS and _cosine(_trigrams(t), target) >= REPEAT_SIMILARITY
     )
 
 
