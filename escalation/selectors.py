@@ -338,7 +338,7 @@ def escalation_metrics(filters: MetricsFilters) -> dict:
     """For conversations started and escalations raised in [start, end), optionally one channel
     kind or team: escalation rate (escalated conversations / conversations the AI handled),
     wait time (escalation → first pickup) and resolution time (pickup → resolution) in seconds
-    as count/mean/median/p90, and counts per reason and priority. Seven queries whatever the
+    as count/mean/median/p90, and counts per reason and priority. Six queries whatever the
     volume; the aggregates run in the database."""
     conversations = Conversation.objects.filter(
         created_at__gte=filters.start, created_at__lt=filters.end
