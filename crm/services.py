@@ -8,6 +8,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from integrations.payloads import emit_message_created
+
 from . import outbound, realtime
 from .errors import ChannelNotFound, ConversationClosed, InvalidMessage, NotAssigned
 from .models import (
@@ -109,6 +111,7 @@ def _store_message(*, conversation: Conversation, **fields) -> Message:
     )
     Conversation.objects.filter(pk=conversation.pk).update(last_message_at=message.created_at)
     realtime.publish_message(message)
+    emit_message_created(message)
     return message
 
 

@@ -1,3 +1,71 @@
 """CRM screens for agents and managers (under /crm/)."""
 
-urlpatterns = []
+from django.urls import path
+from django.views.generic import RedirectView
+
+from .views import analytics, conversations, me, queue, settings, tickets
+
+app_name = "crm"
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="crm:queue", permanent=False), name="home"),
+    path("live-escalation/", queue.queue, name="queue"),
+    # Conversations
+    path("conversations/", conversations.conversation_list, name="conversations"),
+    path(
+        "conversations/<int:conversation_id>/",
+        conversations.conversation_detail,
+        name="conversation",
+    ),
+    path(
+        "conversations/<int:conversation_id>/messages/",
+        conversations.conversation_messages,
+        name="conversation-messages",
+    ),
+    path(
+        "conversations/<int:conversation_id>/panel/",
+        conversations.conversation_panel,
+        name="conversation-panel",
+    ),
+    path(
+        "conversations/<int:conversation_id>/sentiment/",
+        conversations.conversation_sentiment,
+        name="conversation-sentiment",
+    ),
+    path(
+        "conversations/<int:conversation_id>/reply/", conversations.reply, name="conversation-reply"
+    ),
+    # Escalation actions
+    path("escalations/<int:escalation_id>/take-over/", conversations.take_over, name="take-over"),
+    path("escalations/<int:escalation_id>/resolve/", conversations.resolve, name="resolve"),
+    path("escalations/<int:escalation_id>/close/", conversations.close, name="close"),
+    path("escalations/<int:escalation_id>/reassign/", conversations.reassign, name="reassign"),
+    path("escalations/<int:escalation_id>/hand-back/", conversations.hand_back, name="hand-back"),
+    # Tickets
+    path("tickets/", tickets.ticket_list, name="tickets"),
+    path("tickets/<int:ticket_id>/", tickets.ticket_detail, name="ticket"),
+    path("tickets/<int:ticket_id>/status/", tickets.ticket_status, name="ticket-status"),
+    path("tickets/<int:ticket_id>/assign/", tickets.ticket_assign, name="ticket-assign"),
+    # Analytics and settings
+    path("analytics/", analytics.analytics, name="analytics"),
+    path("settings/", settings.settings_page, name="settings"),
+    path("settings/messages/", settings.save_messages, name="settings-messages"),
+    path("settings/messages/preview/", settings.preview_messages, name="settings-preview"),
+    path(
+        "settings/assistants/<int:assistant_id>/",
+        settings.save_assistant,
+        name="settings-assistant",
+    ),
+    path(
+        "settings/agents/<int:profile_id>/", settings.save_agent_preferences, name="settings-agent"
+    ),
+    path("preferences/", settings.my_preferences, name="preferences"),
+    # Header
+    path("me/availability/", me.set_availability, name="availability"),
+    path("notifications/", me.notification_list, name="notifications"),
+    path("notifications/badge/", me.notification_badge, name="notification-badge"),
+    path("notifications/read-all/", me.notifications_read_all, name="notifications-read-all"),
+    path(
+        "notifications/<int:notification_id>/read/", me.notification_read, name="notification-read"
+    ),
+]

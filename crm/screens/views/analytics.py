@@ -1,0 +1,57 @@
+"""Analytics for managers: escalation rate, wait and resolution times, reasons."""
+
+from django.views.decorators.http import require_GET
+
+from escalation.models import Priority, Reason
+from escalation.selectors import escalation_metrics
+
+from .. import charts
+from ..access import manager_required
+from ..forms import AnalyticsFilterForm
+from .base import render_page
+
+
+@manager_required
+@require_GET
+def analytics(request):
+    form = AnalyticsFilterForm(request.GET or None)
+    if form.is_bound:
+        form.is_valid()
+    filters = form.metrics_filters()
+    metrics = escalation_metrics(filters)
+    wait, resolution = metrics["wait_time"], metrics["resolution_time"]
+    reasons = metrics["reasons"]
+    priorities = metrics["priorities"]
+    time_bars = charts.bars(
+        [
+            ("wait_median", wait["median"] or 0),
+            ("wait_p90", wait["p90"] or 0),
+            ("resolution_median", resolution["median"] or 0),
+            ("resolution_p90", resolution["p90"] or 0),
+        ]
+    )
+    context = {
+        "form": form,
+        "filters": filters,
+        "metrics": metrics,
+        "rate": charts.donut(metrics["escalation_rate"]),
+        "time_bars": {bar["label"]: bar for bar in time_bars},
+        "durations": {
+            "wait_median": charts.duration(wait["median"]),
+            "wait_p90": charts.duration(wait["p90"]),
+            "wait_mean": charts.duration(wait["mean"]),
+            "resolution_median": charts.duration(resolution["median"]),
+            "resolution_p90": charts.duration(resolution["p90"]),
+            "resolution_mean": charts.duration(resolution["mean"]),
+        },
+        "reason_bars": charts.bars(
+            [(label, reasons.get(code, 0)) for code, label in Reason.choices]
+        ),
+        "priority_bars": charts.bars(
+            [
+                (member.label, priorities.get(member.code, 0))
+                for member in sorted(Priority, reverse=True)
+            ]
+        ),
+    }
+    return render_page(request, "crm/analytics/analytics.html", context, nav="analytics")
