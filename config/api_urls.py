@@ -1,3 +1,100 @@
 """/api/: the DRF v1 API, its OpenAPI schema and docs, and inbound channel webhooks."""
 
-urlpatterns = []
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from crm import api as crm_api
+from crm import webhooks
+from escalation import api as escalation_api
+from integrations import api as integrations_api
+from tickets import api as tickets_api
+
+v1 = [
+    path("conversations/", crm_api.ConversationListView.as_view(), name="conversations"),
+    path(
+        "conversations/<int:pk>/",
+        crm_api.ConversationDetailView.as_view(),
+        name="conversation-detail",
+    ),
+    path(
+        "conversations/<int:pk>/messages/",
+        crm_api.MessageListView.as_view(),
+        name="conversation-messages",
+    ),
+    path(
+        "conversations/<int:pk>/escalate/",
+        escalation_api.EscalateConversationView.as_view(),
+        name="conversation-escalate",
+    ),
+    path("escalations/", escalation_api.EscalationListView.as_view(), name="escalations"),
+    path(
+        "escalations/<int:pk>/",
+        escalation_api.EscalationDetailView.as_view(),
+        name="escalation-detail",
+    ),
+    path(
+        "escalations/<int:pk>/take-over/",
+        escalation_api.TakeOverView.as_view(),
+        name="escalation-take-over",
+    ),
+    path(
+        "escalations/<int:pk>/reassign/",
+        escalation_api.ReassignView.as_view(),
+        name="escalation-reassign",
+    ),
+    path(
+        "escalations/<int:pk>/resolve/",
+        escalation_api.ResolveView.as_view(),
+        name="escalation-resolve",
+    ),
+    path(
+        "escalations/<int:pk>/close/", escalation_api.CloseView.as_view(), name="escalation-close"
+    ),
+    path("tickets/", tickets_api.TicketListView.as_view(), name="tickets"),
+    path("tickets/<int:pk>/", tickets_api.TicketDetailView.as_view(), name="ticket-detail"),
+    path(
+        "metrics/escalations/",
+        escalation_api.EscalationMetricsView.as_view(),
+        name="metrics-escalations",
+    ),
+    path("agents/", crm_api.AgentListView.as_view(), name="agents"),
+    path("agents/me/", crm_api.MyAgentView.as_view(), name="agents-me"),
+    path(
+        "agents/me/availability/",
+        crm_api.MyAvailabilityView.as_view(),
+        name="agents-me-availability",
+    ),
+    path("webhooks/", integrations_api.SubscriptionListView.as_view(), name="webhooks"),
+    path(
+        "webhooks/<int:pk>/",
+        integrations_api.SubscriptionDetailView.as_view(),
+        name="webhook-detail",
+    ),
+    path(
+        "webhooks/<int:pk>/deliveries/",
+        integrations_api.DeliveryListView.as_view(),
+        name="webhook-deliveries",
+    ),
+    path(
+        "webhooks/deliveries/<int:pk>/redeliver/",
+        integrations_api.RedeliverView.as_view(),
+        name="webhook-redeliver",
+    ),
+]
+
+app_name = "api"
+urlpatterns = [
+    path("v1/", include(v1)),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path(
+        "webhooks/whatsapp/<str:channel_key>/",
+        webhooks.WhatsAppWebhookView.as_view(),
+        name="webhook-whatsapp",
+    ),
+    path(
+        "webhooks/instagram/<str:channel_key>/",
+        webhooks.InstagramWebhookView.as_view(),
+        name="webhook-instagram",
+    ),
+]

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "escalation",
     "tickets",
     "notifications",
+    "integrations",
 ]
 
 MIDDLEWARE = [
@@ -183,16 +184,46 @@ WHITENOISE_USE_FINDERS = True
 # --- DRF ------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "integrations.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PERMISSION_CLASSES": ["integrations.permissions.HasScope"],
+    "DEFAULT_SCHEMA_CLASS": "integrations.schema.ApiAutoSchema",
+    "EXCEPTION_HANDLER": "integrations.exceptions.api_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["integrations.throttles.ApiCallerThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "api": env_str("API_THROTTLE_RATE", "1200/min"),
+        "conversation_start": env_str("API_CONVERSATION_START_RATE", "120/min"),
+        "customer_message": env_str("API_CUSTOMER_MESSAGE_RATE", "30/min"),
+        "webhook": env_str("API_WEBHOOK_RATE", "1200/min"),
+    },
+    "DEFAULT_PAGINATION_CLASS": "integrations.pagination.ApiPagination",
+    "PAGE_SIZE": 50,
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Live Escalation API",
-    "DESCRIPTION": "Drive and watch escalations from AI to human agents.",
+    "DESCRIPTION": (
+        "Drive and watch escalations from AI to human agents. Authenticate with "
+        "`Authorization: Token <token>` (scopes read, write, manage); customers reach their "
+        "own conversation with `X-Customer-Token`. Every error is "
+        '`{"error": {"code", "message", "fields"?}}`.'
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/(v1/)?",
+    "ENUM_NAME_OVERRIDES": {
+        "EscalationStatusEnum": "escalation.models.Escalation.Status",
+        "TicketStatusEnum": "tickets.models.Ticket.Status",
+        "DeliveryStatusEnum": "crm.models.Message.Delivery",
+        "WebhookDeliveryStatusEnum": "integrations.models.WebhookDelivery.Status",
+        "AvailabilityEnum": "crm.models.AgentProfile.Availability",
+        "ChannelKindEnum": "crm.models.ChannelKind",
+        "WebhookEventEnum": "integrations.models.WebhookEvent",
+        "EscalationEventKindEnum": "escalation.models.EscalationEvent.Kind",
+        "TicketEventKindEnum": "tickets.models.TicketEvent.Kind",
+    },
 }
 
 # --- Security: on by default whenever DEBUG is off -----------------------------------------------

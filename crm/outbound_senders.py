@@ -1,9 +1,177 @@
-"""Provider senders. Placeholder until the API/webhooks work lands: marks the message failed."""
+"""Provider senders: AI, agent and system messages leave through WhatsApp or Instagram.
 
-from .models import Message
+``crm.tasks.deliver_message`` calls :func:`deliver` for a message marked pending. A send that
+fails for a reason that may pass (network error, timeout, HTTP 429 or 5xx) is retried by the
+task with exponential back-off; a refusal (other 4xx) or the last failed attempt marks the
+message failed. Every attempt's error is stored on the message (``delivery_error``), so agents
+see "failed" and why on the conversation, and the API returns it.
+"""
+
+import logging
+import random
+from collections.abc import Callable
+
+import httpx
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from integrations import transport
+
+from .models import Channel, ChannelKind, ContactIdentity, Message
+
+logger = logging.getLogger(__name__)
+
+GRAPH_API = "https://graph.facebook.com/v21.0"
+
+
+class SendError(Exception):
+    def __init__(self, message: str, *, retryable: bool):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+def backoff_seconds(retries: int) -> int:
+    """10 s, 20 s, 40 s ... capped at 10 minutes, with a little jitter."""
+    base = min(600, 10 * 2**retries)
+    return base + random.randint(0, max(1, base // 5))
+
+
+def _post(url: str, *, token: str, body: dict) -> dict:
+    try:
+        with transport.client() as http:
+            response = http.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
+    except httpx.HTTPError as exc:
+        raise SendError(f"{type(exc).__name__}: {exc}", retryable=True) from exc
+    if response.status_code == 429 or response.status_code >= 500:
+        raise SendError(_provider_error(response), retryable=True)
+    if not response.is_success:
+        raise SendError(_provider_error(response), retryable=False)
+    try:
+        return response.json()
+    except ValueError:
+        return {}
+
+
+def _provider_error(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("error", {}).get("message", "")
+    except (ValueError, AttributeError):
+        detail = ""
+    return f"HTTP {response.status_code}" + (f": {detail}" if detail else "")
+
+
+def send_whatsapp(channel: Channel, recipient: str, text: str) -> str:
+    """WhatsApp Cloud API: POST /<phone number id>/messages. Returns the wamid."""
+    data = _post(
+        f"{GRAPH_API}/{channel.provider_account_id}/messages",
+        token=channel.access_token,
+        body={
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": recipient,
+            "type": "text",
+            "text": {"preview_url": False, "body": text},
+        },
+    )
+    messages = data.get("messages") if isinstance(data, dict) else None
+    return str(messages[0].get("id", "")) if messages else ""
+
+
+def send_instagram(channel: Channel, recipient: str, text: str) -> str:
+    """Instagram messaging (Graph API): POST /<account id>/messages. Returns the mid."""
+    data = _post(
+        f"{GRAPH_API}/{channel.provider_account_id or 'me'}/messages",
+        token=channel.access_token,
+        body={"recipient": {"id": recipient}, "message": {"text": text}},
+    )
+    return str(data.get("message_id", "")) if isinstance(data, dict) else ""
+
+
+SENDERS: dict[str, Callable[[Channel, str, str], str]] = {
+    ChannelKind.WHATSAPP: send_whatsapp,
+    ChannelKind.INSTAGRAM: send_instagram,
+}
+
+
+@transaction.atomic
+def mark_message_delivery(
+    *, message_id: int, status: str, error: str = "", provider_message_id: str = ""
+) -> None:
+    """Record a send's outcome on the message (the one write path for delivery state)."""
+    fields = {"delivery_status": status, "delivery_error": error[:2000]}
+    if provider_message_id:
+        # Kept so the provider's receipts (WhatsApp statuses) find the message later.
+        channel_id = Message.objects.filter(pk=message_id).values_list("channel_id", flat=True)
+        taken = Message.objects.filter(
+            channel_id__in=channel_id, provider_message_id=provider_message_id[:200]
+        ).exists()
+        if not taken:
+            fields["provider_message_id"] = provider_message_id[:200]
+    Message.objects.filter(pk=message_id).update(**fields)
+
+
+def apply_provider_status(
+    *, channel: Channel, provider_message_id: str, status: str, error: str = ""
+) -> None:
+    """A delivery receipt from the provider (WhatsApp ``statuses``) for one of our messages."""
+    if status == "failed":
+        new, error = Message.Delivery.FAILED, error or _("The provider reported a failure.")
+    elif status in ("sent", "delivered", "read"):
+        new, error = Message.Delivery.SENT, ""
+    else:
+        return
+    message_id = (
+        Message.objects.filter(channel=channel, provider_message_id=provider_message_id)
+        .exclude(sender=Message.Sender.CUSTOMER)
+        .values_list("id", flat=True)
+        .first()
+    )
+    if message_id is not None:
+        mark_message_delivery(message_id=message_id, status=new, error=error)
 
 
 def deliver(*, message_id: int, task) -> None:
-    Message.objects.filter(pk=message_id).update(
-        delivery_status=Message.Delivery.FAILED, delivery_error="No sender configured."
+    message = (
+        Message.objects.select_related("channel", "conversation")
+        .filter(pk=message_id, delivery_status=Message.Delivery.PENDING)
+        .first()
+    )
+    if message is None:
+        return  # sent already (a duplicate task) or nothing to send
+    channel = message.channel
+    sender = SENDERS.get(channel.kind)
+    recipient = (
+        ContactIdentity.objects.filter(
+            contact_id=message.conversation.contact_id, channel_kind=channel.kind
+        )
+        .values_list("external_id", flat=True)
+        .first()
+    )
+    if sender is None or not recipient or not channel.access_token:
+        reason = (
+            _("No sender for %(kind)s channels.") % {"kind": channel.kind}
+            if sender is None
+            else _("The contact has no %(kind)s id.") % {"kind": channel.kind}
+            if not recipient
+            else _("The channel has no access token.")
+        )
+        mark_message_delivery(message_id=message.pk, status=Message.Delivery.FAILED, error=reason)
+        return
+    attempt = task.request.retries + 1
+    try:
+        provider_id = sender(channel, recipient, message.text)
+    except SendError as exc:
+        final = not exc.retryable or task.request.retries >= task.max_retries
+        error = _("Attempt %(n)d: %(error)s") % {"n": attempt, "error": exc}
+        logger.warning("provider send of message %s failed: %s", message.pk, error)
+        mark_message_delivery(
+            message_id=message.pk,
+            status=Message.Delivery.FAILED if final else Message.Delivery.PENDING,
+            error=error,
+        )
+        if not final:
+            raise task.retry(countdown=backoff_seconds(task.request.retries)) from exc
+        return
+    mark_message_delivery(
+        message_id=message.pk, status=Message.Delivery.SENT, provider_message_id=provider_id
     )

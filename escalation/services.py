@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from crm import realtime
 from crm import services as crm_services
 from crm.models import Conversation, CRMSettings, Message, agent_name
+from integrations.payloads import emit_escalation_event
 from notifications import services as notification_services
 from tickets import services as ticket_services
 from tickets.models import Ticket
@@ -197,6 +198,7 @@ def escalate_conversation(
     ticket_services.open_ticket_for_escalation(escalation=escalation)
     notification_services.notify_agents_of_escalation(escalation=escalation)
     realtime.publish_queue_event("added", escalation.pk)
+    emit_escalation_event("escalation.created", escalation)
     return escalation, True
 
 
@@ -252,6 +254,7 @@ def take_over_escalation(*, escalation_id: int, agent) -> Escalation:
     _event(escalation, EscalationEvent.Kind.CLAIMED, actor=agent, old="queued", new="claimed")
     _hand_conversation_to(escalation, agent)
     realtime.publish_queue_event("claimed", escalation.pk, agent_name=agent_name(agent))
+    emit_escalation_event("escalation.claimed", escalation)
     return escalation
 
 
@@ -313,6 +316,7 @@ def reassign_escalation(
             conversation.save(update_fields=["team", "updated_at"])
         _hand_conversation_to(escalation, to_agent)
         realtime.publish_queue_event("claimed", escalation.pk, agent_name=agent_name(to_agent))
+        emit_escalation_event("escalation.claimed", escalation)
         realtime.publish_to_agent(
             to_agent.pk,
             {
@@ -376,6 +380,7 @@ def resolve_escalation(*, escalation_id: int, agent, note: str = "") -> Escalati
         ticket=escalation.ticket, status=Ticket.Status.RESOLVED, actor=agent, note=note
     )
     realtime.publish_queue_event("removed", escalation.pk)
+    emit_escalation_event("escalation.resolved", escalation)
     return escalation
 
 
@@ -453,6 +458,7 @@ def hand_back_to_ai(*, escalation_id: int, agent, note: str = "") -> Escalation:
         ticket_services.set_ticket_status(
             ticket=escalation.ticket, status=Ticket.Status.RESOLVED, actor=agent, note=note
         )
+        emit_escalation_event("escalation.resolved", escalation)
     _event(
         escalation, EscalationEvent.Kind.HANDED_BACK, actor=agent, old="agent", new="ai", note=note
     )

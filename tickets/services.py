@@ -6,6 +6,7 @@ from django.utils.translation import gettext as _
 
 from crm.models import agent_name
 from escalation.errors import InvalidTransition
+from integrations.payloads import emit_ticket_created
 
 from .models import Ticket, TicketEvent
 
@@ -36,6 +37,7 @@ def open_ticket_for_escalation(*, escalation) -> tuple[Ticket, bool]:
         TicketEvent.objects.create(
             ticket=ticket, kind=TicketEvent.Kind.OPENED, new_value=ticket.status
         )
+        emit_ticket_created(ticket)
     return ticket, created
 
 

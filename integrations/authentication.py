@@ -1,0 +1,67 @@
+"""Who is calling: an API token (``Authorization: Token <token>``), a staff session (the
+browsable API), or a customer holding one conversation's token (``X-Customer-Token``)."""
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AnonymousUser
+from django.utils.translation import gettext_lazy as _
+from rest_framework import authentication, exceptions
+
+from crm.models import Conversation
+
+from .services import authenticate_api_token
+
+
+class ApiTokenAuthentication(authentication.BaseAuthentication):
+    """``request.user`` is the token's owner and ``request.auth`` the ``ApiToken``."""
+
+    keyword = "Token"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() not in (b"token", b"bearer"):
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed(
+                _("Invalid Authorization header: use 'Token <token>'.")
+            )
+        try:
+            raw = header[1].decode()
+        except UnicodeError:
+            raise exceptions.AuthenticationFailed(_("Invalid token.")) from None
+        token = authenticate_api_token(raw)
+        if token is None:
+            raise exceptions.AuthenticationFailed(_("Invalid, expired or revoked token."))
+        return token.owner, token
+
+    def authenticate_header(self, request):
+        return self.keyword
+
+
+@dataclass(frozen=True)
+class CustomerAccess:
+    """A customer who may read and write one conversation, nothing else."""
+
+    conversation_id: int
+
+
+class CustomerTokenAuthentication(authentication.BaseAuthentication):
+    header = "HTTP_X_CUSTOMER_TOKEN"
+
+    def authenticate(self, request):
+        raw = request.META.get(self.header)
+        if raw is None:
+            return None
+        conversation_id = (
+            Conversation.objects.filter(customer_token=raw[:64])
+            .values_list("id", flat=True)
+            .first()
+            if raw and len(raw) <= 64
+            else None
+        )
+        if conversation_id is None:
+            raise exceptions.AuthenticationFailed(_("Unknown customer token."))
+        return AnonymousUser(), CustomerAccess(conversation_id=conversation_id)
+
+    def authenticate_header(self, request):
+        return "X-Customer-Token"

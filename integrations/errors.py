@@ -1,0 +1,9 @@
+from crm.errors import DomainError
+
+
+class InvalidScopes(DomainError):
+    code = "invalid_scopes"
+
+
+class InvalidSubscription(DomainError):
+    code = "invalid_subscription"

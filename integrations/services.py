@@ -1,0 +1,300 @@
+"""State changes of the integrations app: API tokens, webhook subscriptions and deliveries.
+
+``emit_event`` is the one entry point the domain services call when something a subscriber
+may care about happens. It writes one ``WebhookDelivery`` per interested subscription inside
+the caller's transaction (an outbox: a rolled-back change sends nothing) and queues the sends
+with ``transaction.on_commit``.
+"""
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from datetime import timedelta
+
+import httpx
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from . import transport
+from .errors import InvalidScopes, InvalidSubscription
+from .models import (
+    ApiToken,
+    Scope,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSubscription,
+    hash_token,
+    new_raw_token,
+)
+
+logger = logging.getLogger(__name__)
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+SIGNATURE_HEADER = "X-LiveEscalation-Signature"
+
+
+# --- API tokens -------------------------------------------------------------------------------
+
+
+def clean_scopes(scopes) -> list[str]:
+    if isinstance(scopes, str):
+        scopes = [part.strip() for part in scopes.split(",")]
+    scopes = [scope for scope in scopes or [] if scope]
+    unknown = sorted(set(scopes) - set(Scope.values))
+    if unknown:
+        raise InvalidScopes(
+            _("Unknown scopes: %(unknown)s. Use %(allowed)s.")
+            % {"unknown": ", ".join(unknown), "allowed": ", ".join(Scope.values)}
+        )
+    if not scopes:
+        raise InvalidScopes(_("A token needs at least one scope."))
+    return [scope for scope in Scope.values if scope in scopes]
+
+
+@transaction.atomic
+def create_api_token(
+    *, owner, name: str, scopes, created_by=None, expires_at=None
+) -> tuple[ApiToken, str]:
+    """A new token for ``owner``. Returns the row and the raw token, which is shown once and
+    never stored (only its SHA-256 is)."""
+    if not owner.is_active:
+        raise InvalidScopes(_("The token's owner must be an active user."))
+    raw = new_raw_token()
+    token = ApiToken.objects.create(
+        owner=owner,
+        name=(name or _("API token"))[:100],
+        scopes=clean_scopes(scopes),
+        key_hash=hash_token(raw),
+        key_prefix=raw[:10],
+        created_by=created_by,
+        expires_at=expires_at,
+    )
+    return token, raw
+
+
+@transaction.atomic
+def revoke_api_token(*, token: ApiToken) -> ApiToken:
+    ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    token.refresh_from_db()
+    return token
+
+
+def authenticate_api_token(raw: str) -> ApiToken | None:
+    """The live token for this raw value, or None. Marks it used (at most once a minute, so a
+    busy integration does not write on every request)."""
+    if not raw or len(raw) > 200:
+        return None
+    token = (
+        ApiToken.objects.select_related("owner", "owner__agent_profile")
+        .filter(key_hash=hash_token(raw), revoked_at__isnull=True)
+        .first()
+    )
+    now = timezone.now()
+    if token is None or not token.owner.is_active:
+        return None
+    if token.expires_at is not None and token.expires_at <= now:
+        return None
+    if token.last_used_at is None or token.last_used_at < now - LAST_USED_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+    return token
+
+
+# --- Webhook subscriptions ----------------------------------------------------------------------
+
+
+def _clean_subscription(url: str, events) -> list[str]:
+    if not isinstance(url, str) or not url.lower().startswith(("https://", "http://")):
+        raise InvalidSubscription(_("The URL must start with https:// or http://."))
+    events = list(dict.fromkeys(events or []))
+    unknown = sorted(set(events) - set(WebhookEvent.values))
+    if unknown:
+        raise InvalidSubscription(
+            _("Unknown events: %(unknown)s.") % {"unknown": ", ".join(unknown)}
+        )
+    if not events:
+        raise InvalidSubscription(_("Subscribe to at least one event."))
+    return events
+
+
+@transaction.atomic
+def create_webhook_subscription(
+    *, url: str, events, description: str = "", secret: str = "", created_by=None
+) -> WebhookSubscription:
+    events = _clean_subscription(url, events)
+    subscription = WebhookSubscription(
+        url=url, events=events, description=description[:200], created_by=created_by
+    )
+    if secret:
+        subscription.secret = secret
+    subscription.save()
+    return subscription
+
+
+@transaction.atomic
+def update_webhook_subscription(
+    *, subscription: WebhookSubscription, **changes
+) -> WebhookSubscription:
+    """Change url, events, description, secret or is_active (only the keys given)."""
+    subscription = WebhookSubscription.objects.select_for_update().get(pk=subscription.pk)
+    allowed = {"url", "events", "description", "secret", "is_active"}
+    for field, value in changes.items():
+        if field not in allowed:
+            raise InvalidSubscription(_("%(field)s cannot be changed.") % {"field": field})
+        setattr(subscription, field, value)
+    subscription.events = _clean_subscription(subscription.url, subscription.events)
+    if not subscription.secret:
+        raise InvalidSubscription(_("The secret cannot be empty."))
+    subscription.save()
+    return subscription
+
+
+@transaction.atomic
+def delete_webhook_subscription(*, subscription: WebhookSubscription) -> None:
+    subscription.delete()
+
+
+# --- Events and deliveries ----------------------------------------------------------------------
+
+
+def emit_event(name: str, payload) -> list[WebhookDelivery]:
+    """Record ``name`` for every active subscription that wants it and send after commit.
+
+    Call inside the transaction that made the change; nothing is sent if it rolls back.
+    ``payload`` is a dict, or a callable returning one (built only when someone listens).
+    """
+    if name not in WebhookEvent.values:
+        raise ValueError(f"Unknown webhook event {name!r}")
+    subscriptions = [s for s in WebhookSubscription.objects.filter(is_active=True) if s.wants(name)]
+    if not subscriptions:
+        return []
+    if callable(payload):
+        payload = payload()
+    payload = json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
+    deliveries = [
+        WebhookDelivery.objects.create(subscription=s, event=name, payload=payload)
+        for s in subscriptions
+    ]
+    ids = [delivery.id for delivery in deliveries]
+    transaction.on_commit(lambda: _queue_deliveries(ids))
+    return deliveries
+
+
+def _queue_deliveries(ids: list[int]) -> None:
+    from .tasks import deliver_webhook
+
+    for delivery_id in ids:
+        try:
+            deliver_webhook.delay(delivery_id)
+        except Exception:  # broker down: the row stays pending and the sweep resends it
+            logger.warning("could not queue webhook delivery %s; the sweep will", delivery_id)
+
+
+def delivery_body(delivery: WebhookDelivery) -> bytes:
+    return json.dumps(
+        {
+            "id": str(delivery.event_id),
+            "event": delivery.event,
+            "created_at": delivery.created_at.isoformat(),
+            "data": delivery.payload,
+        },
+        separators=(",", ":"),
+        sort_keys=True,
+    ).encode()
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """``t=<unix time>,v1=<hex HMAC-SHA256 of "<t>." + body>``: the timestamp is signed too,
+    so a receiver can refuse replays older than a few minutes."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def verify_signature(secret: str, header: str, body: bytes, *, tolerance: int = 300) -> bool:
+    """What a receiver does (also used by our tests and docs)."""
+    try:
+        parts = dict(item.split("=", 1) for item in header.split(","))
+        timestamp = int(parts["t"])
+    except (ValueError, KeyError):
+        return False
+    if abs(time.time() - timestamp) > tolerance:
+        return False
+    expected = sign(secret, timestamp, body).split("v1=", 1)[1]
+    return hmac.compare_digest(expected, parts.get("v1", ""))
+
+
+def attempt_webhook_delivery(*, delivery_id: int, final: bool) -> bool:
+    """POST one delivery. Returns True when the receiver answered 2xx. A failure is recorded
+    on the row; ``final`` marks it failed for good (the task decides when to give up)."""
+    delivery = WebhookDelivery.objects.select_related("subscription").filter(pk=delivery_id).first()
+    if delivery is None or delivery.status != WebhookDelivery.Status.PENDING:
+        return True  # already delivered (a duplicate task) or deleted with its subscription
+    subscription = delivery.subscription
+    if not subscription.is_active:
+        _record_attempt(
+            delivery, ok=False, status=None, error=_("Subscription disabled."), final=True
+        )
+        return True
+    body = delivery_body(delivery)
+    timestamp = int(time.time())
+    headers = {
+        "Content-Type": "application/json",
+        "X-LiveEscalation-Event": delivery.event,
+        "X-LiveEscalation-Delivery": str(delivery.event_id),
+        "X-LiveEscalation-Timestamp": str(timestamp),
+        SIGNATURE_HEADER: sign(subscription.secret, timestamp, body),
+    }
+    status, error = None, ""
+    try:
+        with transport.client() as http:
+            response = http.post(subscription.url, content=body, headers=headers)
+        status = response.status_code
+        if not response.is_success:
+            error = _("The receiver answered HTTP %(status)d.") % {"status": status}
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}"[:1000]
+    ok = not error
+    _record_attempt(delivery, ok=ok, status=status, error=error, final=final)
+    return ok
+
+
+@transaction.atomic
+def _record_attempt(delivery, *, ok: bool, status, error: str, final: bool) -> None:
+    now = timezone.now()
+    fields = {
+        "attempts": delivery.attempts + 1,
+        "response_status": status,
+        "last_error": error,
+        "last_attempt_at": now,
+    }
+    if ok:
+        fields.update(status=WebhookDelivery.Status.SUCCEEDED, delivered_at=now)
+    elif final:
+        fields["status"] = WebhookDelivery.Status.FAILED
+    WebhookDelivery.objects.filter(pk=delivery.pk, status=WebhookDelivery.Status.PENDING).update(
+        **fields
+    )
+
+
+@transaction.atomic
+def redeliver_webhook(*, delivery: WebhookDelivery) -> WebhookDelivery:
+    """Send a failed delivery again (from the admin or the API)."""
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        status=WebhookDelivery.Status.PENDING, delivered_at=None
+    )
+    delivery_id = delivery.pk
+    transaction.on_commit(lambda: _queue_deliveries([delivery_id]))
+    delivery.refresh_from_db()
+    return delivery
+
+
+def pending_delivery_ids(*, older_than_seconds: int = 600, limit: int = 500) -> list[int]:
+    """Pending deliveries nobody tried for a while (their task was lost): for the sweep."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    rows = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING)
+    rows = rows.filter(created_at__lte=cutoff).exclude(last_attempt_at__gt=cutoff)
+    return list(rows.values_list("id", flat=True)[:limit])

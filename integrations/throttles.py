@@ -1,0 +1,78 @@
+"""Rate limits on what customers can reach (conversation start, customer messages, inbound
+webhooks) and a generous one per caller on everything. Rates come from
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], read on each request so settings overrides apply."""
+
+from rest_framework.settings import api_settings
+from rest_framework.throttling import SimpleRateThrottle
+
+DEFAULT_RATES = {
+    "api": "1200/min",
+    "conversation_start": "120/min",
+    "customer_message": "30/min",
+    "webhook": "1200/min",
+}
+
+
+class _Throttle(SimpleRateThrottle):
+    def get_rate(self):
+        rates = api_settings.DEFAULT_THROTTLE_RATES or {}
+        return rates.get(self.scope, DEFAULT_RATES[self.scope])
+
+    def __init__(self):
+        self.rate = self.get_rate()
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+
+
+class ApiCallerThrottle(_Throttle):
+    """Per token, staff user or (anonymous) address."""
+
+    scope = "api"
+
+    def get_cache_key(self, request, view):
+        auth = request.auth
+        if getattr(auth, "pk", None) is not None:
+            ident = f"token:{auth.pk}"
+        elif request.user and request.user.is_authenticated:
+            ident = f"user:{request.user.pk}"
+        else:
+            ident = f"ip:{self.get_ident(request)}"
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class ConversationStartThrottle(ApiCallerThrottle):
+    scope = "conversation_start"
+
+    def allow_request(self, request, view):
+        if request.method != "POST":
+            return True
+        return super().allow_request(request, view)
+
+
+class CustomerMessageThrottle(_Throttle):
+    """Per conversation and address: one noisy customer cannot flood the AI or the agents."""
+
+    scope = "customer_message"
+
+    def allow_request(self, request, view):
+        if request.method != "POST":
+            return True
+        return super().allow_request(request, view)
+
+    def get_cache_key(self, request, view):
+        conversation = view.kwargs.get("pk", "")
+        return self.cache_format % {
+            "scope": self.scope,
+            "ident": f"{conversation}:{self.get_ident(request)}",
+        }
+
+
+class WebhookThrottle(_Throttle):
+    """Per channel key: providers retry, a flood from one source is refused with 429."""
+
+    scope = "webhook"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {
+            "scope": self.scope,
+            "ident": f"{view.kwargs.get('channel_key', '')}:{self.get_ident(request)}",
+        }

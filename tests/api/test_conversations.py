@@ -1,0 +1,200 @@
+"""Conversations and their messages over the API, for integrations and for customers."""
+
+import pytest
+
+from crm import services as crm_services
+from crm.models import Contact, Conversation, Message
+from tests.api.conftest import error_of
+from tests.factories import ConversationFactory
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/conversations/"
+
+
+def start(client, **overrides):
+    body = {
+        "channel": "api",
+        "contact": {"name": "Dana Shopper", "email": "dana@example.com"},
+        "text": "Hello, where is my parcel?",
+    } | overrides
+    return client.post(URL, body, format="json")
+
+
+def test_start_returns_id_customer_token_and_mode(api, api_channel):
+    response = start(api)
+    assert response.status_code == 201, response.content
+    body = response.json()
+    conversation = Conversation.objects.get(pk=body["id"])
+    assert body["customer_token"] == conversation.customer_token
+    assert body["mode"] in {"ai", "awaiting_agent"}
+    assert body["channel"]["kind"] == "api"
+    assert body["contact"]["email"] == "dana@example.com"
+    first = conversation.messages.order_by("id").first()
+    assert body["first_message"] == first.pk
+    assert (first.sender, first.text) == ("customer", "Hello, where is my parcel?")
+
+
+def test_start_by_channel_key_reuses_the_contact_with_that_email(api, api_channel):
+    Contact.objects.create(name="Dana", email="dana@example.com")
+    response = start(api, channel="api-main")
+    assert response.status_code == 201
+    assert Contact.objects.filter(email__iexact="dana@example.com").count() == 1
+
+
+def test_start_on_an_unknown_channel_is_a_400(api, api_channel):
+    response = start(api, channel="nope")
+    assert response.status_code == 400
+    assert error_of(response)["code"] == "channel_not_found"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"contact": {"email": "not-an-email"}}, "contact.email"),
+        ({"text": "   "}, "text"),
+        ({"text": "x" * 5000}, "text"),
+        ({"channel": ""}, "channel"),
+        ({"contact": "Dana"}, "contact.non_field_errors"),
+    ],
+)
+def test_start_with_bad_input_names_the_field(api, api_channel, body, field):
+    response = start(api, **body)
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["code"] == "invalid"
+    assert field in error["fields"], error
+
+
+def test_start_needs_the_write_scope(reader, api_channel):
+    response = start(reader)
+    assert response.status_code == 403
+    assert error_of(response)["code"] == "insufficient_scope"
+    assert not Conversation.objects.exists()
+
+
+def test_list_filters_by_channel_and_mode(api, api_channel, channel):
+    mine = ConversationFactory(channel=api_channel)
+    ConversationFactory(channel=channel)
+    closed = ConversationFactory(channel=api_channel, mode="closed")
+    response = api.get(URL, {"channel": "api"})
+    assert response.status_code == 200
+    assert {row["id"] for row in response.json()["results"]} == {mine.pk, closed.pk}
+    response = api.get(URL, {"channel": "api", "mode": "closed"})
+    assert [row["id"] for row in response.json()["results"]] == [closed.pk]
+    assert "customer_token" not in response.json()["results"][0]
+
+
+def test_list_rejects_a_bad_filter(api):
+    response = api.get(URL, {"mode": "sleeping", "created_after": "yesterday"})
+    assert response.status_code == 400
+    assert {"mode", "created_after"} <= set(error_of(response)["fields"])
+
+
+def test_read_one_and_a_missing_one(api, conversation):
+    assert api.get(f"{URL}{conversation.pk}/").json()["id"] == conversation.pk
+    response = api.get(f"{URL}999999/")
+    assert response.status_code == 404
+    assert error_of(response)["code"] == "not_found"
+
+
+def _messages(conversation, *texts):
+    return [
+        crm_services.receive_customer_message(conversation=conversation, text=text)
+        for text in texts
+    ]
+
+
+def test_messages_in_order_and_after_a_given_id(api, conversation):
+    first, second = _messages(conversation, "one", "two")
+    rows = api.get(f"{URL}{conversation.pk}/messages/").json()["results"]
+    ids = [row["id"] for row in rows]
+    assert ids == sorted(ids) and {first.pk, second.pk} <= set(ids)
+    assert {"id", "sender", "text", "created_at"} <= set(rows[0])
+    rows = api.get(f"{URL}{conversation.pk}/messages/", {"after": first.pk}).json()["results"]
+    assert rows and all(row["id"] > first.pk for row in rows)
+    assert second.pk in [row["id"] for row in rows]
+
+
+def test_after_must_be_a_number(api, conversation):
+    response = api.get(f"{URL}{conversation.pk}/messages/", {"after": "abc"})
+    assert response.status_code == 400
+    assert "after" in error_of(response)["fields"]
+
+
+def test_customer_token_posts_and_reads_its_own_conversation(anonymous, conversation):
+    anonymous.credentials(HTTP_X_CUSTOMER_TOKEN=conversation.customer_token)
+    response = anonymous.post(
+        f"{URL}{conversation.pk}/messages/", {"text": "Is anyone there?"}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["sender"] == "customer"
+    assert "delivery_error" not in response.json()
+    rows = anonymous.get(f"{URL}{conversation.pk}/messages/").json()["results"]
+    assert "Is anyone there?" in [row["text"] for row in rows]
+    assert anonymous.get(f"{URL}{conversation.pk}/").status_code == 200
+
+
+def test_customer_token_never_sees_private_notes(anonymous, conversation, agent):
+    crm_services.send_agent_message(
+        conversation=conversation, agent=agent, text="VIP, be nice", private_note=True
+    )
+    anonymous.credentials(HTTP_X_CUSTOMER_TOKEN=conversation.customer_token)
+    texts = [
+        row["text"] for row in anonymous.get(f"{URL}{conversation.pk}/messages/").json()["results"]
+    ]
+    assert "VIP, be nice" not in texts
+
+
+def test_customer_token_cannot_reach_another_conversation(anonymous, conversation, channel):
+    other = ConversationFactory(channel=channel)
+    _messages(other, "my secret order number is 123")
+    anonymous.credentials(HTTP_X_CUSTOMER_TOKEN=conversation.customer_token)
+    read = anonymous.get(f"{URL}{other.pk}/messages/")
+    write = anonymous.post(f"{URL}{other.pk}/messages/", {"text": "hijack"}, format="json")
+    detail = anonymous.get(f"{URL}{other.pk}/")
+    missing = anonymous.get(f"{URL}999999/messages/")
+    assert read.status_code == write.status_code == detail.status_code == 404
+    # the same answer as for an id that does not exist: nothing leaks
+    assert read.json() == missing.json()
+    assert not other.messages.filter(text="hijack").exists()
+
+
+def test_customer_token_cannot_call_staff_endpoints(anonymous, conversation):
+    anonymous.credentials(HTTP_X_CUSTOMER_TOKEN=conversation.customer_token)
+    assert anonymous.get("/api/v1/escalations/").status_code == 401
+    assert anonymous.get(URL).status_code == 401
+
+
+def test_a_wrong_customer_token_is_401(anonymous, conversation):
+    anonymous.credentials(HTTP_X_CUSTOMER_TOKEN="guess")
+    response = anonymous.get(f"{URL}{conversation.pk}/messages/")
+    assert response.status_code == 401
+    assert error_of(response)["code"] == "authentication_failed"
+
+
+def test_api_token_posts_as_the_customer(api, conversation):
+    response = api.post(f"{URL}{conversation.pk}/messages/", {"text": "hi"}, format="json")
+    assert response.status_code == 201
+    message = Message.objects.get(pk=response.json()["id"])
+    assert message.sender == "customer" and message.author is None
+
+
+def test_external_id_makes_a_repeated_post_idempotent(api, conversation):
+    url = f"{URL}{conversation.pk}/messages/"
+    first = api.post(url, {"text": "hi", "external_id": "bridge-1"}, format="json")
+    again = api.post(url, {"text": "hi", "external_id": "bridge-1"}, format="json")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["id"] == again.json()["id"]
+    assert conversation.messages.filter(provider_message_id="bridge-1").count() == 1
+
+
+def test_reader_cannot_post_a_message(reader, conversation):
+    response = reader.post(f"{URL}{conversation.pk}/messages/", {"text": "hi"}, format="json")
+    assert response.status_code == 403
+
+
+def test_empty_message_is_a_400_with_the_field(api, conversation):
+    response = api.post(f"{URL}{conversation.pk}/messages/", {"text": ""}, format="json")
+    assert response.status_code == 400
+    assert "text" in error_of(response)["fields"]
