@@ -1,7 +1,25 @@
-"""WebSocket routes. Consumers live in their apps; this only wires them."""
+"""WebSocket routes. Consumers live in their apps; this only wires them.
 
+- ``ws/conversations/<id>/``: the customer's widget socket. Authenticated by the conversation's
+  customer token; its Origin is checked in the consumer against the site's own hosts plus the
+  channel's ``allowed_origins`` (widgets are embedded on other sites).
+- ``ws/agent/``: staff only, by session cookie; Origin must be one of ALLOWED_HOSTS.
+"""
+
+from channels.auth import AuthMiddlewareStack
 from channels.routing import URLRouter
+from channels.security.websocket import AllowedHostsOriginValidator
+from django.urls import path, re_path
 
-websocket_urlpatterns = []
+from crm.consumers import AgentConsumer, CustomerConsumer, NotFoundConsumer
+
+websocket_urlpatterns = [
+    path("ws/conversations/<int:conversation_id>/", CustomerConsumer.as_asgi()),
+    path(
+        "ws/agent/",
+        AllowedHostsOriginValidator(AuthMiddlewareStack(AgentConsumer.as_asgi())),
+    ),
+    re_path(r"", NotFoundConsumer.as_asgi()),
+]
 
 websocket_application = URLRouter(websocket_urlpatterns)

@@ -3,6 +3,20 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
+from . import widget
+
 urlpatterns = [
     path("", RedirectView.as_view(url="/crm/", permanent=False)),
+    path("widget.js", widget.widget_script, name="widget-script"),
+    path("widget/demo/", widget.widget_demo, name="widget-demo"),
+    path(
+        "widget/conversations/",
+        widget.start_widget_conversation,
+        name="widget-start-conversation",
+    ),
+    path(
+        "widget/conversations/<int:conversation_id>/messages/",
+        widget.widget_messages,
+        name="widget-messages",
+    ),
 ]

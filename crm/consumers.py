@@ -1,0 +1,586 @@
+"""WebSocket consumers: the customer's widget socket and the agent's socket.
+
+Thin edges (see ARCHITECTURE.md, "Live chat"): authenticate, join the groups named in
+``crm.realtime``, validate each incoming JSON frame, call a service through
+``database_sync_to_async`` and map ``DomainError`` to an ``error`` frame. Server→client frames
+are the group events of ``crm.realtime`` forwarded as they are, plus ``error`` and
+``connection.state``.
+
+The database is the truth and the socket a notification: on connect (and on ``subscribe``) the
+messages after ``after`` are replayed from the database; a stored message is echoed to its sender
+directly, so a sender sees its message even while the channel layer is down. When the layer
+(Redis) fails, the socket stays open, says ``connection.state: degraded``, keeps storing what it
+receives, and retries the layer every few seconds, pushing from the database meanwhile; when the
+layer answers again the groups are re-joined and ``connection.state: live`` is sent.
+"""
+
+import asyncio
+import json
+import logging
+import random
+import secrets
+import time
+from collections import deque
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.utils.translation import gettext as _
+
+from . import realtime
+from . import services as crm_services
+from .errors import DomainError
+from .models import Conversation, Message, agent_name
+
+logger = logging.getLogger(__name__)
+
+# Close codes sent before accepting (the browser sees them in CloseEvent.code).
+CLOSE_BAD_REQUEST = 4400
+CLOSE_NOT_LOGGED_IN = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+
+LAYER_TIMEOUT_SECONDS = 2.0  # a layer call slower than this counts as the layer being down
+LAYER_RETRY_SECONDS = 5.0  # while degraded: retry the layer and push from the database
+RATE_WINDOW_SECONDS = 10.0
+TYPING_MIN_INTERVAL_SECONDS = 2.0
+REPLAY_BATCH = 200
+SEEN_IDS_KEPT = 2000
+
+
+def max_frame_chars() -> int:
+    """Longest text frame accepted: the message limit, JSON-escaped at worst, plus envelope."""
+    return settings.LIVE_ESCALATION["MAX_MESSAGE_CHARS"] * 6 + 1024
+
+
+def header(scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin1")
+    return None
+
+
+def parse_after(value) -> int | None:
+    """A message id cursor: a non-negative integer, or None when absent. ValueError if bad."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError(value)
+    after = int(value)
+    if after < 0:
+        raise ValueError(value)
+    return after
+
+
+def as_id(value) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return None
+    return value
+
+
+class SeenIds:
+    """Message ids already sent on this socket (bounded): replay and live events overlap."""
+
+    def __init__(self, size: int = SEEN_IDS_KEPT):
+        self._order = deque()
+        self._ids = set()
+        self._size = size
+
+    def add(self, message_id: int) -> bool:
+        """Remember an id; False when it was already there."""
+        if message_id in self._ids:
+            return False
+        self._ids.add(message_id)
+        self._order.append(message_id)
+        if len(self._order) > self._size:
+            self._ids.discard(self._order.popleft())
+        return True
+
+
+class RateLimit:
+    """At most ``limit`` frames in any ``window`` seconds, per connection."""
+
+    def __init__(self, limit: int, window: float = RATE_WINDOW_SECONDS):
+        self.limit = limit
+        self.window = window
+        self._times = deque()
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        while self._times and now - self._times[0] >= self.window:
+            self._times.popleft()
+        if len(self._times) >= self.limit:
+            return False
+        self._times.append(now)
+        return True
+
+
+# --- database access (sync, run through database_sync_to_async) -------------------------------
+
+
+def _messages_after(conversation_id: int, after: int, *, include_private: bool) -> list[dict]:
+    rows = (
+        Message.objects.filter(conversation_id=conversation_id, id__gt=after)
+        .select_related("author__agent_profile")
+        .order_by("id")
+    )
+    if not include_private:
+        rows = rows.filter(is_private_note=False)
+    return [realtime.message_payload(message) for message in rows[:REPLAY_BATCH]]
+
+
+def _mode_event(conversation_id: int) -> dict | None:
+    conversation = (
+        Conversation.objects.select_related("assigned_agent__agent_profile")
+        .filter(pk=conversation_id)
+        .first()
+    )
+    if conversation is None:
+        return None
+    name = ""
+    if conversation.mode == Conversation.Mode.AGENT and conversation.assigned_agent_id:
+        name = agent_name(conversation.assigned_agent)
+    return {
+        "type": "conversation.mode",
+        "conversation": conversation.id,
+        "mode": conversation.mode,
+        "agent_name": name,
+    }
+
+
+@database_sync_to_async
+def conversation_for_token(conversation_id: int, token: str) -> Conversation | None:
+    conversation = (
+        Conversation.objects.select_related("channel", "contact").filter(pk=conversation_id).first()
+    )
+    if conversation is None or not token:
+        return None
+    if not secrets.compare_digest(conversation.customer_token.encode(), token.encode()):
+        return None
+    return conversation
+
+
+@database_sync_to_async
+def store_customer_message(conversation_id: int, text) -> dict:
+    conversation = Conversation.objects.get(pk=conversation_id)
+    message = crm_services.receive_customer_message(conversation=conversation, text=text)
+    return realtime.message_payload(message)
+
+
+@database_sync_to_async
+def store_agent_message(conversation_id: int, agent, text, private: bool) -> dict:
+    conversation = Conversation.objects.filter(pk=conversation_id).first()
+    if conversation is None:
+        raise DomainError(_("No conversation %(id)s.") % {"id": conversation_id})
+    message = crm_services.send_agent_message(
+        conversation=conversation, agent=agent, text=text, private_note=private
+    )
+    return realtime.message_payload(message)
+
+
+@database_sync_to_async
+def agent_may_type_to_customer(conversation_id: int, user_id: int) -> bool:
+    return Conversation.objects.filter(
+        pk=conversation_id, mode=Conversation.Mode.AGENT, assigned_agent_id=user_id
+    ).exists()
+
+
+@database_sync_to_async
+def conversation_exists(conversation_id: int) -> bool:
+    return Conversation.objects.filter(pk=conversation_id).exists()
+
+
+class LiveConsumer(AsyncWebsocketConsumer):
+    """What both sockets share: JSON frames, error frames, limits, groups that survive a
+    channel layer outage, and de-duplicated message delivery."""
+
+    include_private_notes = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.joined: set[str] = set()
+        self.degraded = False
+        self.seen = SeenIds()
+        self.last_message_id: dict[int, int] = {}
+        self.rate = RateLimit(settings.LIVE_ESCALATION["SOCKET_RATE_LIMIT"])
+        self.last_typing: dict[int, float] = {}
+        self.accepted = False
+
+    # The base consumer reads channel-layer events through ``self.channel_receive``; a failing
+    # layer would raise out of its dispatch loop and kill the socket. Wrap it so a failure
+    # becomes an ordinary event (``layer.failed`` / ``layer.retry``) handled below.
+    @property
+    def channel_receive(self):
+        return self._resilient_channel_receive
+
+    @channel_receive.setter
+    def channel_receive(self, layer_receive):
+        self._layer_receive = layer_receive
+
+    async def _resilient_channel_receive(self):
+        if self.degraded:
+            await asyncio.sleep(LAYER_RETRY_SECONDS * (0.75 + random.random() / 2))
+            return {"type": "layer.retry"}
+        try:
+            return await self._layer_receive()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.warning("channel layer receive failed on %s", self.channel_name)
+            await asyncio.sleep(0.1)  # never spin if the layer fails instantly
+            return {"type": "layer.failed"}
+
+    # --- groups ----------------------------------------------------------------------------
+
+    async def join(self, group: str) -> bool:
+        self.joined.add(group)
+        if self.degraded:
+            return False
+        try:
+            await asyncio.wait_for(
+                self.channel_layer.group_add(group, self.channel_name), LAYER_TIMEOUT_SECONDS
+            )
+        except Exception:
+            logger.warning("channel layer group_add(%s) failed", group)
+            await self.become_degraded()
+            return False
+        return True
+
+    async def leave(self, group: str) -> None:
+        self.joined.discard(group)
+        if self.degraded:
+            return
+        try:
+            await asyncio.wait_for(
+                self.channel_layer.group_discard(group, self.channel_name), LAYER_TIMEOUT_SECONDS
+            )
+        except Exception:
+            logger.warning("channel layer group_discard(%s) failed", group)
+
+    async def publish(self, group: str, event: dict) -> None:
+        """Ephemeral events (typing) that are not stored; lost when the layer is down."""
+        if self.degraded:
+            return
+        try:
+            await asyncio.wait_for(
+                self.channel_layer.group_send(group, event), LAYER_TIMEOUT_SECONDS
+            )
+        except Exception:
+            logger.warning("channel layer group_send(%s) failed", group)
+            await self.become_degraded()
+
+    async def become_degraded(self) -> None:
+        if self.degraded:
+            return
+        self.degraded = True
+        if self.accepted:
+            await self.send_frame({"type": "connection.state", "state": "degraded"})
+
+    async def layer_failed(self, event) -> None:
+        await self.become_degraded()
+
+    async def layer_retry(self, event) -> None:
+        """While degraded: try to re-join every group; push what the database has meanwhile."""
+        try:
+            for group in list(self.joined):
+                await asyncio.wait_for(
+                    self.channel_layer.group_add(group, self.channel_name), LAYER_TIMEOUT_SECONDS
+                )
+        except Exception:
+            await self.catch_up()
+            return
+        self.degraded = False
+        await self.send_frame({"type": "connection.state", "state": "live"})
+        await self.catch_up()
+
+    async def catch_up(self) -> None:
+        for conversation_id, after in list(self.last_message_id.items()):
+            await self.replay(conversation_id, after)
+
+    async def disconnect(self, code):
+        for group in list(self.joined):
+            await self.leave(group)
+
+    # --- frames ----------------------------------------------------------------------------
+
+    async def send_frame(self, frame: dict) -> None:
+        await self.send(text_data=json.dumps(frame))
+
+    async def send_error(self, code: str, message: str) -> None:
+        await self.send_frame({"type": "error", "code": code, "message": message})
+
+    async def send_message_frame(self, message: dict) -> None:
+        if message.get("is_private_note") and not self.include_private_notes:
+            return
+        conversation_id = message["conversation"]
+        if message["id"] > self.last_message_id.get(conversation_id, message["id"]):
+            self.last_message_id[conversation_id] = message["id"]  # the catch-up cursor
+        if self.seen.add(message["id"]):
+            await self.send_frame({"type": "message.created", "message": message})
+
+    async def replay(self, conversation_id: int, after: int) -> None:
+        """Every message after ``after``, in order, from the database."""
+        self.last_message_id.setdefault(conversation_id, after)
+        while True:
+            batch = await database_sync_to_async(_messages_after)(
+                conversation_id, after, include_private=self.include_private_notes
+            )
+            for message in batch:
+                await self.send_message_frame(message)
+            if len(batch) < REPLAY_BATCH:
+                return
+            after = batch[-1]["id"]
+
+    async def send_mode(self, conversation_id: int) -> None:
+        event = await database_sync_to_async(_mode_event)(conversation_id)
+        if event is not None:
+            await self.send_frame(event)
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if text_data is None:
+            await self.send_error("unsupported_frame", _("Send JSON text frames."))
+            return
+        if len(text_data) > max_frame_chars():
+            await self.send_error(
+                "frame_too_large",
+                _("Frame too large: the limit is %(limit)d characters.")
+                % {"limit": max_frame_chars()},
+            )
+            return
+        if not self.rate.allow():
+            await self.send_error(
+                "rate_limited",
+                _("Too many frames: at most %(limit)d every %(seconds)d seconds.")
+                % {"limit": self.rate.limit, "seconds": int(self.rate.window)},
+            )
+            return
+        try:
+            frame = json.loads(text_data)
+        except ValueError:
+            await self.send_error("bad_json", _("The frame is not valid JSON."))
+            return
+        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+            await self.send_error("bad_frame", _('A frame is a JSON object with a "type".'))
+            return
+        handler = self.client_handlers().get(frame["type"])
+        if handler is None:
+            await self.send_error(
+                "unknown_type", _("Unknown frame type %(type)r.") % {"type": frame["type"][:50]}
+            )
+            return
+        try:
+            await handler(frame)
+        except DomainError as error:
+            await self.send_error(error.code, error.message)
+        except Exception:
+            logger.exception("socket frame %r failed", frame["type"])
+            await self.send_error("server_error", _("Something went wrong; please try again."))
+
+    def client_handlers(self) -> dict:
+        raise NotImplementedError
+
+    def typing_too_soon(self, conversation_id: int) -> bool:
+        now = time.monotonic()
+        if now - self.last_typing.get(conversation_id, 0.0) < TYPING_MIN_INTERVAL_SECONDS:
+            return True
+        self.last_typing[conversation_id] = now
+        return False
+
+    # --- group events forwarded as they are --------------------------------------------------
+
+    async def message_created(self, event):
+        await self.send_message_frame(event["message"])
+
+    async def conversation_mode(self, event):
+        await self.send_frame(event)
+
+    async def typing(self, event):
+        if event.get("origin") == self.channel_name:
+            return  # one's own typing
+        await self.send_frame(
+            {
+                "type": "typing",
+                "conversation": event["conversation"],
+                "sender": event["sender"],
+                "name": event.get("name", ""),
+            }
+        )
+
+
+class CustomerConsumer(LiveConsumer):
+    """``/ws/conversations/<id>/?token=<customer token>[&after=<message id>]``."""
+
+    async def connect(self):
+        from .widget import origin_allowed
+
+        conversation_id = self.scope["url_route"]["kwargs"]["conversation_id"]
+        params = parse_qs(self.scope.get("query_string", b"").decode("latin1"))
+        token = params.get("token", [""])[0]
+        try:
+            after = parse_after(params.get("after", [None])[0])
+        except ValueError:
+            await self.close(code=CLOSE_BAD_REQUEST)
+            return
+        conversation = await conversation_for_token(conversation_id, token)
+        if conversation is None:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        if not origin_allowed(header(self.scope, b"origin"), conversation.channel):
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.conversation_id = conversation.id
+        self.customer_name = str(conversation.contact)
+        await self.accept()
+        self.accepted = True
+        await self.join(realtime.conversation_group(self.conversation_id))
+        await self.send_frame(
+            {"type": "connection.state", "state": "degraded" if self.degraded else "live"}
+        )
+        await self.replay(self.conversation_id, after or 0)
+        await self.send_mode(self.conversation_id)
+
+    def client_handlers(self) -> dict:
+        return {"message": self.on_message, "typing": self.on_typing}
+
+    async def on_message(self, frame):
+        message = await store_customer_message(self.conversation_id, frame.get("text"))
+        await self.send_message_frame(message)
+
+    async def on_typing(self, frame):
+        if self.typing_too_soon(self.conversation_id):
+            return
+        await self.publish(
+            realtime.staff_conversation_group(self.conversation_id),
+            {
+                "type": "typing",
+                "conversation": self.conversation_id,
+                "sender": "customer",
+                "name": self.customer_name,
+                "origin": self.channel_name,
+            },
+        )
+
+    async def message_created(self, event):
+        if event["message"]["conversation"] == self.conversation_id:
+            await self.send_message_frame(event["message"])
+
+
+class AgentConsumer(LiveConsumer):
+    """``/ws/agent/``: logged-in staff only (session cookie, origin checked by the router)."""
+
+    include_private_notes = True
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_NOT_LOGGED_IN)
+            return
+        if not (user.is_active and user.is_staff):
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.user = user
+        self.display_name = await database_sync_to_async(agent_name)(user)
+        self.subscribed: set[int] = set()
+        await self.accept()
+        self.accepted = True
+        await self.join(realtime.QUEUE_GROUP)
+        await self.join(realtime.agent_group(user.pk))
+        await self.send_frame(
+            {"type": "connection.state", "state": "degraded" if self.degraded else "live"}
+        )
+
+    def client_handlers(self) -> dict:
+        return {
+            "subscribe": self.on_subscribe,
+            "unsubscribe": self.on_unsubscribe,
+            "reply": self.on_reply,
+            "typing": self.on_typing,
+        }
+
+    def conversation_of(self, frame) -> int:
+        conversation_id = as_id(frame.get("conversation"))
+        if conversation_id is None:
+            raise DomainError(_('"conversation" must be a conversation id.'))
+        return conversation_id
+
+    async def on_subscribe(self, frame):
+        conversation_id = self.conversation_of(frame)
+        try:
+            after = parse_after(frame.get("after"))
+        except (TypeError, ValueError):
+            raise DomainError(_('"after" must be a message id.')) from None
+        if not await conversation_exists(conversation_id):
+            raise DomainError(_("No conversation %(id)s.") % {"id": conversation_id})
+        self.subscribed.add(conversation_id)
+        await self.join(realtime.staff_conversation_group(conversation_id))
+        if after is not None:
+            await self.replay(conversation_id, after)
+        else:  # live from now on; a later catch-up starts from the newest message
+            latest = await database_sync_to_async(
+                lambda: (
+                    Message.objects.filter(conversation_id=conversation_id)
+                    .order_by("-id")
+                    .values_list("id", flat=True)
+                    .first()
+                )
+            )()
+            self.last_message_id.setdefault(conversation_id, latest or 0)
+
+    async def on_unsubscribe(self, frame):
+        conversation_id = self.conversation_of(frame)
+        self.subscribed.discard(conversation_id)
+        self.last_message_id.pop(conversation_id, None)
+        await self.leave(realtime.staff_conversation_group(conversation_id))
+
+    async def on_reply(self, frame):
+        conversation_id = self.conversation_of(frame)
+        private = frame.get("private", False)
+        if not isinstance(private, bool):
+            raise DomainError(_('"private" must be true or false.'))
+        message = await store_agent_message(conversation_id, self.user, frame.get("text"), private)
+        await self.send_message_frame(message)
+
+    async def on_typing(self, frame):
+        conversation_id = self.conversation_of(frame)
+        if self.typing_too_soon(conversation_id):
+            return
+        event = {
+            "type": "typing",
+            "conversation": conversation_id,
+            "sender": "agent",
+            "name": self.display_name,
+            "origin": self.channel_name,
+        }
+        await self.publish(realtime.staff_conversation_group(conversation_id), event)
+        if await agent_may_type_to_customer(conversation_id, self.user.pk):
+            await self.publish(realtime.conversation_group(conversation_id), event)
+
+    async def message_created(self, event):
+        if event["message"]["conversation"] in self.subscribed:  # not one just unsubscribed
+            await self.send_message_frame(event["message"])
+
+    async def queue_added(self, event):
+        await self.send_frame(event)
+
+    async def queue_updated(self, event):
+        await self.send_frame(event)
+
+    async def queue_claimed(self, event):
+        await self.send_frame(event)
+
+    async def queue_removed(self, event):
+        await self.send_frame(event)
+
+    async def notification_created(self, event):
+        await self.send_frame(event)
+
+    async def assignment_created(self, event):
+        await self.send_frame(event)
+
+
+class NotFoundConsumer(AsyncWebsocketConsumer):
+    """Any other socket path: refused with 4404 instead of an error in the router."""
+
+    async def connect(self):
+        await self.close(code=CLOSE_NOT_FOUND)

@@ -1,0 +1,250 @@
+"""The website widget over HTTP: its script, a demo page, starting a conversation, and reading
+messages when the socket is degraded.
+
+The widget runs on other sites, so these endpoints are CSRF-exempt (no cookies are used: the
+customer token is the credential) and answer CORS only for origins the channel allows — the
+site's own hosts (ALLOWED_HOSTS) plus ``Channel.allowed_origins``.
+"""
+
+import json
+import secrets
+import time
+from urllib.parse import urlparse
+
+from channels.security.websocket import OriginValidator
+from django.conf import settings
+from django.contrib.staticfiles import finders
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET
+
+from . import realtime
+from . import services as crm_services
+from .errors import DomainError
+from .models import Channel, ChannelKind, Conversation, Message, agent_name
+
+START_RATE_WINDOW_SECONDS = 60
+MESSAGES_PAGE = 200
+PREFLIGHT_MAX_AGE = 600
+
+
+def site_origin_patterns() -> list[str]:
+    hosts = list(settings.ALLOWED_HOSTS)
+    if settings.DEBUG and not hosts:
+        hosts = [".localhost", "127.0.0.1", "[::1]"]  # Django's own DEBUG default
+    return hosts
+
+
+def origin_allowed(origin: str | None, channel: Channel) -> bool:
+    """True for the site's own hosts and the channel's ``allowed_origins``; False if absent."""
+    if not origin:
+        return False
+    try:
+        parsed = urlparse(origin)
+    except ValueError:
+        return False
+    extra = [o for o in (channel.allowed_origins or []) if isinstance(o, str) and o]
+    return OriginValidator(None, site_origin_patterns() + extra).validate_origin(parsed)
+
+
+def error(status: int, code: str, message: str, **extra) -> JsonResponse:
+    return JsonResponse({"code": code, "message": message, **extra}, status=status)
+
+
+def with_cors(response: HttpResponse, origin: str | None) -> HttpResponse:
+    if origin:
+        response["Access-Control-Allow-Origin"] = origin
+    response["Vary"] = "Origin"
+    return response
+
+
+def preflight(request) -> HttpResponse:
+    """Answer the browser's preflight; the real request is checked against the channel."""
+    response = HttpResponse(status=204)
+    response["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+    response["Access-Control-Allow-Headers"] = "Content-Type, X-Customer-Token"
+    response["Access-Control-Max-Age"] = str(PREFLIGHT_MAX_AGE)
+    return with_cors(response, request.headers.get("Origin"))
+
+
+def client_ip(request) -> str:
+    # REMOTE_ADDR only: a forwarded header is the client's to forge unless a proxy we trust
+    # rewrites it (set that up in the proxy, which then owns the limit).
+    return request.META.get("REMOTE_ADDR", "") or "unknown"
+
+
+def start_rate_limited(request) -> bool:
+    """Fixed window per IP in the default cache; True when this request is over the limit."""
+    limit = settings.LIVE_ESCALATION.get("WIDGET_START_RATE_LIMIT", 10)
+    window = int(time.time() // START_RATE_WINDOW_SECONDS)
+    key = f"widget-start:{client_ip(request)}:{window}"
+    cache.add(key, 0, START_RATE_WINDOW_SECONDS + 5)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # evicted between add and incr
+        cache.set(key, 1, START_RATE_WINDOW_SECONDS + 5)
+        count = 1
+    return count > limit
+
+
+def socket_url(request, conversation: Conversation) -> str:
+    scheme = "wss" if request.is_secure() else "ws"
+    path = f"/ws/conversations/{conversation.pk}/"
+    return f"{scheme}://{request.get_host()}{path}?token={conversation.customer_token}"
+
+
+@require_GET
+def widget_script(request):
+    path = finders.find("widget.js")
+    if not path:
+        raise Http404("widget.js")
+    with open(path, "rb") as script:
+        response = HttpResponse(script.read(), content_type="application/javascript")
+    response["Cache-Control"] = "public, max-age=300"
+    response["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@require_GET
+def widget_demo(request):
+    key = request.GET.get("channel", "")
+    channels = Channel.objects.filter(kind=ChannelKind.WEBSITE, is_active=True)
+    channel = channels.filter(key=key).first() if key else channels.order_by("pk").first()
+    return render(
+        request,
+        "widget/demo.html",
+        {"channel": channel, "script_url": reverse("widget-script")},
+    )
+
+
+@csrf_exempt
+def start_widget_conversation(request):
+    """``POST /widget/conversations/`` {"channel", "name"?, "email"?, "text"?} → 201
+    {"id", "customer_token", "mode", "socket_url"}."""
+    if request.method == "OPTIONS":
+        return preflight(request)
+    if request.method != "POST":
+        return error(405, "method_not_allowed", _("Use POST."))
+    origin = request.headers.get("Origin")
+    if start_rate_limited(request):
+        response = error(429, "rate_limited", _("Too many new conversations; try again soon."))
+        response["Retry-After"] = str(START_RATE_WINDOW_SECONDS)
+        return with_cors(response, origin)
+    try:
+        body = json.loads(request.body or b"")
+    except (ValueError, UnicodeDecodeError):
+        return error(400, "bad_json", _("The body must be a JSON object."))
+    if not isinstance(body, dict):
+        return error(400, "bad_json", _("The body must be a JSON object."))
+    fields = {}
+    for name, limit in (("channel", 40), ("name", 200), ("email", 254)):
+        value = body.get(name, "")
+        if value is None:
+            value = ""
+        if not isinstance(value, str) or len(value) > limit:
+            return error(
+                400,
+                "invalid_field",
+                _("%(field)s must be text of at most %(limit)d characters.")
+                % {"field": name, "limit": limit},
+                field=name,
+            )
+        fields[name] = value.strip()
+    if not fields["channel"]:
+        return error(400, "invalid_field", _("channel is required."), field="channel")
+    if fields["email"]:
+        try:
+            validate_email(fields["email"])
+        except ValidationError:
+            return error(400, "invalid_field", _("email is not a valid address."), field="email")
+    text = body.get("text")
+    try:
+        channel = crm_services.find_channel(fields["channel"])
+    except DomainError as exc:
+        return error(400, exc.code, exc.message, field="channel")
+    if channel.kind != ChannelKind.WEBSITE:
+        return error(
+            400,
+            "channel_not_found",
+            _("Channel %(key)r is not a website channel.") % {"key": fields["channel"]},
+            field="channel",
+        )
+    if origin is not None and not origin_allowed(origin, channel):
+        return error(
+            403, "origin_not_allowed", _("This website may not open chats on this channel.")
+        )
+    try:
+        contact = crm_services.find_or_create_contact(
+            channel_kind=ChannelKind.WEBSITE, name=fields["name"], email=fields["email"]
+        )
+        conversation = crm_services.start_conversation(
+            channel=channel, contact=contact, text=text if text is not None else None
+        )
+    except DomainError as exc:
+        return with_cors(error(400, exc.code, exc.message, field="text"), origin)
+    conversation.refresh_from_db(fields=["mode"])
+    response = JsonResponse(
+        {
+            "id": conversation.pk,
+            "customer_token": conversation.customer_token,
+            "mode": conversation.mode,
+            "socket_url": socket_url(request, conversation),
+        },
+        status=201,
+    )
+    return with_cors(response, origin)
+
+
+@csrf_exempt
+def widget_messages(request, conversation_id: int):
+    """``GET /widget/conversations/<id>/messages/?after=<id>`` with ``X-Customer-Token``: the
+    polling fallback. Oldest first, at most 200 per page (``has_more`` says to ask again)."""
+    if request.method == "OPTIONS":
+        return preflight(request)
+    if request.method != "GET":
+        return error(405, "method_not_allowed", _("Use GET."))
+    origin = request.headers.get("Origin")
+    token = request.headers.get("X-Customer-Token", "")
+    conversation = (
+        Conversation.objects.select_related("channel", "assigned_agent__agent_profile")
+        .filter(pk=conversation_id)
+        .first()
+    )
+    if (
+        conversation is None
+        or not token
+        or not secrets.compare_digest(conversation.customer_token.encode(), token.encode())
+    ):
+        return error(403, "forbidden", _("Unknown conversation or wrong token."))
+    if origin is not None and not origin_allowed(origin, conversation.channel):
+        return error(
+            403, "origin_not_allowed", _("This website may not open chats on this channel.")
+        )
+    raw_after = request.GET.get("after", "0") or "0"
+    if not raw_after.isdigit():
+        return with_cors(error(400, "invalid_after", _("after must be a message id.")), origin)
+    rows = list(
+        Message.objects.filter(
+            conversation=conversation, id__gt=int(raw_after), is_private_note=False
+        )
+        .select_related("author__agent_profile")
+        .order_by("id")[: MESSAGES_PAGE + 1]
+    )
+    name = ""
+    if conversation.mode == Conversation.Mode.AGENT and conversation.assigned_agent_id:
+        name = agent_name(conversation.assigned_agent)
+    response = JsonResponse(
+        {
+            "messages": [realtime.message_payload(m) for m in rows[:MESSAGES_PAGE]],
+            "has_more": len(rows) > MESSAGES_PAGE,
+            "mode": conversation.mode,
+            "agent_name": name,
+        }
+    )
+    return with_cors(response, origin)

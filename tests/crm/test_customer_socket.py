@@ -1,0 +1,301 @@
+"""The customer's widget socket against the real ASGI application (config.asgi.application):
+AI exchange, handoff, "Now speaking with …", agent replies, replay on reconnect, and refusals."""
+
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.db import connections
+
+from config.asgi import application
+from crm import services as crm_services
+from crm.models import Conversation, KnowledgeArticle, Message
+from escalation import services as escalation_services
+from escalation.models import Escalation, Priority
+
+from ..factories import AgentFactory, ChannelFactory, ConversationFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SITE = b"http://testserver"
+TIMEOUT = 5
+
+
+@pytest.fixture(autouse=True)
+async def close_db_connections():
+    """The consumers' database thread keeps its connection; close it so the test database can
+    be flushed and dropped."""
+    yield
+    await sync_to_async(connections.close_all)()
+
+
+def customer_socket(conversation, *, token=None, after=None, origin=SITE):
+    token = conversation.customer_token if token is None else token
+    path = f"/ws/conversations/{conversation.pk}/?token={token}"
+    if after is not None:
+        path += f"&after={after}"
+    headers = [(b"origin", origin)] if origin else []
+    return WebsocketCommunicator(application, path, headers=headers)
+
+
+async def connected(communicator):
+    ok, code = await communicator.connect(timeout=TIMEOUT)
+    assert ok, f"refused with {code}"
+    return communicator
+
+
+async def frames_until(communicator, predicate, *, limit=30):
+    """Frames received up to and including the first one ``predicate`` accepts."""
+    seen = []
+    for _ in range(limit):
+        frame = await communicator.receive_json_from(timeout=TIMEOUT)
+        seen.append(frame)
+        if predicate(frame):
+            return seen
+    raise AssertionError(f"no matching frame in {seen}")
+
+
+async def connect_and_drain(communicator):
+    """Connect and read the connect frames: state, replayed messages, then the mode."""
+    await connected(communicator)
+    return await frames_until(communicator, lambda f: f["type"] == "conversation.mode")
+
+
+def texts(frames):
+    return [f["message"]["text"] for f in frames if f["type"] == "message.created"]
+
+
+@pytest.fixture
+def agent_marina(db):
+    return AgentFactory(display_name="Marina", username="marina")
+
+
+@pytest.fixture
+def shop_conversation(db):
+    channel = ChannelFactory(allowed_origins=["https://shop.example"])
+    KnowledgeArticle.objects.create(
+        title="Opening hours",
+        body="Our support team is open Monday to Friday from 9:00 to 17:00.",
+        keywords="opening hours open times support schedule",
+    )
+    return ConversationFactory(channel=channel)
+
+
+async def test_connect_sends_state_and_mode_and_customer_exchanges_with_the_ai(shop_conversation):
+    communicator = customer_socket(shop_conversation)
+    first = await connect_and_drain(communicator)
+    assert first[0] == {"type": "connection.state", "state": "live"}
+    assert first[-1] == {
+        "type": "conversation.mode",
+        "conversation": shop_conversation.pk,
+        "mode": "ai",
+        "agent_name": "",
+    }
+
+    await communicator.send_json_to({"type": "message", "text": "What are your opening hours?"})
+    frames = await frames_until(
+        communicator,
+        lambda f: f["type"] == "message.created" and f["message"]["sender"] == "ai",
+    )
+    created = [f["message"] for f in frames if f["type"] == "message.created"]
+    assert [m["sender"] for m in created] == ["customer", "ai"]  # own message once, not twice
+    assert created[0]["text"] == "What are your opening hours?"
+    assert "Monday to Friday" in created[1]["text"]
+    stored = await sync_to_async(list)(
+        Message.objects.filter(conversation=shop_conversation)
+        .order_by("id")
+        .values_list("sender", "id")
+    )
+    assert stored == [("customer", created[0]["id"]), ("ai", created[1]["id"])]
+    await communicator.disconnect()
+
+
+async def test_handoff_takeover_and_agent_reply_reach_the_customer(shop_conversation, agent_marina):
+    communicator = customer_socket(shop_conversation)
+    await connect_and_drain(communicator)
+
+    escalation, _created = await sync_to_async(escalation_services.escalate_conversation)(
+        conversation=shop_conversation,
+        reason="request",
+        priority=Priority.HIGH,
+        triggered_by=Escalation.Trigger.DETECTION,
+    )
+    frames = await frames_until(
+        communicator, lambda f: f["type"] == "message.created" and "wait" in f["message"]["text"]
+    )
+    assert {
+        "type": "conversation.mode",
+        "conversation": shop_conversation.pk,
+        "mode": "awaiting_agent",
+        "agent_name": "",
+    } in frames
+    assert frames[-1]["message"]["sender"] == "system"
+
+    await sync_to_async(escalation_services.take_over_escalation)(
+        escalation_id=escalation.pk, agent=agent_marina
+    )
+    frames = await frames_until(
+        communicator, lambda f: f["type"] == "message.created" and f["message"]["sender"] == "agent"
+    )
+    assert {
+        "type": "conversation.mode",
+        "conversation": shop_conversation.pk,
+        "mode": "agent",
+        "agent_name": "Marina",
+    } in frames
+    assert "Now speaking with Marina" in texts(frames)
+
+    await sync_to_async(crm_services.send_agent_message)(
+        conversation=shop_conversation, agent=agent_marina, text="Your refund is on its way."
+    )
+    await sync_to_async(crm_services.send_agent_message)(
+        conversation=shop_conversation, agent=agent_marina, text="internal: VIP", private_note=True
+    )
+    await sync_to_async(crm_services.send_agent_message)(
+        conversation=shop_conversation, agent=agent_marina, text="Anything else?"
+    )
+    frames = await frames_until(
+        communicator, lambda f: f.get("message", {}).get("text") == "Anything else?"
+    )
+    assert texts(frames) == ["Your refund is on its way.", "Anything else?"]  # no private note
+    reply = frames[0]["message"]
+    assert reply["sender"] == "agent" and reply["author_name"] == "Marina"
+    await communicator.disconnect()
+
+
+async def test_reconnect_with_after_replays_exactly_the_missed_messages(
+    shop_conversation, agent_marina
+):
+    def fill():
+        Conversation.objects.filter(pk=shop_conversation.pk).update(
+            mode="agent", assigned_agent=agent_marina
+        )
+        conversation = Conversation.objects.get(pk=shop_conversation.pk)
+        crm_services.receive_customer_message(conversation=conversation, text="first")
+        for text in ("seen 1", "missed 1", "missed 2"):
+            crm_services.send_agent_message(
+                conversation=conversation, agent=agent_marina, text=text
+            )
+        crm_services.send_agent_message(
+            conversation=conversation, agent=agent_marina, text="note", private_note=True
+        )
+        crm_services.send_agent_message(
+            conversation=conversation, agent=agent_marina, text="missed 3"
+        )
+        return list(
+            Message.objects.filter(conversation=conversation)
+            .order_by("id")
+            .values_list("id", "text")
+        )
+
+    rows = await sync_to_async(fill)()
+    seen_up_to = dict((text, id_) for id_, text in rows)["seen 1"]
+
+    communicator = customer_socket(shop_conversation, after=seen_up_to)
+    frames = await connect_and_drain(communicator)
+    assert texts(frames) == ["missed 1", "missed 2", "missed 3"]
+    ids = [f["message"]["id"] for f in frames if f["type"] == "message.created"]
+    assert ids == sorted(ids)
+    assert frames[-1]["mode"] == "agent" and frames[-1]["agent_name"] == "Marina"
+    assert await communicator.receive_nothing(timeout=0.2)
+    await communicator.disconnect()
+
+    # without after: the whole customer-visible history, private notes left out
+    communicator = customer_socket(shop_conversation)
+    frames = await connect_and_drain(communicator)
+    assert texts(frames) == ["first", "seen 1", "missed 1", "missed 2", "missed 3"]
+    await communicator.disconnect()
+
+
+async def test_a_token_for_another_conversation_is_refused(shop_conversation):
+    other = await sync_to_async(ConversationFactory)(channel=shop_conversation.channel)
+    ok, code = await customer_socket(shop_conversation, token=other.customer_token).connect()
+    assert (ok, code) == (False, 4403)
+    ok, code = await customer_socket(shop_conversation, token="").connect()
+    assert (ok, code) == (False, 4403)
+    ok, code = await WebsocketCommunicator(
+        application, "/ws/conversations/999999/?token=x", headers=[(b"origin", SITE)]
+    ).connect()
+    assert (ok, code) == (False, 4403)
+
+
+async def test_a_foreign_origin_is_refused_and_the_channels_own_origin_accepted(shop_conversation):
+    ok, code = await customer_socket(shop_conversation, origin=b"https://evil.example").connect()
+    assert (ok, code) == (False, 4403)
+    ok, code = await customer_socket(shop_conversation, origin=None).connect()
+    assert (ok, code) == (False, 4403)
+    communicator = customer_socket(shop_conversation, origin=b"https://shop.example")
+    await connect_and_drain(communicator)
+    await communicator.disconnect()
+
+
+async def test_a_bad_after_cursor_is_refused(shop_conversation):
+    communicator = WebsocketCommunicator(
+        application,
+        f"/ws/conversations/{shop_conversation.pk}/?token={shop_conversation.customer_token}"
+        "&after=abc",
+        headers=[(b"origin", SITE)],
+    )
+    assert await communicator.connect() == (False, 4400)
+
+
+async def test_garbage_is_answered_with_error_frames_and_the_socket_stays_usable(
+    shop_conversation,
+):
+    communicator = customer_socket(shop_conversation)
+    await connect_and_drain(communicator)
+    cases = [
+        ("{not json", "bad_json"),
+        ("[1, 2]", "bad_frame"),
+        (json.dumps({"text": "no type"}), "bad_frame"),
+        (json.dumps({"type": "shout"}), "unknown_type"),
+        (json.dumps({"type": "message", "text": ""}), "invalid_message"),
+        (json.dumps({"type": "message", "text": 42}), "invalid_message"),
+        (json.dumps({"type": "message", "text": "x" * 4001}), "invalid_message"),
+        ("x" * (1024 * 1024), "frame_too_large"),
+    ]
+    for raw, code in cases:
+        await communicator.send_to(text_data=raw)
+        frame = await communicator.receive_json_from(timeout=TIMEOUT)
+        assert frame["type"] == "error" and frame["code"] == code, (raw[:40], frame)
+        assert frame["message"]
+    await communicator.send_to(bytes_data=b"\x00\x01")
+    assert (await communicator.receive_json_from(timeout=TIMEOUT))["code"] == "unsupported_frame"
+
+    count = await sync_to_async(Message.objects.filter(conversation=shop_conversation).count)()
+    assert count == 0  # nothing invalid was stored
+    await communicator.send_json_to({"type": "message", "text": "still here"})
+    frames = await frames_until(communicator, lambda f: f["type"] == "message.created")
+    assert frames[-1]["message"]["text"] == "still here"
+    await communicator.disconnect()
+
+
+async def test_the_per_connection_rate_limit_answers_with_an_error_frame(
+    shop_conversation, settings
+):
+    settings.LIVE_ESCALATION = {**settings.LIVE_ESCALATION, "SOCKET_RATE_LIMIT": 3}
+    communicator = customer_socket(shop_conversation)
+    await connect_and_drain(communicator)
+    for _ in range(3):
+        await communicator.send_json_to({"type": "typing"})
+    assert await communicator.receive_nothing(timeout=0.2)
+    await communicator.send_json_to({"type": "message", "text": "over the limit"})
+    frame = await communicator.receive_json_from(timeout=TIMEOUT)
+    assert frame["type"] == "error" and frame["code"] == "rate_limited"
+    count = await sync_to_async(Message.objects.filter(conversation=shop_conversation).count)()
+    assert count == 0
+
+    # another connection has its own allowance
+    second = customer_socket(shop_conversation)
+    await connect_and_drain(second)
+    await second.send_json_to({"type": "message", "text": "fine"})
+    frames = await frames_until(second, lambda f: f["type"] == "message.created")
+    assert frames[-1]["message"]["text"] == "fine"
+    await communicator.disconnect()
+    await second.disconnect()
+
+
+async def test_an_unknown_socket_path_is_refused():
+    communicator = WebsocketCommunicator(application, "/ws/nope/", headers=[(b"origin", SITE)])
+    assert await communicator.connect() == (False, 4404)
