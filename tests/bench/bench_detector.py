@@ -45,13 +45,22 @@ def percentile(ordered: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
 
 
-def main() -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=20, help="passes over the inputs")
-    args = parser.parse_args()
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
+def run_benchmark(rounds: int = 20, progress=None) -> dict:
+    """Measure on one core (the process's affinity is restored afterwards); return the figures.
+    ``progress`` receives the counted steps and the summary lines (silent by default)."""
+    progress = progress or (lambda line: None)
+    pinned = hasattr(os, "sched_setaffinity")
+    if pinned:
+        previous = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {sorted(previous)[0]})
+    try:
+        return _measure(rounds, progress)
+    finally:
+        if pinned:
+            os.sched_setaffinity(0, previous)
 
+
+def _measure(rounds: int, progress) -> dict:
     started = time.perf_counter()
     from escalation.detection import Turn, detect
     from escalation.detection.evaluation import read_conversations
@@ -68,15 +77,15 @@ def main() -> dict:
     # waiting for the core; the CPU time is what the message costs.
     timings: dict[str, list[float]] = {"labelled": [], "30-turn": []}
     cpu: dict[str, list[float]] = {"labelled": [], "30-turn": []}
-    for step in range(1, args.rounds + 1):
+    for step in range(1, rounds + 1):
         for name, conversations in (("labelled", labelled), ("30-turn", long)):
             for turns in conversations:
                 c0, t0 = time.thread_time(), time.perf_counter()
                 detect(turns)
                 timings[name].append((time.perf_counter() - t0) * 1000)
                 cpu[name].append((time.thread_time() - c0) * 1000)
-        if step % 5 == 0 or step == args.rounds:
-            print(f"[{step}/{args.rounds}] rounds", flush=True)
+        if step % 5 == 0 or step == rounds:
+            progress(f"[{step}/{rounds}] rounds")
 
     results: dict = {"cold_start_ms": round(cold_ms, 1)}
     for clock, table in (("wall", timings), ("cpu", cpu)):
@@ -91,14 +100,21 @@ def main() -> dict:
             }
     for clock in ("wall", "cpu"):
         a, lab, lng = (results[f"{clock}.{n}"] for n in ("all", "labelled", "30-turn"))
-        print(
+        progress(
             f"Summary ({clock}): {a['messages']} messages on one core: p50 {a['p50_ms']:.2f} ms, "
             f"p99 {a['p99_ms']:.2f} ms (labelled p50 {lab['p50_ms']:.2f} / p99 "
             f"{lab['p99_ms']:.2f} ms; 30-turn p50 {lng['p50_ms']:.2f} / p99 {lng['p99_ms']:.2f} ms)"
         )
-    print(f"Model load + first call {cold_ms:.0f} ms; target p99 ≤ 10 ms per message.")
-    print(json.dumps(results))
+    progress(f"Model load + first call {cold_ms:.0f} ms; target p99 ≤ 10 ms per message.")
     return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=20, help="passes over the inputs")
+    args = parser.parse_args()
+    results = run_benchmark(args.rounds, progress=lambda line: print(line, flush=True))
+    print(json.dumps(results))
 
 
 if __name__ == "__main__":
