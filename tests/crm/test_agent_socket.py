@@ -15,7 +15,14 @@ from escalation import services as escalation_services
 from escalation.models import Escalation, Priority
 
 from ..factories import AgentFactory, ChannelFactory, ConversationFactory, UserFactory
-from .test_customer_socket import SITE, TIMEOUT, connect_and_drain, customer_socket, frames_until
+from .test_customer_socket import (  # noqa: F401 (dead_redis is a fixture)
+    SITE,
+    TIMEOUT,
+    connect_and_drain,
+    customer_socket,
+    dead_redis,
+    frames_until,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -259,4 +266,40 @@ async def test_bad_frames_on_the_agent_socket_are_error_frames(marina, conversat
     assert (await agent.receive_json_from(timeout=TIMEOUT))["code"] == "bad_json"
     await agent.send_to(text_data="y" * (1024 * 1024))
     assert (await agent.receive_json_from(timeout=TIMEOUT))["code"] == "frame_too_large"
+    await agent.disconnect()
+
+
+@pytest.mark.usefixtures("dead_redis")
+async def test_with_redis_unreachable_the_agent_socket_is_degraded_but_replies_are_stored(
+    marina, conversation
+):
+    def take_over():
+        escalation_services.take_over_escalation(
+            escalation_id=escalate(conversation).pk, agent=marina
+        )
+
+    await sync_to_async(take_over)()
+    agent = await agent_socket(marina)
+    ok, _code = await agent.connect(timeout=TIMEOUT)
+    assert ok
+    assert await agent.receive_json_from(timeout=TIMEOUT) == {
+        "type": "connection.state",
+        "state": "degraded",
+    }
+    await agent.send_json_to({"type": "subscribe", "conversation": conversation.pk})
+    await agent.send_json_to(
+        {"type": "reply", "conversation": conversation.pk, "text": "Still here"}
+    )
+    frames = await frames_until(agent, lambda f: f["type"] == "message.created")
+    assert frames[-1]["message"]["text"] == "Still here"
+    assert await sync_to_async(
+        Message.objects.filter(conversation=conversation, text="Still here").exists
+    )()
+
+    # a customer message stored meanwhile is pushed from the database while degraded
+    await sync_to_async(crm_services.receive_customer_message)(
+        conversation=conversation, text="Thanks!"
+    )
+    frames = await frames_until(agent, lambda f: f["type"] == "message.created")
+    assert frames[-1]["message"]["text"] == "Thanks!"
     await agent.disconnect()

@@ -2,13 +2,17 @@
 AI exchange, handoff, "Now speaking with …", agent replies, replay on reconnect, and refusals."""
 
 import json
+import socket
+import threading
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import InMemoryChannelLayer
 from channels.testing import WebsocketCommunicator
 from django.db import connections
 
 from config.asgi import application
+from crm import consumers, realtime
 from crm import services as crm_services
 from crm.models import Conversation, KnowledgeArticle, Message
 from escalation import services as escalation_services
@@ -299,3 +303,121 @@ async def test_the_per_connection_rate_limit_answers_with_an_error_frame(
 async def test_an_unknown_socket_path_is_refused():
     communicator = WebsocketCommunicator(application, "/ws/nope/", headers=[(b"origin", SITE)])
     assert await communicator.connect() == (False, 4404)
+
+
+@pytest.mark.redis
+async def test_on_redis_an_event_published_by_another_process_reaches_the_socket(
+    shop_conversation,
+):
+    from channels.layers import get_channel_layer
+    from channels_redis.core import RedisChannelLayer
+
+    assert isinstance(get_channel_layer(), RedisChannelLayer)
+    communicator = customer_socket(shop_conversation)
+    await connect_and_drain(communicator)
+
+    # A Celery worker is another process: a plain thread has its own event loop and its own
+    # Redis connections, so the event crosses Redis to reach this socket.
+    def worker():
+        conversation = Conversation.objects.get(pk=shop_conversation.pk)
+        crm_services.post_system_message(conversation=conversation, text="from a worker")
+        connections.close_all()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    await sync_to_async(thread.join)()
+    frames = await frames_until(communicator, lambda f: f["type"] == "message.created")
+    assert frames[-1]["message"]["text"] == "from a worker"
+    await communicator.disconnect()
+
+
+class FlakyLayer(InMemoryChannelLayer):
+    """An in-memory layer that fails like an unreachable Redis while ``broken`` is set."""
+
+    broken = True
+
+    def _check(self):
+        if FlakyLayer.broken:
+            raise ConnectionError("layer down (test)")
+
+    async def group_add(self, group, channel):
+        self._check()
+        return await super().group_add(group, channel)
+
+    async def group_send(self, group, message):
+        self._check()
+        return await super().group_send(group, message)
+
+    async def receive(self, channel):
+        self._check()
+        return await super().receive(channel)
+
+
+@pytest.fixture
+def dead_redis(settings, monkeypatch):
+    """The channel layer points at a Redis port where nothing listens."""
+    with socket.socket() as probe:  # a free port: bound, then released
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [f"redis://127.0.0.1:{port}/0"]},
+        }
+    }
+    monkeypatch.setattr(consumers, "LAYER_RETRY_SECONDS", 0.2)
+
+
+async def test_with_redis_unreachable_the_socket_stays_open_degraded_and_messages_are_stored(
+    shop_conversation, dead_redis
+):
+    communicator = customer_socket(shop_conversation)
+    ok, _code = await communicator.connect(timeout=TIMEOUT)
+    assert ok
+    assert await communicator.receive_json_from(timeout=TIMEOUT) == {
+        "type": "connection.state",
+        "state": "degraded",
+    }
+    await frames_until(communicator, lambda f: f["type"] == "conversation.mode")
+
+    await communicator.send_json_to({"type": "message", "text": "What are your opening hours?"})
+    frames = await frames_until(
+        communicator, lambda f: f["type"] == "message.created" and f["message"]["sender"] == "ai"
+    )
+    created = [f["message"] for f in frames if f["type"] == "message.created"]
+    # its own message echoed at once; the AI's answer pushed from the database while degraded
+    assert [m["sender"] for m in created] == ["customer", "ai"]
+    stored = await sync_to_async(list)(
+        Message.objects.filter(conversation=shop_conversation).values_list("sender", flat=True)
+    )
+    assert sorted(stored) == ["ai", "customer"]
+    assert await communicator.receive_nothing(timeout=0.5)  # no duplicates from later polls
+    await communicator.disconnect()
+
+
+async def test_when_the_layer_comes_back_the_socket_says_live_and_gets_events_again(
+    shop_conversation, settings, monkeypatch
+):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": f"{__name__}.FlakyLayer"}}
+    monkeypatch.setattr(consumers, "LAYER_RETRY_SECONDS", 0.2)
+    monkeypatch.setattr(FlakyLayer, "broken", True)
+    communicator = customer_socket(shop_conversation)
+    await connected(communicator)
+    frames = await frames_until(communicator, lambda f: f["type"] == "conversation.mode")
+    assert frames[0] == {"type": "connection.state", "state": "degraded"}
+
+    FlakyLayer.broken = False
+    frame = await communicator.receive_json_from(timeout=TIMEOUT)
+    assert frame == {"type": "connection.state", "state": "live"}
+    await sync_to_async(realtime.send_now)(
+        realtime.conversation_group(shop_conversation.pk),
+        {
+            "type": "conversation.mode",
+            "conversation": shop_conversation.pk,
+            "mode": "closed",
+            "agent_name": "",
+        },
+    )
+    frame = await communicator.receive_json_from(timeout=TIMEOUT)
+    assert frame["type"] == "conversation.mode" and frame["mode"] == "closed"
+    await communicator.disconnect()
