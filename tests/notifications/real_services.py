@@ -88,6 +88,16 @@ def database_url() -> str:
     return f"postgresql://{auth}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
+def _die_with_parent():
+    """In the child: if the test process dies (killed, not torn down), so does the worker."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class CeleryWorker:
     """``celery -A config worker`` in a subprocess, consuming one queue of its own, against the
     test database and Redis, sending email through SMTP on ``smtp_port``."""
@@ -112,6 +122,7 @@ class CeleryWorker:
             "DEBUG": "0",
             "CELERY_TASK_ALWAYS_EAGER": "0",
             "LOG_LEVEL": "INFO",
+            "TEST_CELERY_QUEUE": self.queue,
         }
         self.log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(
@@ -120,7 +131,7 @@ class CeleryWorker:
                 "-m",
                 "celery",
                 "-A",
-                "config",
+                "tests.notifications.worker_app",
                 "worker",
                 "--pool=solo",
                 "--concurrency=1",
@@ -138,6 +149,7 @@ class CeleryWorker:
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         try:
             wait_for(self._ready, timeout=timeout, interval=0.2, what="the Celery worker")
@@ -170,5 +182,7 @@ class CeleryWorker:
         import redis
 
         client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
-        client.delete(self.queue)
+        client.delete(
+            self.queue, f"_kombu.binding.{self.queue}", f"_kombu.binding_permanent.{self.queue}"
+        )
         client.close()

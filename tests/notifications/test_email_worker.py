@@ -1,6 +1,8 @@
 """End to end: escalations become emails through a real Celery worker (Redis broker, PostgreSQL)
 and a real SMTP server on loopback. One worker serves the module; each test has its own data."""
 
+import uuid
+
 import pytest
 from django.db import transaction
 
@@ -70,7 +72,7 @@ def _wait_emails(smtp, count, worker, timeout=30):
 def _flush_worker(smtp, worker, make_agent):
     """The solo worker takes tasks in order: once a later email arrives, every task published
     before it has run."""
-    marker = make_agent(f"marker{len(smtp.messages)}", notify_via=EMAIL, availability=OFFLINE)
+    marker = make_agent(f"marker-{uuid.uuid4().hex[:8]}", notify_via=EMAIL, availability=OFFLINE)
     before = len(smtp.messages)
     notification = Notification.objects.create(
         recipient=marker, kind="assigned", text="marker", dedupe_key="marker", email_requested=True
