@@ -22,4 +22,8 @@ app.conf.beat_schedule = {
         "task": "notifications.tasks.prune_old_notifications",
         "schedule": 3600.0,
     },
+    "requeue-unsent-notification-emails": {
+        "task": "notifications.tasks.requeue_unsent_emails",
+        "schedule": 60.0,
+    },
 }
