@@ -31,10 +31,12 @@ logger = logging.getLogger(__name__)
 # (EMAIL_TIMEOUT applies per socket operation) and about the broker's visibility timeout, so a
 # worker that died mid-send is taken over by the redelivered task, not blocked for ever.
 EMAIL_CLAIM_LEASE = timedelta(minutes=5)
-# Requested emails still unsent this long after creation are queued again by the sweep
-# (a broker that was down at escalation time, a task that ran out of retries).
+# The sweep queues again a requested email still unsent this long after creation whose task
+# is gone: never attempted (the broker was down when it was queued), or last attempted longer
+# ago than a live retry chain waits between attempts (the task ran out of retries).
 EMAIL_SWEEP_AFTER = timedelta(minutes=2)
-EMAIL_SWEEP_MAX_ATTEMPTS = 30
+EMAIL_SWEEP_IDLE = timedelta(minutes=15)  # > the task's retry_backoff_max (10 min)
+EMAIL_SWEEP_MAX_ATTEMPTS = 40
 
 
 def conversation_link(conversation_id: int) -> str:
@@ -258,6 +260,7 @@ def send_notification_email(*, notification_id: int) -> EmailOutcome:
             email_claim="",
             email_claimed_at=None,
             email_attempts=F("email_attempts") + 1,
+            email_last_attempt_at=timezone.now(),
             email_error=f"{type(exc).__name__}: {exc}"[:500],
         )
         raise
@@ -265,14 +268,16 @@ def send_notification_email(*, notification_id: int) -> EmailOutcome:
         emailed_at=timezone.now(),
         email_claim="",
         email_attempts=F("email_attempts") + 1,
+        email_last_attempt_at=timezone.now(),
         email_error="",
     )
     return EmailOutcome.SENT
 
 
 def requeue_unsent_emails(*, now=None, limit: int = 200) -> int:
-    """Queue again the emails requested a while ago and never sent nor being sent (the broker
-    was down when they were queued, or the task gave up). Returns how many were queued."""
+    """Queue again the emails requested a while ago, never sent, and whose task is gone (see
+    EMAIL_SWEEP_IDLE); a task still retrying is left alone so chains do not multiply during an
+    outage. Returns how many were queued."""
     from .tasks import send_notification_email
 
     now = now or timezone.now()
@@ -285,6 +290,10 @@ def requeue_unsent_emails(*, now=None, limit: int = 200) -> int:
             email_attempts__lt=EMAIL_SWEEP_MAX_ATTEMPTS,
         )
         .filter(Q(email_claimed_at__isnull=True) | Q(email_claimed_at__lt=now - EMAIL_CLAIM_LEASE))
+        .filter(
+            Q(email_last_attempt_at__isnull=True)
+            | Q(email_last_attempt_at__lt=now - EMAIL_SWEEP_IDLE)
+        )
         .order_by("created_at")
         .values_list("id", flat=True)[:limit]
     )

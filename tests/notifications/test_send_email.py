@@ -134,3 +134,40 @@ def test_the_sweep_requeues_requested_emails_that_never_went_out(make_agent):
     lost.refresh_from_db()
     fresh.refresh_from_db()
     assert lost.emailed_at is not None and fresh.emailed_at is None
+
+
+@pytest.mark.django_db
+def test_the_sweep_leaves_a_task_that_is_still_retrying_alone(make_agent):
+    emma = make_agent("emma")
+    now = timezone.now()
+    retrying = _notification(
+        emma,
+        dedupe_key="retrying",
+        email_attempts=3,
+        email_last_attempt_at=now - timedelta(minutes=5),
+    )
+    gave_up = _notification(
+        emma,
+        dedupe_key="gave-up",
+        email_attempts=11,
+        email_last_attempt_at=now - timedelta(minutes=20),
+    )
+    Notification.objects.filter(pk__in=[retrying.pk, gave_up.pk]).update(
+        created_at=now - timedelta(hours=1)
+    )
+    assert services.requeue_unsent_emails() == 1
+    gave_up.refresh_from_db()
+    retrying.refresh_from_db()
+    assert gave_up.emailed_at is not None and retrying.emailed_at is None
+
+
+def test_the_beat_schedule_runs_the_prune_and_the_email_sweep():
+    from config.celery import app
+
+    tasks = {entry["task"] for entry in app.conf.beat_schedule.values()}
+    assert {
+        "notifications.tasks.prune_old_notifications",
+        "notifications.tasks.requeue_unsent_emails",
+    } <= tasks
+    app.loader.import_default_modules()
+    assert tasks <= set(app.tasks)
