@@ -18,7 +18,11 @@ def claude_available() -> bool:
 
 
 def anthropic_client() -> anthropic.Anthropic:
-    http_client = httpx.Client(transport=_transport) if _transport is not None else None
+    # The SDK's own client class: anthropic 2.x is built on httpx2 and rejects httpx objects, so
+    # tests pass an ``httpx2.MockTransport`` (what the SDK's HTTP library calls MockTransport).
+    http_client = (
+        anthropic.DefaultHttpxClient(transport=_transport) if _transport is not None else None
+    )
     return anthropic.Anthropic(
         api_key=settings.ANTHROPIC_API_KEY or "test-key",
         timeout=settings.ANTHROPIC_TIMEOUT,

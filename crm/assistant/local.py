@@ -1,6 +1,8 @@
 """Offline responder: answers from the knowledge base by retrieval.
 
-Confidence is the match strength (cosine of TF-IDF vectors over the published articles).
+Confidence is the match strength (cosine of TF-IDF vectors over the published articles), mapped
+to 0..1. Below the assistant's ``confidence_threshold`` it says it isn't sure; the stored
+confidence is what the detector reads as the low-confidence signal on the next customer turn.
 """
 
 import math
@@ -15,14 +17,20 @@ from crm.models import KnowledgeArticle
 from .types import Answer
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
-_STOP = set(
+_STOP_WORDS = (
     "a an the and or but if to of in on for with is are was were be been it this that i you "
     "my your me we our can could would should do does did have has had not no how what when "
-    "where why which who please hi hello thanks thank".split()
+    "where why which who please hi hello thanks thank"
 )
+_STOP = set(_STOP_WORDS.split())
+# A fallback for messages the detector has not read (its multilingual intent comes first).
 _HANDOFF_ASK = re.compile(
-    r"\b(human|person|agent|representative|someone real|real person)\b", re.IGNORECASE
+    r"\b(human|person|agent|representative|someone real|real person|operator|manager)\b",
+    re.IGNORECASE,
 )
+DEFAULT_CONFIDENCE_THRESHOLD = 0.45
+# Cosine strength mapped to a confidence: strong matches of a short question score ~0.3+.
+STRENGTH_FOR_FULL_CONFIDENCE = 0.35
 
 
 def tokens(text: str) -> list[str]:
@@ -30,15 +38,20 @@ def tokens(text: str) -> list[str]:
 
 
 def best_articles(text: str, articles, limit: int = 3) -> list[tuple[float, object]]:
-    docs = [(a, Counter(tokens(f"{a.title} {a.title} {a.keywords} {a.keywords} {a.body}")))
-            for a in articles]
+    """``(strength, article)`` pairs, strongest first; strength is a cosine in 0..1."""
+    docs = [
+        (a, Counter(tokens(f"{a.title} {a.title} {a.keywords} {a.keywords} {a.body}")))
+        for a in articles
+    ]
     if not docs:
         return []
     df = Counter(term for _a, counts in docs for term in counts)
     n = len(docs)
 
     def weights(counts):
-        return {t: (1 + math.log(c)) * math.log(1 + n / (1 + df.get(t, 0))) for t, c in counts.items()}
+        return {
+            t: (1 + math.log(c)) * math.log(1 + n / (1 + df.get(t, 0))) for t, c in counts.items()
+        }
 
     query = weights(Counter(tokens(text)))
     qnorm = math.sqrt(sum(v * v for v in query.values())) or 1.0
@@ -49,7 +62,7 @@ def best_articles(text: str, articles, limit: int = 3) -> list[tuple[float, obje
         dot = sum(query[t] * doc.get(t, 0.0) for t in query)
         scored.append((dot / (qnorm * dnorm), article))
     scored.sort(key=lambda pair: pair[0], reverse=True)
-    return scored[:limit]
+    return [(strength, article) for strength, article in scored[:limit] if strength > 0]
 
 
 def articles_for(assistant):
@@ -58,29 +71,70 @@ def articles_for(assistant):
     )
 
 
+def match_confidence(strength: float) -> float:
+    """How sure an answer grounded on a match of this strength is, 0..1."""
+    return round(min(1.0, max(0.0, strength) / STRENGTH_FOR_FULL_CONFIDENCE), 2)
+
+
+def confidence_threshold(assistant) -> float:
+    return assistant.confidence_threshold if assistant else DEFAULT_CONFIDENCE_THRESHOLD
+
+
+def asked_for_a_person(message) -> bool:
+    """The detector's reading of the message (any language) when it has one, else keywords."""
+    from escalation.models import MessageAnalysis
+
+    signals = (
+        MessageAnalysis.objects.filter(message_id=message.pk)
+        .values_list("signals", flat=True)
+        .first()
+    )
+    if signals and (signals.get("intent") or {}).get("request_human"):
+        return True
+    return bool(_HANDOFF_ASK.search(message.text))
+
+
+def handoff_disabled(assistant) -> bool:
+    return assistant is not None and not assistant.handoff_enabled
+
+
+def no_person_available_answer(assistant, text: str) -> Answer:
+    """The honest reply when the customer asks for a person and handoff is disabled: nobody is
+    available in this chat, and here is what the assistant can do."""
+    honest = _("There's no human agent available in this chat, but I'll do my best to help.")
+    matches = best_articles(text, articles_for(assistant))
+    if matches and match_confidence(matches[0][0]) >= confidence_threshold(assistant):
+        strength, article = matches[0]
+        return Answer(text=f"{honest} {article.body}", confidence=match_confidence(strength))
+    titles = list(articles_for(assistant).order_by("title").values_list("title", flat=True)[:3])
+    if titles:
+        offer = _("I can help with: %(topics)s. Tell me what you need.") % {
+            "topics": ", ".join(titles)
+        }
+    else:
+        offer = _("Tell me what you need and I'll look it up.")
+    return Answer(text=f"{honest} {offer}", confidence=0.5)
+
+
 class LocalResponder:
-    # Cosine strength mapped to a confidence: strong matches of a short question score ~0.3+.
-    STRENGTH_FOR_FULL_CONFIDENCE = 0.35
+    STRENGTH_FOR_FULL_CONFIDENCE = STRENGTH_FOR_FULL_CONFIDENCE
 
     def answer(self, *, conversation, message) -> Answer:
         assistant = conversation.assistant
-        threshold = assistant.confidence_threshold if assistant else 0.45
-        if assistant is not None and not assistant.handoff_enabled and _HANDOFF_ASK.search(
-            message.text
-        ):
-            return Answer(
-                text=_(
-                    "There's no human agent available in this chat, but I'll do my best to help. "
-                    "Tell me what you need and I'll look it up, or check our help articles."
-                ),
-                confidence=0.5,
-            )
+        if handoff_disabled(assistant) and asked_for_a_person(message):
+            return no_person_available_answer(assistant, message.text)
         matches = best_articles(message.text, articles_for(assistant))
         if not matches:
-            return Answer(text=_("I'm not sure I can answer that."), confidence=0.0)
+            return Answer(
+                text=_(
+                    "I'm not sure I can answer that. Could you tell me a bit more about what "
+                    "you need?"
+                ),
+                confidence=0.0,
+            )
         strength, article = matches[0]
-        confidence = round(min(1.0, strength / self.STRENGTH_FOR_FULL_CONFIDENCE), 2)
-        if confidence < threshold:
+        confidence = match_confidence(strength)
+        if confidence < confidence_threshold(assistant):
             return Answer(
                 text=_(
                     "I'm not sure I have the right answer for that. Could you tell me a bit "
