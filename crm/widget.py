@@ -17,6 +17,7 @@ from django.contrib.staticfiles import finders
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.db import transaction
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -180,12 +181,13 @@ def start_widget_conversation(request):
             403, "origin_not_allowed", _("This website may not open chats on this channel.")
         )
     try:
-        contact = crm_services.find_or_create_contact(
-            channel_kind=ChannelKind.WEBSITE, name=fields["name"], email=fields["email"]
-        )
-        conversation = crm_services.start_conversation(
-            channel=channel, contact=contact, text=text if text is not None else None
-        )
+        with transaction.atomic():  # a refused first message leaves no contact behind
+            contact = crm_services.find_or_create_contact(
+                channel_kind=ChannelKind.WEBSITE, name=fields["name"], email=fields["email"]
+            )
+            conversation = crm_services.start_conversation(
+                channel=channel, contact=contact, text=text
+            )
     except DomainError as exc:
         return with_cors(error(400, exc.code, exc.message, field="text"), origin)
     conversation.refresh_from_db(fields=["mode"])

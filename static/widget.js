@@ -1,0 +1,373 @@
+/*
+ * Live Escalation chat widget. Embed on any page with one tag:
+ *
+ *   <script src="https://support.example.com/widget.js" data-channel="CHANNEL_KEY" async></script>
+ *
+ * Optional attributes: data-title (header text), data-color (#rrggbb accent).
+ * No dependencies. Every text from the server is shown with textContent, never as HTML.
+ * The conversation id and its customer token are kept in localStorage per channel key, so a
+ * reload resumes the conversation. The socket reconnects by itself (exponential back-off with
+ * jitter) and asks the server for what it missed (?after=<last message id>); while the socket
+ * is down or the server says "degraded", the widget polls the messages endpoint instead.
+ */
+(function () {
+  "use strict";
+
+  var script = document.currentScript || document.querySelector("script[data-channel]");
+  if (!script || window.__liveEscalationWidget) return;
+  window.__liveEscalationWidget = true;
+
+  var channelKey = script.getAttribute("data-channel");
+  if (!channelKey) {
+    console.error("Live Escalation widget: the script tag needs data-channel=\"<channel key>\".");
+    return;
+  }
+  var server = new URL(script.src, window.location.href).origin;
+  var storageKey = "live-escalation:" + channelKey;
+  var color = script.getAttribute("data-color") || "";
+  if (!/^#[0-9a-fA-F]{3,8}$/.test(color)) color = "#2563eb";
+
+  var TEXT = {
+    title: script.getAttribute("data-title") || "Chat with us",
+    placeholder: "Type your message…",
+    send: "Send",
+    open: "Chat",
+    close: "Close",
+    ai: "Our assistant",
+    awaiting_agent: "Waiting for an agent…",
+    agent: "Now speaking with ",
+    closed: "This conversation is closed. Write to start again.",
+    connecting: "Connecting…",
+    offline: "Reconnecting…",
+    degraded: "Live updates paused; checking for new messages…",
+    typing: " is typing…",
+    failed: "Could not start the chat. Please try again.",
+  };
+
+  var RECONNECT_MIN_MS = 1000;
+  var RECONNECT_MAX_MS = 30000;
+  var POLL_MS = 5000;
+  var TYPING_EVERY_MS = 3000;
+
+  var conversation = loadConversation(); // {id, token} or null
+  var socket = null;
+  var attempt = 0;
+  var reconnectTimer = null;
+  var pollTimer = null;
+  var lastId = 0;
+  var seen = {};
+  var outbox = [];
+  var lastTypingSent = 0;
+  var typingTimer = null;
+  var connection = "idle"; // idle | connecting | live | degraded | offline
+
+  // --- storage ---------------------------------------------------------------------------
+  function loadConversation() {
+    try {
+      var saved = JSON.parse(window.localStorage.getItem(storageKey) || "null");
+      if (saved && typeof saved.id === "number" && typeof saved.token === "string") return saved;
+    } catch (e) { /* storage disabled or corrupt: start fresh */ }
+    return null;
+  }
+  function saveConversation(value) {
+    conversation = value;
+    try {
+      if (value) window.localStorage.setItem(storageKey, JSON.stringify(value));
+      else window.localStorage.removeItem(storageKey);
+    } catch (e) { /* the chat still works for this page view */ }
+  }
+
+  // --- UI ----------------------------------------------------------------------------------
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text) node.textContent = text;
+    return node;
+  }
+
+  var host = el("div");
+  host.setAttribute("data-live-escalation", "");
+  var root = host.attachShadow ? host.attachShadow({ mode: "open" }) : host;
+  var style = el("style");
+  style.textContent =
+    ":host{all:initial}" +
+    ".le{position:fixed;right:20px;bottom:20px;z-index:2147483000;font:14px/1.4 system-ui,sans-serif;color:#111}" +
+    ".le-launch{background:" + color + ";color:#fff;border:0;border-radius:24px;padding:12px 18px;cursor:pointer;font:inherit;box-shadow:0 4px 12px rgba(0,0,0,.2)}" +
+    ".le-panel{display:none;flex-direction:column;width:340px;max-width:calc(100vw - 40px);height:480px;max-height:calc(100vh - 100px);background:#fff;border-radius:12px;box-shadow:0 8px 30px rgba(0,0,0,.25);overflow:hidden}" +
+    ".le.open .le-panel{display:flex}.le.open .le-launch{display:none}" +
+    ".le-head{background:" + color + ";color:#fff;padding:10px 14px;display:flex;align-items:center;gap:8px}" +
+    ".le-head b{flex:1}.le-x{background:none;border:0;color:#fff;font-size:20px;cursor:pointer}" +
+    ".le-status{font-size:12px;padding:6px 14px;background:#f3f4f6;color:#374151}" +
+    ".le-list{flex:1;overflow-y:auto;padding:12px;display:flex;flex-direction:column;gap:8px}" +
+    ".le-msg{max-width:80%;padding:8px 11px;border-radius:12px;white-space:pre-wrap;word-wrap:break-word}" +
+    ".le-customer{align-self:flex-end;background:" + color + ";color:#fff}" +
+    ".le-ai,.le-agent{align-self:flex-start;background:#f3f4f6}" +
+    ".le-system{align-self:center;background:none;color:#6b7280;font-size:12px;text-align:center}" +
+    ".le-author{display:block;font-size:11px;color:#6b7280;margin-bottom:2px}" +
+    ".le-note{font-size:12px;color:#6b7280;padding:0 14px;min-height:16px}" +
+    ".le-error{color:#b91c1c}" +
+    ".le-form{display:flex;border-top:1px solid #e5e7eb}" +
+    ".le-input{flex:1;border:0;padding:12px;font:inherit;resize:none;outline:none}" +
+    ".le-send{background:none;border:0;color:" + color + ";font:inherit;font-weight:600;padding:0 14px;cursor:pointer}";
+  root.appendChild(style);
+
+  var frame = el("div", "le");
+  var launch = el("button", "le-launch", TEXT.open);
+  launch.type = "button";
+  var panel = el("div", "le-panel");
+  panel.setAttribute("role", "dialog");
+  panel.setAttribute("aria-label", TEXT.title);
+  var head = el("div", "le-head");
+  head.appendChild(el("b", "", TEXT.title));
+  var closeButton = el("button", "le-x", "×");
+  closeButton.type = "button";
+  closeButton.setAttribute("aria-label", TEXT.close);
+  head.appendChild(closeButton);
+  var status = el("div", "le-status", TEXT.ai);
+  var list = el("div", "le-list");
+  list.setAttribute("aria-live", "polite");
+  var note = el("div", "le-note");
+  var form = el("form", "le-form");
+  var input = el("textarea", "le-input");
+  input.rows = 1;
+  input.placeholder = TEXT.placeholder;
+  input.setAttribute("aria-label", TEXT.placeholder);
+  var sendButton = el("button", "le-send", TEXT.send);
+  sendButton.type = "submit";
+  form.appendChild(input);
+  form.appendChild(sendButton);
+  panel.appendChild(head);
+  panel.appendChild(status);
+  panel.appendChild(list);
+  panel.appendChild(note);
+  panel.appendChild(form);
+  frame.appendChild(launch);
+  frame.appendChild(panel);
+  root.appendChild(frame);
+
+  launch.addEventListener("click", function () {
+    frame.classList.add("open");
+    input.focus();
+  });
+  closeButton.addEventListener("click", function () { frame.classList.remove("open"); });
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    submit();
+  });
+  input.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey) {
+      event.preventDefault();
+      submit();
+    }
+  });
+  input.addEventListener("input", sendTyping);
+
+  var noteTimer = null;
+  function showNote(text, isError) {
+    note.textContent = text || "";
+    note.className = "le-note" + (isError ? " le-error" : "");
+    clearTimeout(noteTimer);
+    if (text) noteTimer = setTimeout(function () { showNote(""); }, 6000);
+  }
+
+  function renderMessage(message) {
+    if (!message || typeof message.id !== "number" || seen[message.id]) return;
+    if (message.is_private_note) return;
+    seen[message.id] = true;
+    if (message.id > lastId) lastId = message.id;
+    var bubble = el("div", "le-msg le-" + (message.sender || "system"));
+    if (message.sender === "agent" && message.author_name) {
+      bubble.appendChild(el("span", "le-author", message.author_name));
+    }
+    bubble.appendChild(document.createTextNode(String(message.text || "")));
+    // Replayed frames arrive in id order; a late live frame is put in its place.
+    var after = null;
+    for (var i = list.children.length - 1; i >= 0; i--) {
+      if (Number(list.children[i].getAttribute("data-id")) < message.id) break;
+      after = list.children[i];
+    }
+    bubble.setAttribute("data-id", String(message.id));
+    list.insertBefore(bubble, after);
+    if (!after) list.scrollTop = list.scrollHeight;
+  }
+
+  function showMode(mode, agentName) {
+    if (mode === "agent") status.textContent = TEXT.agent + (agentName || "");
+    else status.textContent = TEXT[mode] || TEXT.ai;
+  }
+
+  function showConnection(state) {
+    connection = state;
+    if (state === "degraded") showNote(TEXT.degraded);
+    else if (state === "offline") showNote(TEXT.offline);
+    else if (state === "live") showNote("");
+  }
+
+  // --- sending -------------------------------------------------------------------------
+  function submit() {
+    var text = input.value.trim();
+    if (!text) return;
+    input.value = "";
+    if (!conversation) {
+      startConversation(text);
+    } else if (socket && socket.readyState === WebSocket.OPEN) {
+      socket.send(JSON.stringify({ type: "message", text: text }));
+    } else {
+      outbox.push(text);
+      showNote(TEXT.offline);
+    }
+  }
+
+  function sendTyping() {
+    var now = Date.now();
+    if (!socket || socket.readyState !== WebSocket.OPEN || now - lastTypingSent < TYPING_EVERY_MS) return;
+    lastTypingSent = now;
+    socket.send(JSON.stringify({ type: "typing" }));
+  }
+
+  function startConversation(text) {
+    sendButton.disabled = true;
+    fetch(server + "/widget/conversations/", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ channel: channelKey, text: text }),
+    })
+      .then(function (response) {
+        return response.json().then(function (body) { return { ok: response.ok, body: body }; });
+      })
+      .then(function (result) {
+        if (!result.ok) throw new Error(result.body && result.body.message);
+        saveConversation({ id: result.body.id, token: result.body.customer_token });
+        showMode(result.body.mode, "");
+        connect();
+      })
+      .catch(function (error) {
+        input.value = text;
+        showNote((error && error.message) || TEXT.failed, true);
+      })
+      .then(function () { sendButton.disabled = false; });
+  }
+
+  // --- the socket ------------------------------------------------------------------------
+  function socketUrl() {
+    return server.replace(/^http/, "ws") + "/ws/conversations/" + conversation.id +
+      "/?token=" + encodeURIComponent(conversation.token) + "&after=" + lastId;
+  }
+
+  function connect() {
+    clearTimeout(reconnectTimer);
+    if (!conversation) return;
+    if (socket && socket.readyState <= WebSocket.OPEN) return;
+    showConnection("connecting");
+    var ws = new WebSocket(socketUrl());
+    socket = ws;
+    ws.onopen = function () {
+      attempt = 0;
+      while (outbox.length) ws.send(JSON.stringify({ type: "message", text: outbox.shift() }));
+    };
+    ws.onmessage = function (event) {
+      var data;
+      try { data = JSON.parse(event.data); } catch (e) { return; }
+      handle(data);
+    };
+    ws.onclose = function (event) {
+      if (socket !== ws) return;
+      socket = null;
+      if (event.code === 4403 || event.code === 4404) { // the conversation is not ours any more
+        forget();
+        return;
+      }
+      if (event.code === 4400) lastId = 0;
+      showConnection("offline");
+      startPolling();
+      scheduleReconnect();
+    };
+  }
+
+  function scheduleReconnect() {
+    var ceiling = Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * Math.pow(2, attempt));
+    var delay = ceiling / 2 + Math.random() * ceiling / 2; // jitter: no reconnect stampede
+    attempt += 1;
+    clearTimeout(reconnectTimer);
+    reconnectTimer = setTimeout(connect, delay);
+  }
+
+  function handle(data) {
+    switch (data && data.type) {
+      case "message.created":
+        renderMessage(data.message);
+        break;
+      case "conversation.mode":
+        showMode(data.mode, data.agent_name);
+        break;
+      case "typing":
+        note.className = "le-note";
+        note.textContent = (data.name || "") + TEXT.typing;
+        clearTimeout(typingTimer);
+        typingTimer = setTimeout(function () { note.textContent = ""; }, 4000);
+        break;
+      case "connection.state":
+        showConnection(data.state);
+        if (data.state === "degraded") startPolling();
+        else stopPolling();
+        break;
+      case "error":
+        showNote(data.message || data.code, true);
+        break;
+    }
+  }
+
+  function forget() {
+    saveConversation(null);
+    stopPolling();
+    clearTimeout(reconnectTimer);
+    lastId = 0;
+    seen = {};
+    while (list.firstChild) list.removeChild(list.firstChild);
+    showMode("ai", "");
+    showConnection("idle");
+  }
+
+  // --- polling fallback -------------------------------------------------------------------
+  function startPolling() {
+    if (pollTimer || !conversation) return;
+    pollTimer = setTimeout(poll, POLL_MS * (0.75 + Math.random() / 2));
+  }
+
+  function stopPolling() {
+    clearTimeout(pollTimer);
+    pollTimer = null;
+  }
+
+  function poll() {
+    pollTimer = null;
+    if (!conversation || connection === "live") return;
+    fetch(server + "/widget/conversations/" + conversation.id + "/messages/?after=" + lastId, {
+      headers: { "X-Customer-Token": conversation.token },
+    })
+      .then(function (response) {
+        if (response.status === 403) { forget(); return null; }
+        return response.ok ? response.json() : null;
+      })
+      .then(function (body) {
+        if (!body) return;
+        body.messages.forEach(renderMessage);
+        showMode(body.mode, body.agent_name);
+        if (body.has_more) pollTimer = setTimeout(poll, 0);
+      })
+      .catch(function () { /* offline: try again on the next tick */ })
+      .then(function () { if (connection !== "live") startPolling(); });
+  }
+
+  window.addEventListener("online", function () {
+    attempt = 0;
+    connect();
+  });
+
+  function mount() {
+    document.body.appendChild(host);
+    if (conversation) connect();
+  }
+  if (document.body) mount();
+  else document.addEventListener("DOMContentLoaded", mount);
+})();
