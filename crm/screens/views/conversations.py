@@ -29,17 +29,14 @@ def _conversation_or_404(conversation_id: int) -> Conversation:
 
 def _panel_context(request, conversation: Conversation, **extra) -> dict:
     escalation = selectors.latest_escalation(conversation.pk)
-    mine = bool(
-        escalation
-        and escalation.status == Escalation.Status.CLAIMED
-        and escalation.claimed_by_id == request.user.pk
-    )
+    owner = bool(escalation and escalation.claimed_by_id == request.user.pk)
+    mine = owner and escalation.status == Escalation.Status.CLAIMED
     return {
         "conversation": conversation,
         "escalation": escalation,
         "mine": mine,
         "claimed_by_name": agent_name(escalation.claimed_by) if escalation else "",
-        "can_manage": mine or is_manager(request.user),
+        "can_manage": owner or is_manager(request.user),
         "can_reply": conversation.mode == Conversation.Mode.AGENT
         and conversation.assigned_agent_id == request.user.pk,
         **selectors.reassign_targets(),

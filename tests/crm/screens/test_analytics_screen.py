@@ -1,0 +1,53 @@
+"""Analytics: escalation rate, wait and resolution time (median, p90), reasons — as charts."""
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from crm.screens import charts
+from escalation import services as escalation_services
+from escalation.models import Escalation
+from tests.factories import ChannelFactory, ConversationFactory
+
+
+def test_the_numbers_and_the_charts_agree(manager_client, manager, escalate):
+    ConversationFactory()  # handled by the AI, not escalated
+    first = escalate(reason="request")
+    second = escalate(reason="sentiment")
+    escalate(reason="sentiment")
+    now = timezone.now()
+    for escalation, wait in [(first, 60), (second, 180)]:
+        escalation_services.take_over_escalation(escalation_id=escalation.pk, agent=manager)
+        Escalation.objects.filter(pk=escalation.pk).update(
+            escalated_at=now - timedelta(seconds=wait + 5), claimed_at=now - timedelta(seconds=5)
+        )
+    html = manager_client.get("/crm/analytics/?period=7").content.decode()
+    assert "3 of 4 conversations escalated" in html
+    assert ">75.0%<" in html  # the ring
+    assert 'data-metric="wait-median">2m 00s<' in html
+    assert "<td>2</td><td>120.0</td><td>120.0</td><td>168.0</td>" in html  # wait row, p90
+    reasons = html[html.index('id="reasons"') : html.index('id="priorities"')]
+    assert "Frustration" in reasons and "width: 100.0%" in reasons and "width: 50.0%" in reasons
+
+
+def test_channel_and_team_filters_narrow_the_metrics(manager_client, escalate, team):
+    whatsapp = ChannelFactory(kind="whatsapp")
+    escalate(channel=whatsapp)
+    escalate(team=team)
+    html = manager_client.get("/crm/analytics/?channel=whatsapp").content.decode()
+    assert "1 of 1 conversations escalated" in html
+    html = manager_client.get(f"/crm/analytics/?team={team.pk}").content.decode()
+    assert "1 of 1 conversations escalated" in html
+    assert manager_client.get("/crm/analytics/?period=999&team=x").status_code == 200
+
+
+def test_chart_helpers():
+    assert charts.duration(None) == "—"
+    assert charts.duration(45) == "45s"
+    assert charts.duration(200) == "3m 20s"
+    assert charts.duration(7500) == "2h 05m"
+    bars = charts.bars([("a", 2), ("b", 1), ("c", 0)])
+    assert [bar["percent"] for bar in bars] == [100.0, 50.0, 0]
+    assert charts.donut(0.25)["percent"] == 25.0
+    line = charts.sentiment_line([(1, 1.0), (2, -1.0)])
+    assert line["points"][0].y == line["top_y"] and line["points"][1].y == line["bottom_y"]
