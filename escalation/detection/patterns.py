@@ -63,6 +63,9 @@ _DECLINE_PATTERNS = [
     r"(?:human|person|agent)",
     r"\b(?:without|sin|sem|sans|ohne|senza) (?:a |un |una |um |uma |einen |einem )?"
     r"(?:human|person|agent|persona|humano|atendente|humain|menschen|operatore)\b",
+    r"\b(?:don't|dont|do not|no) (?:want|need) to (?:talk|speak|chat) (?:to|with) "
+    r"(?:anyone|anybody|a person|a human|someone|an agent)\b",
+    r"\b(?:i'm|im|i am) (?:fine|ok|okay|happy) with (?:the|a|this) (?:bot|ai|assistant|chat)\b",
     r"\bkein(?:en)? (?:mitarbeiter|menschen)\b",
     r"\bpas besoin\b",
     r"\bnon (?:serve|c'e bisogno|ho bisogno)\b",
