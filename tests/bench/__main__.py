@@ -1,0 +1,269 @@
+"""`make bench`: measure the product against DATABASE_URL / REDIS_URL and compare each figure with
+its floor measured in the same run. Prints a table, writes bench-results.json and a chart.
+
+    python -m tests.bench                 # everything at full size (about 5-8 minutes)
+    python -m tests.bench --quick         # every benchmark, small sizes (about a minute)
+    python -m tests.bench --only race,queue --race-rounds 20
+
+The database named in DATABASE_URL is created if missing and EMPTIED at the start: point it at a
+database of its own (e.g. .../live_escalation_bench), never at one that holds data. The same goes
+for the Redis db number in REDIS_URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+BENCHMARKS = ("floors", "detector", "handoff", "message", "load", "race", "queue")
+# Raised for the benchmark's servers so pacing by the per-socket limit (20 per 10 s by default)
+# does not become the figure; the load benchmark stays under the default rate per socket anyway.
+SOCKET_RATE_LIMIT_FOR_BENCH = "1000000"
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.bench", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated subset")
+    parser.add_argument("--floor-samples", type=int, default=500)
+    parser.add_argument("--detector-seconds", type=float, default=5.0)
+    parser.add_argument("--handoffs", type=int, default=200)
+    parser.add_argument("--replies", type=int, default=500)
+    parser.add_argument("--servers", type=int, default=2, help="uvicorn processes")
+    parser.add_argument("--workers", type=int, default=2, help="Celery worker concurrency")
+    parser.add_argument("--load-sockets", type=int, default=500)
+    parser.add_argument("--load-seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--load-rate", type=float, default=1.0, help="messages per second per customer socket"
+    )
+    parser.add_argument(
+        "--load-with-worker", action="store_true", help="keep the Celery worker during load"
+    )
+    parser.add_argument("--race-claimers", type=int, default=50)
+    parser.add_argument("--race-rounds", type=int, default=200)
+    parser.add_argument("--queue-sizes", default="10000,100000")
+    parser.add_argument("--queue-repeats", type=int, default=20)
+    parser.add_argument("--out", default="bench-results.json")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.floor_samples = min(args.floor_samples, 200)
+        args.detector_seconds = min(args.detector_seconds, 2.0)
+        args.handoffs = min(args.handoffs, 30)
+        args.replies = min(args.replies, 100)
+        args.load_sockets = min(args.load_sockets, 50)
+        args.load_seconds = min(args.load_seconds, 10.0)
+        args.race_claimers = min(args.race_claimers, 20)
+        args.race_rounds = min(args.race_rounds, 20)
+        args.queue_sizes = "1000,5000"
+        args.queue_repeats = min(args.queue_repeats, 5)
+    args.only = [b.strip() for b in args.only.split(",") if b.strip()]
+    unknown = set(args.only) - set(BENCHMARKS)
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    args.queue_sizes = [int(s) for s in args.queue_sizes.split(",") if s.strip()]
+    return args
+
+
+def check_environment() -> None:
+    missing = [name for name in ("DATABASE_URL", "REDIS_URL") if not os.environ.get(name)]
+    if missing:
+        sys.exit(
+            "make bench needs PostgreSQL and Redis: set "
+            + " and ".join(missing)
+            + " (a database and a Redis db of the benchmark's own: they are emptied), e.g.\n"
+            "  DATABASE_URL=postgres://postgres@127.0.0.1:5432/live_escalation_bench "
+            "REDIS_URL=redis://127.0.0.1:6379/15 make bench"
+        )
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("SECRET_KEY", "bench-secret-key-not-for-production")
+    os.environ.setdefault("HTTPS_ONLY", "0")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+
+def sockets_available() -> bool:
+    from config import routing
+
+    return bool(getattr(routing, "websocket_urlpatterns", None))
+
+
+def main(argv=None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    check_environment()
+    import django
+
+    django.setup()
+
+    from . import harness, report, world
+
+    wanted = [b for b in BENCHMARKS if b in args.only]
+    socket_benchmarks = [b for b in wanted if b in ("handoff", "message", "load")]
+    has_sockets = sockets_available()
+    progress = harness.Progress(len(wanted) + 1)
+    results: dict = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": harness.machine_description(),
+        "arguments": {k: v for k, v in vars(args).items()},
+        "benchmarks": {},
+        "notes": [],
+    }
+    run_started = time.monotonic()
+
+    progress.start("prepare the benchmark database (migrate, empty)")
+    world.prepare_database()
+    results["versions"] = harness.versions()
+    progress.done()
+
+    floors = None
+    services = None
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
+    try:
+        for name in wanted:
+            if name in socket_benchmarks and not has_sockets:
+                progress.start(f"{name}: skipped")
+                results["benchmarks"][name] = {
+                    "skipped": "no WebSocket routes in config/routing.py yet"
+                }
+                progress.done("no consumers")
+                continue
+            if name in ("handoff", "message", "load") and floors is None:
+                floors = _floors(args, progress, results, silent=True)
+            if name in socket_benchmarks and services is None:
+                services = _start_services(args, log_dir, progress, results)
+            if name == "floors":
+                progress.start("floors: group_send round trip, PostgreSQL insert + commit")
+                floors = _floors(args, progress, results)
+                progress.done("combined p50 {p50} ms, p99 {p99} ms".format(**floors["combined"]))
+            elif name == "detector":
+                from .detector import run_detector
+
+                progress.start("detector latency (local backend)")
+                data = run_detector(seconds=args.detector_seconds, progress=progress)
+                results["benchmarks"]["detector"] = data
+                progress.done(_p(data.get("latency", {})))
+            elif name in ("handoff", "message", "load"):
+                from . import sockets
+
+                if name == "load" and not args.load_with_worker:
+                    services.stop_worker()
+                    results["notes"].append(
+                        "load: the Celery worker was stopped during the load run (analysis "
+                        "tasks queue up in Redis); on a 2-core box it would compete with the "
+                        "relay for the same cores. --load-with-worker keeps it running."
+                    )
+
+                progress.start(
+                    {
+                        "handoff": f"handoff latency ({args.handoffs} handoffs)",
+                        "message": f"agent reply latency ({args.replies} replies)",
+                        "load": f"load: {args.load_sockets} sockets for {args.load_seconds:.0f} s",
+                    }[name]
+                )
+                data = getattr(sockets, f"run_{name}")(
+                    args=args, ports=services.ports, progress=progress, floors=floors
+                )
+                results["benchmarks"][name] = data
+                progress.done(data.get("headline", ""))
+            elif name == "race":
+                from .race import run_race
+
+                progress.start(
+                    f"take-over race ({args.race_claimers} claimers x {args.race_rounds} rounds)"
+                )
+                data = run_race(
+                    claimers=args.race_claimers, rounds=args.race_rounds, progress=progress
+                )
+                results["benchmarks"]["race"] = data
+                progress.done(
+                    f"{data['rounds_with_exactly_one_winner']}/{args.race_rounds} "
+                    "rounds with one winner"
+                )
+            elif name == "queue":
+                from .queue_scale import run_queue_scale
+
+                progress.start(f"queue at scale ({', '.join(map(str, args.queue_sizes))})")
+                data = run_queue_scale(
+                    sizes=args.queue_sizes, repeats=args.queue_repeats, progress=progress
+                )
+                results["benchmarks"]["queue"] = data
+                progress.done()
+    finally:
+        if services is not None:
+            services.stop()
+        results["logs"] = str(log_dir)
+    results["duration_seconds"] = round(time.monotonic() - run_started, 1)
+    out = Path(args.out)
+    out.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+    chart = report.write_chart(results, out.with_name(out.stem + ".svg"))
+    print()
+    print(report.render(results))
+    print(
+        f"\nresults: {out}" + (f"   chart: {chart}" if chart else "") + f"   server logs: {log_dir}"
+    )
+    return 0
+
+
+def _p(summary: dict) -> str:
+    if not summary:
+        return ""
+    return f"p50 {summary.get('p50')} ms, p99 {summary.get('p99')} ms"
+
+
+def _floors(args, progress, results, *, silent=False):
+    from .floors import measure_floors
+
+    class Quiet:
+        def count(self, *a, **k):
+            pass
+
+    floors = measure_floors(args.floor_samples, Quiet() if silent else progress)
+    results["benchmarks"]["floors"] = floors
+    return floors
+
+
+class _RunningServices:
+    def __init__(self, services, ports):
+        self.services = services
+        self.ports = ports
+
+    def stop(self):
+        self.services.stop()
+
+    def stop_worker(self):
+        from .harness import stop_process
+
+        if self.services.worker is not None:
+            stop_process(self.services.worker)
+            self.services.worker = None
+
+
+def _start_services(args, log_dir, progress, results):
+    from .harness import Services
+
+    env = dict(os.environ)
+    env["SOCKET_RATE_LIMIT"] = SOCKET_RATE_LIMIT_FOR_BENCH
+    env["DEBUG"] = "0"
+    services = Services(env=env, log_dir=log_dir)
+    progress.note(f"starting {args.servers} uvicorn process(es) and a Celery worker")
+    try:
+        ports = services.start_servers(args.servers)
+        services.start_worker(concurrency=args.workers)
+    except Exception:
+        services.stop()
+        raise
+    results["notes"].append(
+        f"{args.servers} uvicorn process(es), Celery worker concurrency {args.workers}; "
+        f"SOCKET_RATE_LIMIT raised to {SOCKET_RATE_LIMIT_FOR_BENCH} for the benchmark servers"
+    )
+    return _RunningServices(services, ports)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Detector latency per message, local backend.
+
+The detection engineer's ``tests/bench/bench_detector.py`` is used when it offers a callable
+(see ``_their_function``); otherwise ``escalation.detection.detect`` is timed here on the labelled
+conversations in tests/data: one call per conversation (the decision for its last customer turn),
+cycled for a bounded time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+
+from .harness import ROOT, latency_summary
+
+DATA = ROOT / "tests" / "data" / "escalation_conversations.jsonl"
+CANDIDATE_NAMES = ("run_benchmark", "bench_detector", "measure", "run", "benchmark")
+
+
+def _their_function():
+    try:
+        module = importlib.import_module("tests.bench.bench_detector")
+    except ImportError:
+        return None
+    for name in CANDIDATE_NAMES:
+        fn = getattr(module, name, None)
+        if callable(fn):
+            return fn
+    return None
+
+
+def _conversations():
+    from escalation.detection import Turn
+
+    out = []
+    for line in DATA.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            out.append(
+                [
+                    Turn(role=t["role"], text=t["text"], confidence=t.get("confidence"))
+                    for t in row["turns"]
+                ]
+            )
+    return out
+
+
+def measure_detect(*, seconds: float, progress) -> dict:
+    from escalation.detection import DetectorSettings, detect
+
+    from .report import quantile_ladder
+
+    conversations = _conversations()
+    settings = DetectorSettings(backend="local")
+    started = time.perf_counter()
+    detect(conversations[0], settings)  # loads the model: reported apart, not in the percentiles
+    cold_ms = (time.perf_counter() - started) * 1000
+    samples = []
+    deadline = time.perf_counter() + seconds
+    i = 0
+    while time.perf_counter() < deadline or i < len(conversations):
+        turns = conversations[i % len(conversations)]
+        t0 = time.perf_counter()
+        detect(turns, settings)
+        samples.append((time.perf_counter() - t0) * 1000)
+        i += 1
+        elapsed = min(seconds, time.perf_counter() - (deadline - seconds))
+        progress.count(int(elapsed * 10), int(seconds * 10), f"({i} calls)")
+    return {
+        "source": "escalation.detection.detect timed by tests/bench/detector.py",
+        "conversations": len(conversations),
+        "first_call_ms": round(cold_ms, 1),
+        "latency": latency_summary(samples),
+        "quantiles": quantile_ladder(samples),
+    }
+
+
+def run_detector(*, seconds: float, progress) -> dict:
+    theirs = _their_function()
+    if theirs is not None:
+        try:
+            result = theirs()
+        except TypeError:
+            result = None  # a signature we don't know: fall back to our own timing
+        if isinstance(result, dict):
+            return {"source": f"tests/bench/bench_detector.py:{theirs.__name__}", **result}
+    return measure_detect(seconds=seconds, progress=progress)

@@ -1,0 +1,261 @@
+"""The summary table printed at the end of `make bench`, and the SVG chart of latency curves."""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+
+from .harness import format_table, ms, percentile
+
+HANDOFF_P95_TARGET_MS = 150.0
+REPLY_P99_TARGET_MS = 250.0
+
+
+def quantile_ladder(samples_ms: list[float]) -> list[float]:
+    """Latency at percentiles 1..99 (the chart draws these)."""
+    if not samples_ms:
+        return []
+    ordered = sorted(samples_ms)
+    return [round(percentile(ordered, q / 100), 3) for q in range(1, 100)]
+
+
+def _ratio(value, floor):
+    if value is None or not floor:
+        return "-"
+    return f"{value / floor:.1f}x"
+
+
+def _met(ok) -> str:
+    return {True: "yes", False: "NO", None: "-"}[ok]
+
+
+def render(results: dict) -> str:
+    b = results["benchmarks"]
+    rows: list[list[str]] = []
+    floors = b.get("floors") or {}
+    combined = floors.get("combined") or {}
+    layer = floors.get("group_send_round_trip") or {}
+    pg = floors.get("pg_insert_commit") or {}
+    if floors:
+        for label, s in (("floor: group_send round trip", layer), ("floor: PG insert+commit", pg)):
+            rows.append([label, f"p50 {ms(s.get('p50'))}, p99 {ms(s.get('p99'))}", "", "", "", ""])
+        rows.append(
+            [
+                "floor: combined",
+                f"p50 {ms(combined.get('p50'))}, p95 {ms(combined.get('p95'))}, "
+                f"p99 {ms(combined.get('p99'))}",
+                "",
+                "",
+                "",
+                "",
+            ]
+        )
+
+    det = b.get("detector")
+    if det and "latency" in det:
+        s = det["latency"]
+        rows.append(
+            [
+                "detector (local), per message",
+                f"p50 {ms(s['p50'])}, p99 {ms(s['p99'])}",
+                "-",
+                "-",
+                "-",
+                "-",
+            ]
+        )
+
+    for key, label, quantiles, target_q, target in (
+        (
+            "handoff",
+            "handoff: widget -> agent queue event",
+            ("p50", "p95", "p99"),
+            "p95",
+            HANDOFF_P95_TARGET_MS,
+        ),
+        ("message", "agent reply -> customer socket", ("p50", "p99"), "p99", REPLY_P99_TARGET_MS),
+    ):
+        data = b.get(key)
+        if not data:
+            continue
+        if data.get("skipped"):
+            rows.append([label, "skipped: " + data["skipped"], "", "", "", ""])
+            continue
+        s = data["latency"]
+        for q in quantiles:
+            ok = None
+            target_text = "-"
+            if q == target_q:
+                ok = s[q] is not None and s[q] <= target
+                target_text = f"<= {target:.0f} ms"
+            rows.append(
+                [
+                    f"{label} {q} (n={s['count']})",
+                    ms(s[q]),
+                    ms(combined.get(q)),
+                    _ratio(s[q], combined.get(q)),
+                    target_text,
+                    _met(ok),
+                ]
+            )
+
+    load = b.get("load")
+    if load:
+        if load.get("skipped"):
+            rows.append(["load", "skipped: " + load["skipped"], "", "", "", ""])
+        else:
+            s = load["delivery_latency"]
+            rows.append(
+                [
+                    f"load: {load['sockets']} sockets, {load['seconds']:.0f} s, msgs/s",
+                    f"{load['delivered_per_second']:.0f} delivered/s "
+                    f"({load['sent_per_second']:.0f} sent/s)",
+                    "",
+                    "",
+                    "",
+                    "",
+                ]
+            )
+            rows.append(
+                [
+                    "load: delivery latency p50 / p99",
+                    f"{ms(s['p50'])} / {ms(s['p99'])}",
+                    ms(combined.get("p99")),
+                    _ratio(s["p99"], combined.get("p99")),
+                    "",
+                    "",
+                ]
+            )
+            rows.append(
+                [
+                    "load: sent / stored / delivered",
+                    f"{load['sent']} / {load['stored']} / {load['delivered']}",
+                    "",
+                    "",
+                    "0 lost in store",
+                    _met(load["lost_in_store"] == 0),
+                ]
+            )
+
+    race = b.get("race")
+    if race:
+        rows.append(
+            [
+                f"take-over race: {race['claimers']} claimers x {race['rounds']} rounds",
+                "winners per round: "
+                + ", ".join(f"{k}->{v} rounds" for k, v in race["winners_per_round"].items()),
+                "",
+                "",
+                "exactly 1 every round",
+                _met(race["ok"]),
+            ]
+        )
+
+    queue = b.get("queue")
+    if queue:
+        for size, surfaces in queue["sizes"].items():
+            for surface in ("selector", "api", "screen"):
+                data = surfaces.get(surface) or {}
+                label = f"queue {int(size):,} queued: {surface}"
+                if data.get("missing"):
+                    rows.append([label, f"{data['path']} not built yet", "", "", "", ""])
+                    continue
+                status = f", HTTP {data['status']}" if "status" in data else ""
+                rows.append(
+                    [
+                        label,
+                        f"p50 {ms(data['time']['p50'])}, p95 {ms(data['time']['p95'])}, "
+                        f"queries {'/'.join(map(str, data['queries']))}{status}",
+                        "",
+                        "",
+                        "constant queries",
+                        _met(queue["query_count_constant"].get(surface)),
+                    ]
+                )
+
+    machine = results["machine"]
+    header = (
+        f"Live Escalation benchmarks, {results['started_at']} on {machine['cpu']} "
+        f"({machine['cores']} cores, {machine['memory_gb']} GB), load at start "
+        f"{machine['load_average_at_start']}, took {results.get('duration_seconds')} s"
+    )
+    table = format_table(rows, ["figure", "measured", "floor", "ratio", "target", "met"])
+    notes = "\n".join(f"note: {n}" for n in results.get("notes", []))
+    return header + "\n" + table + ("\n" + notes if notes else "")
+
+
+def write_chart(results: dict, path: Path) -> Path | None:
+    """Percentile curves (log scale) of each latency measured, with the floor for reference."""
+    series = []
+    b = results["benchmarks"]
+    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+    for key, label in (
+        ("handoff", "handoff (widget -> agent queue event)"),
+        ("message", "agent reply -> customer"),
+        ("load", "delivery under load"),
+        ("detector", "detector per message"),
+    ):
+        ladder = (b.get(key) or {}).get("quantiles")
+        if ladder:
+            series.append((label, ladder))
+    floor = (b.get("floors") or {}).get("quantiles")
+    if floor:
+        series.append(("floor: group_send + PG commit", floor))
+    if not series:
+        return None
+    width, height, left, right, top, bottom = 760, 420, 70, 250, 40, 50
+    values = [v for _label, ladder in series for v in ladder if v > 0]
+    low = 10 ** math.floor(math.log10(min(values)))
+    high = 10 ** math.ceil(math.log10(max(values)))
+
+    def x(q):  # q = 1..99
+        return left + (q - 1) / 98 * (width - left - right)
+
+    def y(v):
+        v = max(v, low)
+        return top + (
+            1 - (math.log10(v) - math.log10(low)) / (math.log10(high) - math.log10(low))
+        ) * (height - top - bottom)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        'font-family="sans-serif" font-size="12">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{left}" y="22" font-size="14" font-weight="bold">Latency by percentile '
+        f"({html.escape(results['machine']['cpu'])}, {results['machine']['cores']} cores)</text>",
+    ]
+    decade = low
+    while decade <= high:
+        parts.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{y(decade):.1f}" y2="{y(decade):.1f}" '
+            'stroke="#ddd"/>'
+            f'<text x="{left - 6}" y="{y(decade) + 4:.1f}" text-anchor="end">{decade:g} ms</text>'
+        )
+        decade *= 10
+    for q in (1, 25, 50, 75, 90, 95, 99):
+        parts.append(
+            f'<line x1="{x(q):.1f}" x2="{x(q):.1f}" y1="{top}" y2="{height - bottom}" '
+            'stroke="#eee"/>'
+            f'<text x="{x(q):.1f}" y="{height - bottom + 16}" text-anchor="middle">p{q}</text>'
+        )
+    parts.append(
+        f'<text x="{(left + width - right) / 2:.0f}" y="{height - 12}" text-anchor="middle">'
+        "percentile</text>"
+    )
+    for i, (label, ladder) in enumerate(series):
+        color = palette[i % len(palette)]
+        points = " ".join(f"{x(q + 1):.1f},{y(v):.1f}" for q, v in enumerate(ladder))
+        dash = ' stroke-dasharray="5,4"' if label.startswith("floor") else ""
+        parts.append(
+            f'<polyline fill="none" stroke="{color}" stroke-width="2"{dash} points="{points}"/>'
+        )
+        ly = top + 10 + i * 20
+        parts.append(
+            f'<line x1="{width - right + 12}" x2="{width - right + 32}" y1="{ly}" y2="{ly}" '
+            f'stroke="{color}" stroke-width="2"{dash}/>'
+            f'<text x="{width - right + 38}" y="{ly + 4}">{html.escape(label)}</text>'
+        )
+    parts.append("</svg>")
+    path.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,412 @@
+"""Socket benchmarks against real uvicorn processes, a real Celery worker, PostgreSQL and Redis.
+
+- handoff: a customer's "I want to speak to a person" on the widget socket (server A) → the
+  ``queue.added`` event on an agent socket (server B). The path: consumer → store → commit →
+  Celery (Redis broker) → detection → escalate_conversation → commit → group_send → agent socket.
+- message: an agent's ``reply`` on the agent socket (server B) → ``message.created`` on the
+  customer's socket (server A), through the channel layer.
+- load: N customer sockets each sending at a fixed rate for T seconds; delivery is counted on
+  agent sockets watching every conversation (``subscribe``), i.e. through the channel layer, not
+  the direct echo to the sender. Sent vs stored (database) vs delivered.
+
+Setup and checks use the ORM outside the event loop; each phase runs in its own ``asyncio.run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import random
+import time
+import uuid
+
+from django.db import connection
+from websockets.asyncio.client import connect
+
+from .harness import latency_summary
+from .report import quantile_ladder
+
+HANDOFF_TEXT = "I want to speak to a person"
+WARMUP_HANDOFFS = 5
+FRAME_TIMEOUT = 15.0
+
+
+def _origin(port: int) -> str:
+    return f"http://127.0.0.1:{port}"
+
+
+def _customer_url(port: int, conversation, after: int | None = None) -> str:
+    url = f"ws://127.0.0.1:{port}/ws/conversations/{conversation.pk}/?token={conversation.customer_token}"
+    return url + (f"&after={after}" if after else "")
+
+
+async def _open_customer(port: int, conversation, after: int | None = None):
+    ws = await connect(
+        _customer_url(port, conversation, after),
+        origin=_origin(port),
+        open_timeout=30,
+        max_queue=None,
+        ping_interval=None,
+    )
+    # connect: connection.state, the replay, then conversation.mode
+    while True:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), FRAME_TIMEOUT))
+        if frame["type"] == "conversation.mode":
+            return ws
+        if frame["type"] == "error":
+            raise RuntimeError(f"customer socket error frame: {frame}")
+
+
+async def _open_agent(port: int, cookie: str):
+    ws = await connect(
+        f"ws://127.0.0.1:{port}/ws/agent/",
+        origin=_origin(port),
+        additional_headers={"Cookie": cookie},
+        open_timeout=30,
+        max_queue=None,
+        ping_interval=None,
+    )
+    frame = json.loads(await asyncio.wait_for(ws.recv(), FRAME_TIMEOUT))
+    if frame.get("type") != "connection.state":
+        raise RuntimeError(f"agent socket opened with {frame}")
+    return ws
+
+
+def _setup(ports: list[int], *, conversations: int, online_agents: int = 1):
+    from .world import make_agents, make_channel, make_conversations, session_cookie
+
+    channel = make_channel(origin=_origin(ports[0]))
+    channel.allowed_origins = [_origin(p) for p in ports]
+    channel.save(update_fields=["allowed_origins"])
+    agents = make_agents(online_agents)
+    cookies = [session_cookie(a) for a in agents]
+    rows = make_conversations(conversations, channel=channel)
+    connection.close()
+    return channel, agents, cookies, rows
+
+
+def _ports(ports: list[int]) -> tuple[int, int]:
+    """Customer on one process, agent on the other (when there are two)."""
+    return ports[0], ports[-1]
+
+
+# --- handoff ------------------------------------------------------------------------------------
+
+
+async def _handoff_phase(ports, cookie, conversations, progress, total):
+    customer_port, agent_port = _ports(ports)
+    agent = await _open_agent(agent_port, cookie)
+    queue_events: asyncio.Queue = asyncio.Queue()
+
+    async def read_agent():
+        async for raw in agent:
+            frame = json.loads(raw)
+            if frame["type"] == "queue.added":
+                await queue_events.put((time.perf_counter(), frame["escalation"]))
+
+    reader = asyncio.create_task(read_agent())
+    samples, customer_samples, failures = [], [], []
+    try:
+        for i, conversation in enumerate(conversations):
+            customer = await _open_customer(customer_port, conversation)
+            started = time.perf_counter()
+            await customer.send(json.dumps({"type": "message", "text": HANDOFF_TEXT}))
+            customer_seen = received = None
+
+            # The customer's side too: the handoff (mode leaves "ai") reaches the widget.
+            async def customer_sees_handoff(customer=customer):
+                while True:
+                    frame = json.loads(await customer.recv())
+                    if frame["type"] == "conversation.mode" and frame["mode"] != "ai":
+                        return time.perf_counter()
+
+            customer_task = asyncio.create_task(customer_sees_handoff())
+            try:
+                received, _escalation_id = await asyncio.wait_for(queue_events.get(), FRAME_TIMEOUT)
+                customer_seen = await asyncio.wait_for(customer_task, FRAME_TIMEOUT)
+            except TimeoutError:
+                if received is None:
+                    failures.append(conversation.pk)
+                    if len(failures) >= 3 and len(failures) > len(samples):
+                        raise RuntimeError(
+                            "handoffs are not arriving (3 timeouts): is the Celery worker "
+                            "running? see the worker log"
+                        ) from None
+            finally:
+                customer_task.cancel()
+                await customer.close()
+            if received is not None and i >= WARMUP_HANDOFFS:
+                samples.append((received - started) * 1000)
+                if customer_seen is not None:
+                    customer_samples.append((customer_seen - started) * 1000)
+            progress.count(i + 1, total)
+    finally:
+        reader.cancel()
+        await agent.close()
+    return samples, customer_samples, failures
+
+
+def run_handoff(*, args, ports, progress, floors) -> dict:
+    from escalation.models import Escalation
+
+    total = args.handoffs + WARMUP_HANDOFFS
+    _channel, _agents, cookies, conversations = _setup(ports, conversations=total)
+    samples, customer_samples, failures = asyncio.run(
+        _handoff_phase(ports, cookies[0], conversations, progress, total)
+    )
+    escalated = Escalation.objects.filter(
+        conversation__in=[c.pk for c in conversations], status=Escalation.Status.QUEUED
+    ).count()
+    connection.close()
+    latency = latency_summary(samples)
+    floor = floors["combined"]
+    return {
+        "handoffs": args.handoffs,
+        "warmup_excluded": WARMUP_HANDOFFS,
+        "latency": latency,
+        "quantiles": quantile_ladder(samples),
+        "customer_sees_handoff": latency_summary(customer_samples),
+        "timeouts": len(failures),
+        "escalations_in_database": escalated,
+        "floor": floor,
+        "ratio": {q: _r(latency[q], floor[q]) for q in ("p50", "p95", "p99")},
+        "headline": f"p50 {latency['p50']} ms, p95 {latency['p95']} ms, p99 {latency['p99']} ms",
+    }
+
+
+def _r(value, floor):
+    return None if value is None or not floor else round(value / floor, 1)
+
+
+# --- agent reply → customer -----------------------------------------------------------------------
+
+
+async def _reply_phase(ports, cookie, conversations, replies, progress):
+    customer_port, agent_port = _ports(ports)
+    agent = await _open_agent(agent_port, cookie)
+    customers = [await _open_customer(customer_port, c) for c in conversations]
+    samples, timeouts, errors = [], 0, []
+
+    async def drain_agent():
+        async for raw in agent:
+            frame = json.loads(raw)
+            if frame["type"] == "error":
+                errors.append(frame)
+
+    drainer = asyncio.create_task(drain_agent())
+    try:
+        for n in range(replies):
+            index = n % len(conversations)
+            conversation, customer = conversations[index], customers[index]
+            text = f"Agent reply {n} {uuid.uuid4().hex[:8]}"
+            started = time.perf_counter()
+            await agent.send(
+                json.dumps({"type": "reply", "conversation": conversation.pk, "text": text})
+            )
+            try:
+                while True:
+                    frame = json.loads(await asyncio.wait_for(customer.recv(), FRAME_TIMEOUT))
+                    if frame["type"] == "message.created" and frame["message"]["text"] == text:
+                        samples.append((time.perf_counter() - started) * 1000)
+                        break
+            except TimeoutError:
+                timeouts += 1
+            progress.count(n + 1, replies)
+    finally:
+        drainer.cancel()
+        await agent.close()
+        for customer in customers:
+            await customer.close()
+    return samples, timeouts, errors
+
+
+def run_message(*, args, ports, progress, floors) -> dict:
+    from escalation.models import Escalation, Priority
+    from escalation.services import escalate_conversation, take_over_escalation
+
+    count = max(1, min(20, args.replies))
+    _channel, agents, cookies, conversations = _setup(ports, conversations=count)
+    for conversation in conversations:
+        escalation, _ = escalate_conversation(
+            conversation=conversation,
+            reason="request",
+            priority=Priority.NORMAL,
+            triggered_by=Escalation.Trigger.AGENT,
+            summary="bench",
+        )
+        take_over_escalation(escalation_id=escalation.pk, agent=agents[0])
+    connection.close()
+    samples, timeouts, errors = asyncio.run(
+        _reply_phase(ports, cookies[0], conversations, args.replies, progress)
+    )
+    latency = latency_summary(samples)
+    floor = floors["combined"]
+    return {
+        "replies": args.replies,
+        "conversations": count,
+        "latency": latency,
+        "quantiles": quantile_ladder(samples),
+        "timeouts": timeouts,
+        "error_frames": errors[:5],
+        "floor": floor,
+        "ratio": {q: _r(latency[q], floor[q]) for q in ("p50", "p95", "p99")},
+        "headline": f"p50 {latency['p50']} ms, p99 {latency['p99']} ms",
+    }
+
+
+# --- load -----------------------------------------------------------------------------------------
+
+
+async def _load_phase(ports, cookies, conversations, *, seconds, rate, watchers, progress):
+    sent_at: dict[str, float] = {}
+    echoed: set[str] = set()
+    delivered: dict[str, float] = {}
+    errors: list[dict] = []
+    stop = asyncio.Event()
+    run_id = uuid.uuid4().hex[:6]
+
+    # Watchers: agent sockets subscribed to a share of the conversations each.
+    watcher_sockets = []
+    for w in range(watchers):
+        ws = await _open_agent(ports[w % len(ports)], cookies[w % len(cookies)])
+        for conversation in conversations[w::watchers]:
+            await ws.send(json.dumps({"type": "subscribe", "conversation": conversation.pk}))
+        watcher_sockets.append(ws)
+
+    async def watch(ws):
+        async for raw in ws:
+            frame = json.loads(raw)
+            if frame["type"] == "message.created" and frame["message"]["sender"] == "customer":
+                key = frame["message"]["text"]
+                if key in sent_at and key not in delivered:
+                    delivered[key] = time.perf_counter()
+            elif frame["type"] == "error":
+                errors.append(frame)
+
+    watch_tasks = [asyncio.create_task(watch(ws)) for ws in watcher_sockets]
+
+    # Customers: connect in waves so the connect storm is not part of the measurement.
+    customers = []
+    for start in range(0, len(conversations), 50):
+        wave = conversations[start : start + 50]
+        customers += await asyncio.gather(
+            *[_open_customer(ports[(start + i) % len(ports)], c) for i, c in enumerate(wave)]
+        )
+        progress.count(len(customers), len(conversations), "sockets connected")
+
+    async def customer_loop(index, ws):
+        async def read():
+            async for raw in ws:
+                frame = json.loads(raw)
+                if frame["type"] == "message.created" and frame["message"]["sender"] == "customer":
+                    echoed.add(frame["message"]["text"])
+                elif frame["type"] == "error":
+                    errors.append(frame)
+
+        reader = asyncio.create_task(read())
+        await asyncio.sleep(random.random() / rate)  # spread the sockets over one period
+        interval = 1.0 / rate
+        next_at = time.perf_counter()
+        for seq in itertools.count():
+            if stop.is_set():
+                break
+            text = f"load {run_id} {index} {seq} where is my order?"
+            sent_at[text] = time.perf_counter()
+            await ws.send(json.dumps({"type": "message", "text": text}))
+            next_at += interval
+            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+        return reader
+
+    started = time.perf_counter()
+    loops = [asyncio.create_task(customer_loop(i, ws)) for i, ws in enumerate(customers)]
+    while time.perf_counter() - started < seconds:
+        await asyncio.sleep(0.5)
+        progress.count(
+            int(time.perf_counter() - started),
+            int(seconds),
+            f"s  sent {len(sent_at)}  delivered {len(delivered)}",
+        )
+    stop.set()
+    readers = await asyncio.gather(*loops)
+    send_seconds = time.perf_counter() - started
+    # Drain: wait (bounded) for the last echoes and deliveries.
+    drain_deadline = time.perf_counter() + 30
+    while time.perf_counter() < drain_deadline and (
+        len(echoed) < len(sent_at) or len(delivered) < len(sent_at)
+    ):
+        await asyncio.sleep(0.25)
+    drain_seconds = time.perf_counter() - started - send_seconds
+    for task in readers + watch_tasks:
+        task.cancel()
+    await asyncio.gather(*(ws.close() for ws in customers + watcher_sockets))
+    latencies = [(delivered[k] - sent_at[k]) * 1000 for k in delivered]
+    return {
+        "run_id": run_id,
+        "sent_keys": set(sent_at),
+        "echoed": len(echoed),
+        "delivered": len(delivered),
+        "latencies": latencies,
+        "send_seconds": send_seconds,
+        "drain_seconds": drain_seconds,
+        "errors": errors,
+    }
+
+
+def run_load(*, args, ports, progress, floors, pause_worker=None) -> dict:
+    from crm.models import Message
+
+    sockets = args.load_sockets
+    watchers = max(1, min(10, sockets // 50))
+    _channel, _agents, cookies, conversations = _setup(
+        ports, conversations=sockets, online_agents=watchers
+    )
+    data = asyncio.run(
+        _load_phase(
+            ports,
+            cookies,
+            conversations,
+            seconds=args.load_seconds,
+            rate=args.load_rate,
+            watchers=watchers,
+            progress=progress,
+        )
+    )
+    stored_texts = set(
+        Message.objects.filter(
+            conversation__in=[c.pk for c in conversations],
+            sender=Message.Sender.CUSTOMER,
+            text__startswith=f"load {data['run_id']} ",
+        ).values_list("text", flat=True)
+    )
+    connection.close()
+    sent = len(data["sent_keys"])
+    stored = len(stored_texts & data["sent_keys"])
+    latency = latency_summary(data["latencies"])
+    error_codes: dict[str, int] = {}
+    for frame in data["errors"]:
+        error_codes[frame.get("code", "?")] = error_codes.get(frame.get("code", "?"), 0) + 1
+    floor = floors["combined"]
+    return {
+        "sockets": sockets,
+        "seconds": args.load_seconds,
+        "rate_per_socket": args.load_rate,
+        "watcher_sockets": watchers,
+        "sent": sent,
+        "stored": stored,
+        "echoed_to_sender": data["echoed"],
+        "delivered": data["delivered"],
+        "lost_in_store": sent - stored,
+        "not_delivered": sent - data["delivered"],
+        "sent_per_second": round(sent / data["send_seconds"], 1),
+        "delivered_per_second": round(data["delivered"] / data["send_seconds"], 1),
+        "drain_seconds": round(data["drain_seconds"], 1),
+        "delivery_latency": latency,
+        "quantiles": quantile_ladder(data["latencies"]),
+        "error_frames": error_codes,
+        "floor": floor,
+        "ratio_p99": _r(latency["p99"], floor["p99"]),
+        "headline": (
+            f"{sent} sent, {stored} stored, {data['delivered']} delivered; p99 {latency['p99']} ms"
+        ),
+    }
