@@ -11,8 +11,8 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Q
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -23,7 +23,6 @@ from escalation.models import EscalationEvent
 from .emails import build_notification_email
 from .errors import NotificationNotFound
 from .models import Notification
-from .selectors import unread_count
 
 logger = logging.getLogger(__name__)
 
@@ -92,42 +91,61 @@ def notification_payload(notification: Notification, escalation) -> dict:
 
 def _notify(*, escalation, kind: str, dedupe_key: str, text: str) -> list[Notification]:
     """Store one notification per recipient (idempotent per recipient and ``dedupe_key``), push
-    the in-app ones after commit and queue the emails after commit."""
+    the in-app ones after commit and queue the emails after commit. A fixed number of queries
+    whatever the team's size: this runs inside the escalation's transaction and its lock."""
     profiles, is_fallback = recipients_for(escalation)
+    already = set(
+        Notification.objects.filter(
+            dedupe_key=dedupe_key, recipient_id__in=[p.user_id for p in profiles]
+        ).values_list("recipient_id", flat=True)
+    )
     link = conversation_link(escalation.conversation_id)
-    created = []
+    rows = []
     for profile in profiles:
+        if profile.user_id in already:
+            continue
         has_address = bool(profile.user.email)
         # Fallback recipients are emailed whatever they chose: they are not watching the app.
         wants_email = has_address and (is_fallback or profile.wants_email)
         # Someone who asked for email only but has no address still gets it in the app.
         in_app = profile.wants_in_app or not wants_email
-        notification, is_new = Notification.objects.get_or_create(
-            recipient=profile.user,
-            dedupe_key=dedupe_key,
-            defaults={
-                "kind": kind,
-                "escalation": escalation,
-                "text": text[:500],
-                "link": link,
-                "show_in_app": in_app,
-                "email_requested": wants_email,
-                "is_fallback": is_fallback,
-            },
+        rows.append(
+            Notification(
+                recipient=profile.user,
+                dedupe_key=dedupe_key,
+                kind=kind,
+                escalation=escalation,
+                text=text[:500],
+                link=link,
+                show_in_app=in_app,
+                email_requested=wants_email,
+                is_fallback=is_fallback,
+            )
         )
-        if not is_new:
-            continue
-        created.append(notification)
-        if in_app:
+    if not rows:
+        return []
+    created = _store_new(rows)
+    unread = dict(
+        Notification.objects.filter(
+            recipient_id__in=[n.recipient_id for n in created if n.show_in_app],
+            show_in_app=True,
+            read_at__isnull=True,
+        )
+        .values("recipient_id")
+        .annotate(count=Count("id"))
+        .values_list("recipient_id", "count")
+    )
+    for notification in created:
+        if notification.show_in_app:
             realtime.publish_to_agent(
-                profile.user_id,
+                notification.recipient_id,
                 {
                     "type": "notification.created",
                     "notification": notification_payload(notification, escalation),
-                    "unread": unread_count(profile.user),
+                    "unread": unread.get(notification.recipient_id, 1),
                 },
             )
-        if wants_email:
+        if notification.email_requested:
             queue_notification_email(notification.pk)
     if is_fallback:
         logger.info(
@@ -136,6 +154,28 @@ def _notify(*, escalation, kind: str, dedupe_key: str, text: str) -> list[Notifi
             len(created),
         )
     return created
+
+
+def _store_new(rows: list[Notification]) -> list[Notification]:
+    """Insert the rows in one statement; if a concurrent caller stored some of the same
+    (recipient, key) first, insert one by one and keep only those that were new."""
+    try:
+        with transaction.atomic():
+            return Notification.objects.bulk_create(rows)
+    except IntegrityError:
+        created = []
+        for row in rows:
+            fields = {
+                f.name: getattr(row, f.name)
+                for f in Notification._meta.concrete_fields
+                if f.name not in ("id", "recipient", "dedupe_key", "created_at")
+            }
+            notification, is_new = Notification.objects.get_or_create(
+                recipient=row.recipient, dedupe_key=row.dedupe_key, defaults=fields
+            )
+            if is_new:
+                created.append(notification)
+        return created
 
 
 @transaction.atomic

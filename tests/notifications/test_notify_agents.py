@@ -158,3 +158,41 @@ def test_a_failing_mail_server_never_breaks_the_handoff(
     assert notification.email_attempts >= 1
     assert "ConnectionRefusedError" in notification.email_error
     assert notification.email_claim == ""
+
+
+def test_notifying_a_large_team_runs_a_fixed_number_of_queries(team, make_agent, escalate):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries_for(team_size):
+        team_here = type(team).objects.create(name=f"T{team_size}")
+        for i in range(team_size):
+            make_agent(f"t{team_size}-{i}", teams=[team_here], notify_via=BOTH)
+        escalation = escalate(team_here)
+        Notification.objects.filter(escalation=escalation).delete()
+        with CaptureQueriesContext(connection) as ctx:
+            created = services.notify_agents_of_escalation(escalation=escalation)
+        assert len(created) == team_size
+        return len(ctx.captured_queries)
+
+    assert queries_for(1) == queries_for(15)
+
+
+def test_rows_a_concurrent_caller_stored_first_are_not_duplicated(team, make_agent, escalate):
+    bo, ina = make_agent("bo", teams=[team]), make_agent("ina", teams=[team])
+    escalation = escalate(team)
+    Notification.objects.filter(recipient=ina).delete()
+
+    def row(user):
+        return Notification(
+            recipient=user,
+            dedupe_key=f"escalation:{escalation.pk}",
+            kind="escalation",
+            escalation=escalation,
+            text="t",
+        )
+
+    # bo's row exists (stored by the other caller); only ina's is new.
+    created = services._store_new([row(bo), row(ina)])
+    assert [n.recipient for n in created] == [ina]
+    assert Notification.objects.filter(escalation=escalation).count() == 2
