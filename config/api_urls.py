@@ -1,12 +1,13 @@
 """/api/: the DRF v1 API, its OpenAPI schema and docs, and inbound channel webhooks."""
 
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from crm import api as crm_api
 from crm import webhooks
 from escalation import api as escalation_api
 from integrations import api as integrations_api
+from integrations.exceptions import api_not_found
 from tickets import api as tickets_api
 
 v1 = [
@@ -97,4 +98,6 @@ urlpatterns = [
         webhooks.InstagramWebhookView.as_view(),
         name="webhook-instagram",
     ),
+    # Anything else under /api/ (a malformed id, a typo) is a JSON 404, not an HTML page.
+    re_path(r"^", api_not_found),
 ]

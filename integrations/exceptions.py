@@ -9,8 +9,9 @@ import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
@@ -88,4 +89,12 @@ def api_exception_handler(exc, context):
     return Response(
         error_body("server_error", _("Something went wrong on our side; it has been logged.")),
         status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+
+
+@csrf_exempt  # a JSON 404 for every method; nothing here reads or changes state
+def api_not_found(request, *args, **kwargs):
+    """The last /api/ route: unknown paths answer in the API's error shape."""
+    return JsonResponse(
+        error_body("not_found", _("No API endpoint or object at this address.")), status=404
     )

@@ -1,0 +1,118 @@
+"""Escalation metrics and agents' availability over the API."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from crm.models import AgentProfile
+from escalation import services
+from escalation.models import Escalation, Priority
+from tests.api.conftest import error_of, token_client
+from tests.factories import ChannelFactory, ConversationFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+METRICS = "/api/v1/metrics/escalations/"
+
+
+def picked_up(agent, *, wait, resolve_after=None, channel=None, reason="request"):
+    conversation = ConversationFactory(**({"channel": channel} if channel else {}))
+    escalation, _ = services.escalate_conversation(
+        conversation=conversation,
+        reason=reason,
+        priority=Priority.NORMAL,
+        triggered_by="detection",
+    )
+    services.take_over_escalation(escalation_id=escalation.pk, agent=agent)
+    if resolve_after is not None:
+        services.resolve_escalation(escalation_id=escalation.pk, agent=agent)
+    now = timezone.now()
+    start = now - timedelta(hours=1)
+    Escalation.objects.filter(pk=escalation.pk).update(
+        escalated_at=start,
+        claimed_at=start + timedelta(seconds=wait),
+        resolved_at=(start + timedelta(seconds=wait + resolve_after))
+        if resolve_after is not None
+        else None,
+    )
+    return escalation
+
+
+def test_metrics_rate_times_and_reasons(api, agent):
+    for wait in (10, 20, 30, 40, 100):
+        picked_up(agent, wait=wait, resolve_after=wait * 10)
+    ConversationFactory()  # handled by the AI alone
+    body = api.get(METRICS).json()
+    assert body["conversations"] == 6 and body["escalations"] == 5
+    assert body["escalation_rate"] == pytest.approx(5 / 6, abs=1e-3)
+    assert body["wait_time"] == {"count": 5, "mean": 40.0, "median": 30.0, "p90": 76.0}
+    assert body["resolution_time"]["median"] == 300.0
+    assert body["reasons"] == {"request": 5}
+
+
+def test_metrics_for_a_channel_and_a_period(api, agent):
+    whatsapp = ChannelFactory(kind="whatsapp")
+    picked_up(agent, wait=60, channel=whatsapp, reason="loop")
+    picked_up(agent, wait=5)
+    body = api.get(METRICS, {"channel": "whatsapp"}).json()
+    assert body["escalations"] == 1 and body["reasons"] == {"loop": 1}
+    assert body["wait_time"]["mean"] == 60.0
+    old = api.get(METRICS, {"from": "2020-01-01", "to": "2020-02-01"}).json()
+    assert old["escalations"] == 0 and old["wait_time"]["mean"] is None
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"from": "2024-02-01", "to": "2024-01-01"},
+        {"from": "soon"},
+        {"channel": "pigeon"},
+        {"team": "0"},
+    ],
+)
+def test_metrics_reject_bad_parameters(api, params):
+    response = api.get(METRICS, params)
+    assert response.status_code == 400
+    assert error_of(response)["fields"]
+
+
+def test_agents_with_availability(api, agent, other_agent):
+    AgentProfile.objects.filter(user=other_agent).update(availability="away")
+    rows = api.get("/api/v1/agents/").json()["results"]
+    by_name = {row["name"]: row for row in rows}
+    assert by_name["Marina"]["availability"] == "online"
+    assert by_name["Alex"]["availability"] == "away"
+    online = api.get("/api/v1/agents/", {"availability": "online"}).json()["results"]
+    assert [row["name"] for row in online] == ["Marina"]
+
+
+def test_set_own_availability(api, agent):
+    response = api.post("/api/v1/agents/me/availability/", {"availability": "away"}, format="json")
+    assert response.status_code == 200 and response.json()["availability"] == "away"
+    assert AgentProfile.objects.get(user=agent).availability == "away"
+    assert api.get("/api/v1/agents/me/").json()["username"] == "marina"
+
+
+def test_bad_availability_is_a_field_error(api):
+    response = api.post(
+        "/api/v1/agents/me/availability/", {"availability": "asleep"}, format="json"
+    )
+    assert response.status_code == 400
+    assert "availability" in error_of(response)["fields"]
+
+
+def test_a_token_without_an_agent_profile_cannot_set_availability(db):
+    client = token_client(UserFactory(username="integration-bot"), "read,write")
+    response = client.post(
+        "/api/v1/agents/me/availability/", {"availability": "online"}, format="json"
+    )
+    assert response.status_code == 403
+    assert error_of(response)["code"] == "not_an_agent"
+
+
+def test_reader_cannot_set_availability(reader):
+    response = reader.post(
+        "/api/v1/agents/me/availability/", {"availability": "online"}, format="json"
+    )
+    assert response.status_code == 403
