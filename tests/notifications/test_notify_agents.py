@@ -175,7 +175,7 @@ def test_notifying_a_large_team_runs_a_fixed_number_of_queries(team, make_agent,
         assert len(created) == team_size
         return len(ctx.captured_queries)
 
-    assert queries_for(1) == queries_for(15)
+    assert queries_for(1) == queries_for(12)
 
 
 def test_rows_a_concurrent_caller_stored_first_are_not_duplicated(team, make_agent, escalate):
