@@ -28,6 +28,8 @@ _SHOUTED = re.compile(r"\b[A-ZÀ-ÖØ-Þ]{3,}\b")
 _WORD = re.compile(r"\b\w{3,}\b")
 _EXCLAIM = re.compile(r"[!?]{2,}")
 _ELONGATED = re.compile(r"([a-zA-Z])\1{3,}")
+_CLAUSE_BREAK = re.compile(r"[.!?;,\n]+\s*|\s+-\s+")
+MIN_CLAUSE_WORDS = 3
 
 
 @lru_cache(maxsize=1)
@@ -48,6 +50,15 @@ def last_customer_index(turns: list[Turn]) -> int | None:
     return None
 
 
+def clauses(text: str) -> list[str]:
+    """The sentences/clauses of a longer message (none for a short one)."""
+    if len(text) < 40:
+        return []
+    parts = [p.strip() for p in _CLAUSE_BREAK.split(text)]
+    parts = [p for p in parts if len(p.split()) >= MIN_CLAUSE_WORDS]
+    return parts if len(parts) > 1 else []
+
+
 def message_analysis(text: str) -> dict:
     """Per-message signals; cached by the caller across a conversation where useful."""
     models = load_models()
@@ -55,6 +66,14 @@ def message_analysis(text: str) -> dict:
     features = Counter(analyze(text))
     intent = models["intent"].predict_proba(features)
     emotion = models["emotion"].predict_proba(features)
+    # A long message mixes a story with the ask ("the kettle broke after a day, I want a
+    # refund"): each clause is scored on its own too, and the strongest clause counts for the
+    # topics. (Requests are not: the strict patterns already find them anywhere in a message,
+    # and a short clause like "I spoke with someone yesterday" reads as one out of context.)
+    for clause in clauses(text):
+        by_clause = models["intent"].predict_proba(clause)
+        for label in TOPICS:
+            intent[label] = max(intent[label], by_clause[label])
     vader = _vader().polarity_scores(text)["compound"]
 
     words = _WORD.findall(text)

@@ -15,6 +15,7 @@ def test_trains_on_the_projects_own_examples_when_shared_data_is_absent(tmp_path
     out, err = StringIO(), StringIO()
     call_command(
         "train_detector", "--data", str(tmp_path / "missing"), "--output", str(output),
+        "--no-holdout",
         stdout=out, stderr=err,
     )  # fmt: skip
     assert "own examples only" in out.getvalue()
