@@ -24,7 +24,27 @@ class Conversation:
     expected: dict | None  # {"escalate": bool, "reasons": [codes]} or None
 
 
-def parse_line(line: str, number: int) -> Conversation:
+def _expected(expected, where: str) -> dict | None:
+    """{"escalate": bool, "reasons": [codes]} (a single "reason" string is accepted too)."""
+    if expected is None:
+        return None
+    if not isinstance(expected, dict) or not isinstance(expected.get("escalate"), bool):
+        raise ConversationFormatError(
+            f'{where}: "expected" must be {{"escalate": bool, "reasons": [...]}}'
+        )
+    reasons = expected.get("reasons")
+    if reasons is None and isinstance(expected.get("reason"), str):
+        reasons = [expected["reason"]]
+    reasons = reasons or []
+    if not isinstance(reasons, list) or any(r not in REASONS for r in reasons):
+        raise ConversationFormatError(
+            f"{where}: expected reasons must be a list of {', '.join(REASONS)}"
+        )
+    return {"escalate": expected["escalate"], "reasons": reasons}
+
+
+def parse_line(line: str, number: int, with_expected: bool = True) -> Conversation:
+    """One conversation; ``expected`` is read (and checked) only ``with_expected``."""
     where = f"line {number}"
     try:
         data = json.loads(line)
@@ -63,25 +83,15 @@ def parse_line(line: str, number: int) -> Conversation:
         )
     if not any(t.role == "customer" and t.text.strip() for t in turns):
         raise ConversationFormatError(f"{where}: no customer turn to decide on")
-    expected = data.get("expected")
-    if expected is not None:
-        if not isinstance(expected, dict) or not isinstance(expected.get("escalate"), bool):
-            raise ConversationFormatError(
-                f'{where}: "expected" must be {{"escalate": bool, "reasons": [...]}}'
-            )
-        reasons = expected.get("reasons") or []
-        if not isinstance(reasons, list) or any(r not in REASONS for r in reasons):
-            raise ConversationFormatError(
-                f"{where}: expected reasons must be a list of {', '.join(REASONS)}"
-            )
+    expected = _expected(data.get("expected"), where) if with_expected else None
     return Conversation(id=str(data["id"]), turns=turns, expected=expected)
 
 
-def read_conversations(lines) -> list[Conversation]:
+def read_conversations(lines, with_expected: bool = True) -> list[Conversation]:
     conversations = []
     for number, line in enumerate(lines, 1):
         if line.strip():
-            conversations.append(parse_line(line, number))
+            conversations.append(parse_line(line, number, with_expected))
     return conversations
 
 

@@ -86,10 +86,6 @@ def test_report_on_the_labelled_set_goes_to_stderr():
         ('{"id": "b", "turns": []}', "line 2 (id 'b'): \"turns\" must be a non-empty list"),
         ('{"id": "b", "turns": [{"role": "bot", "text": "hi"}]}', "turn 0 has role 'bot'"),
         ('{"id": "b", "turns": [{"role": "assistant", "text": "hi"}]}', "no customer turn"),
-        (
-            '{"id": "b", "turns": [{"role": "customer", "text": "hi"}], "expected": {"x": 1}}',
-            '"expected" must be',
-        ),
     ],
 )
 def test_a_bad_line_is_a_clear_error_naming_the_line(tmp_path, line, message):
@@ -98,6 +94,25 @@ def test_a_bad_line_is_a_clear_error_naming_the_line(tmp_path, line, message):
     with pytest.raises(CommandError) as error:
         run(path)
     assert message in str(error.value)
+
+
+def test_expected_is_ignored_without_report_and_checked_with_it(tmp_path):
+    odd = '{"id": "b", "turns": [{"role": "customer", "text": "hi"}], "expected": {"x": 1}}'
+    path = write(tmp_path, odd)
+    out, _ = run(path)
+    assert json.loads(out)["id"] == "b"
+    with pytest.raises(CommandError, match='line 1 .*"expected" must be'):
+        run(path, "--report")
+
+
+def test_report_accepts_a_single_reason_string(tmp_path):
+    line = {
+        "id": "r",
+        "turns": [{"role": "customer", "text": "I want to talk to a human"}],
+        "expected": {"escalate": True, "reason": "request"},
+    }
+    _, err = run(write(tmp_path, json.dumps(line)), "--report")
+    assert "reason accuracy 1.000" in err
 
 
 def test_a_missing_file_is_a_clear_error(tmp_path):

@@ -33,7 +33,7 @@ class Command(BaseCommand):
     def handle(self, *args, file: Path, backend: str, report: bool, **options):
         try:
             with file.open(encoding="utf-8") as handle:
-                conversations = read_conversations(handle)
+                conversations = read_conversations(handle, with_expected=report)
         except OSError as exc:
             raise CommandError(f"cannot read {file}: {exc.strerror or exc}") from None
         except UnicodeDecodeError:
