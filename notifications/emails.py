@@ -51,12 +51,17 @@ def email_context(notification: Notification) -> dict:
 
 
 def subject_for(notification: Notification, context: dict) -> str:
+    """One line: a contact's name comes from customers, and a newline in a header would make
+    Django refuse the whole email."""
     if "contact" not in context:
-        return notification.text[:200]
-    values = {"contact": context["contact"], "priority": context["priority"]}
-    if context["is_reminder"]:
-        return _("[%(priority)s] Still waiting for an agent: %(contact)s") % values
-    return _("[%(priority)s] %(contact)s needs an agent") % values
+        subject = notification.text
+    else:
+        values = {"contact": context["contact"], "priority": context["priority"]}
+        if context["is_reminder"]:
+            subject = _("[%(priority)s] Still waiting for an agent: %(contact)s") % values
+        else:
+            subject = _("[%(priority)s] %(contact)s needs an agent") % values
+    return " ".join(subject.split())[:200]
 
 
 def build_notification_email(notification: Notification) -> EmailMultiAlternatives:

@@ -122,6 +122,8 @@ def _notify(*, escalation, kind: str, dedupe_key: str, text: str) -> list[Notifi
                 is_fallback=is_fallback,
             )
         )
+    if not profiles:
+        logger.warning("escalation %s: nobody to notify (no agents, no managers)", escalation.pk)
     if not rows:
         return []
     created = _store_new(rows)

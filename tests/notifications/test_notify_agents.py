@@ -196,3 +196,15 @@ def test_rows_a_concurrent_caller_stored_first_are_not_duplicated(team, make_age
     created = services._store_new([row(bo), row(ina)])
     assert [n.recipient for n in created] == [ina]
     assert Notification.objects.filter(escalation=escalation).count() == 2
+
+
+def test_a_contact_name_with_a_newline_still_gets_its_email_out(
+    team, make_agent, escalate, django_capture_on_commit_callbacks
+):
+    make_agent("emma", teams=[team], notify_via=EMAIL)
+    with django_capture_on_commit_callbacks(execute=True):
+        escalate(team, contact_name="Eve\r\nBcc: victim@example.com")
+    assert len(mail.outbox) == 1
+    message = mail.outbox[0]
+    assert "\n" not in message.subject and message.bcc == []
+    assert message.to == ["emma@example.com"]
