@@ -1,80 +1,92 @@
-"""End to end through a real Celery worker (Redis broker, PostgreSQL): a customer asking for a
-person leads to exactly one escalation with reason ``request`` — also when the analysis task runs
-twice for the same message."""
+"""The pipeline: one analysis per message, then escalate or let the AI answer — never both."""
 
 import pytest
-from django.db import transaction
 
-from config.celery import app as celery_app
-from crm.models import Conversation
-from crm.services import receive_customer_message
-from escalation.models import Escalation, MessageAnalysis
-from escalation.tasks import analyze_message
-from tests.factories import ConversationFactory
-from tests.notifications.real_services import CeleryWorker, free_port, wait_for
+from crm import services as crm_services
+from crm.models import Conversation, KnowledgeArticle, Message
+from escalation import services
+from escalation.models import Escalation, EscalationEvent, MessageAnalysis, Priority
+from escalation.pipeline import analyze_and_act
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.real_celery,
-    pytest.mark.redis,
-    pytest.mark.postgres,
-]
-
-
-@pytest.fixture(scope="module")
-def worker(django_db_setup, django_db_blocker):
-    from django.db import connection
-
-    if connection.vendor != "postgresql" or not celery_app.conf.broker_url.startswith("redis"):
-        pytest.skip("needs PostgreSQL and Redis")  # conftest turns this into a failure on CI
-    celery_worker = CeleryWorker(smtp_port=free_port())  # no agents here, so no email is sent
-    celery_worker.start()
-    try:
-        yield celery_worker
-    finally:
-        celery_worker.stop()
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def route_to_worker(worker):
-    previous = celery_app.conf.task_default_queue
-    celery_app.conf.task_default_queue = worker.queue
-    yield
-    celery_app.conf.task_default_queue = previous
+def fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-def _flush(worker):
-    """The solo worker takes tasks in order: once a later message's analysis is stored, every
-    task published before it has run."""
-    marker = ConversationFactory()
-    with transaction.atomic():
-        message = receive_customer_message(conversation=marker, text="what are your hours?")
-    wait_for(
-        lambda: MessageAnalysis.objects.filter(message=message).exists(),
-        timeout=30,
-        what=f"the marker's analysis (worker log: {worker.log_path})",
+def customer_says(conversation, text) -> Message:
+    return Message.objects.create(
+        conversation=conversation, channel=conversation.channel, sender="customer", text=text
     )
 
 
-def test_asking_for_a_person_escalates_once_even_when_the_task_runs_twice(worker):
-    conversation = ConversationFactory()
-    with transaction.atomic():  # stored first; the analysis is queued on commit
-        message = receive_customer_message(
-            conversation=conversation, text="I want to speak to a person"
+def test_an_ordinary_question_is_answered_by_the_ai(
+    conversation, django_capture_on_commit_callbacks
+):
+    KnowledgeArticle.objects.create(
+        title="Shipping", keywords="shipping delivery days", body="We ship in 2 days."
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        crm_services.receive_customer_message(
+            conversation=conversation, text="How many days does shipping take?"
         )
-    analyze_message.delay(message.id)  # the same task again: a redelivery or a duplicate publish
+    assert not Escalation.objects.exists()
+    assert conversation.messages.get(sender="ai").text == "We ship in 2 days."
 
-    escalation = wait_for(
-        lambda: Escalation.objects.filter(conversation=conversation).first(),
-        timeout=30,
-        what=f"an escalation (worker log: {worker.log_path})",
-    )
-    _flush(worker)
 
-    assert Escalation.objects.filter(conversation=conversation).count() == 1
-    assert escalation.reason == "request"
+def test_a_request_for_a_person_escalates_and_the_ai_stays_silent(
+    conversation, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        message = crm_services.receive_customer_message(
+            conversation=conversation, text="Let me talk to a human agent please"
+        )
+    escalation = Escalation.objects.get(conversation=conversation)
+    assert (escalation.reason, escalation.triggered_by) == ("request", "detection")
     analysis = MessageAnalysis.objects.get(message=message)
-    assert analysis.backend == "local"
-    assert analysis.reason == "request" and analysis.should_escalate
+    assert analysis.should_escalate and analysis.reason == "request"
+    assert escalation.signals == analysis.signals and escalation.summary == analysis.summary
+    assert not conversation.messages.filter(sender="ai").exists()
+
+
+def test_a_message_is_analysed_and_acted_on_once(conversation):
+    message = customer_says(conversation, "Let me talk to a human agent please")
+    assert analyze_and_act(message_id=message.pk) is not None
+    assert analyze_and_act(message_id=message.pk) is None
+    assert MessageAnalysis.objects.count() == 1 and Escalation.objects.count() == 1
+    assert EscalationEvent.objects.count() == 1
+
+
+def test_a_later_stronger_signal_while_waiting_raises_the_priority(conversation):
+    escalation, _ = services.escalate_conversation(
+        conversation=conversation, reason="loop", priority=Priority.LOW, triggered_by="agent"
+    )
+    message = customer_says(conversation, "I want a human agent NOW, this is ridiculous!!!")
+    analyze_and_act(message_id=message.pk)
+    escalation.refresh_from_db()
+    assert escalation.priority >= Priority.HIGH
+    assert Escalation.objects.filter(conversation=conversation).count() == 1
+
+
+def test_after_resolving_an_upset_message_does_not_pull_the_agent_off(conversation, agent):
+    escalation, _ = services.escalate_conversation(
+        conversation=conversation, reason="request", priority=Priority.HIGH, triggered_by="api"
+    )
+    services.take_over_escalation(escalation_id=escalation.pk, agent=agent)
+    services.resolve_escalation(escalation_id=escalation.pk, agent=agent)
+    message = customer_says(conversation, "I want a human agent NOW, this is ridiculous!!!")
+    analysis = analyze_and_act(message_id=message.pk)
+    assert analysis is not None and analysis.should_escalate
     conversation.refresh_from_db()
-    assert conversation.mode == Conversation.Mode.AWAITING_AGENT
+    assert conversation.mode == Conversation.Mode.AGENT and conversation.assigned_agent == agent
+    assert Escalation.objects.filter(conversation=conversation).count() == 1
+    assert not conversation.messages.filter(sender="ai").exists()
+
+
+def test_a_closed_conversation_is_not_escalated(conversation):
+    message = customer_says(conversation, "Let me talk to a human agent please")
+    Conversation.objects.filter(pk=conversation.pk).update(mode="closed")
+    assert analyze_and_act(message_id=message.pk) is not None
+    assert not Escalation.objects.exists()
