@@ -168,3 +168,22 @@ TOPIC_PATTERNS = {
         r"addebitato due volte)\b"
     ),
 }
+
+# Strongly negative words, VADER-style but for all six languages (VADER's lexicon is English
+# only). Matched on normalised text (no accents); each hit adds to the intensity.
+NEGATIVE_WORDS = re.compile(
+    r"\b(?:furious|fuming|livid|outraged|outrageous|disgusted|disgusting|disgrace\w*|"
+    r"unacceptable|ridiculous|pathetic|useless|incompetent|appalling|horrible|terrible|"
+    r"worst|scam|rip ?off|nightmare|fed up|sick of|"
+    r"furios[oa]s?|indignad[oa]s?|indignadisim[oa]|enfadad[oa]s?|cabread[oa]|harto|harta|"
+    r"hasta las narices|inaceptable|verguenza|desastre|pesimo|pesima|estafa|ridicul[oa]|"
+    r"incompetentes?|timo|"
+    r"raiva|revoltad[oa]|irritad[oa]|absurdo|vergonha|pessim[oa]|palhacada|descaso|"
+    r"saco cheio|farto|farta|"
+    r"furieux|furieuse|en colere|inadmissible|inacceptable|honte|honteux|scandaleux|nul|nuls|"
+    r"ras le bol|marre|arnaque|catastrophe|lamentable|"
+    r"wutend|sauer|stinksauer|unverschamt\w*|frechheit|unfassbar|katastrophe|lacherlich|"
+    r"miserabel|betrug|betruger|nase voll|"
+    r"arrabbiat[oa]|furibond[oa]|inaccettabile|vergogna|vergognoso|pessimo|pessima|disastro|"
+    r"truffa|ridicolo|stufo|stufa|schifo|penoso)\b"
+)

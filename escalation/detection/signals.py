@@ -96,12 +96,15 @@ def message_analysis(text: str) -> dict:
         cues += min(0.2, 0.1 + caps_ratio * 0.3)
     if profanity:
         cues += 0.2
+    negative_words = len(patterns.NEGATIVE_WORDS.findall(norm))
+    if negative_words:
+        cues += 0.1 if negative_words == 1 else 0.2
     cues += min(0.1, 0.05 * exclaims)
     if elongated:
         cues += 0.05
     intensity = 0.8 * base + 0.25 * max(0.0, -vader) + cues
     # Cues amplify negativity; on their own (a shouted order number, "thanks!!") they don't count.
-    if base < 0.25 and vader > -0.3:
+    if base < 0.25 and vader > -0.3 and not negative_words:
         intensity = min(intensity, 0.4)
 
     labels = [lab for lab in ("anger", "frustration", "confusion") if emotion.get(lab, 0) >= 0.35]

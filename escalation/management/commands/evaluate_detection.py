@@ -18,6 +18,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from escalation.detection import DetectorSettings, detect
 from escalation.detection.evaluation import ConversationFormatError, read_conversations, score
+from escalation.detection.features import load_models
 
 PROGRESS_EVERY = 50
 
@@ -42,6 +43,7 @@ class Command(BaseCommand):
             raise CommandError(f"{file}: {exc}") from None
 
         settings = DetectorSettings(backend=backend)
+        load_models()  # once, before timing: the per-conversation figures are steady-state
         total = len(conversations)
         self.stderr.write(f"Evaluating {total} conversations with the {backend} backend")
         pairs, durations, backends, escalated = [], [], Counter(), 0
