@@ -69,7 +69,8 @@
   body.addEventListener("htmx:beforeSwap", function (event) {
     var xhr = event.detail.xhr;
     // A 4xx that names its own target (a DomainError toast, a "taken by" panel) is shown.
-    if (xhr.status >= 400 && xhr.status < 500 && xhr.getResponseHeader("HX-Retarget")) {
+    if (xhr.status >= 400 && xhr.status < 500 &&
+        (xhr.getResponseHeader("HX-Retarget") || xhr.getResponseHeader("X-Swap-On-Error"))) {
       event.detail.shouldSwap = true;
       event.detail.isError = false;
     }

@@ -124,8 +124,10 @@ def _after_action(request, conversation_id: int, *, notice: str = "", status: in
             _panel_context(request, conversation, notice=notice),
             status=status,
         )
-        response["HX-Retarget"] = "#conversation-panel"
-        response["HX-Reswap"] = "outerHTML"
+        if status >= 400:
+            # crm.js swaps a 4xx that carries this header (a "taken by" panel is not an error
+            # page); no HX-Retarget, since a live refresh may have replaced the panel already.
+            response["X-Swap-On-Error"] = "1"
         response["HX-Trigger"] = "le-messages"
         return response
     if notice:

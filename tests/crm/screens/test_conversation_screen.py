@@ -108,7 +108,7 @@ def test_take_over_after_someone_else_names_the_winner_without_an_error_page(
     escalation_services.take_over_escalation(escalation_id=escalation.pk, agent=other_agent)
     response = agent_client.post(f"/crm/escalations/{escalation.pk}/take-over/", **HTMX_PANEL)
     assert response.status_code == 409
-    assert response["HX-Retarget"] == "#conversation-panel"  # crm.js swaps it in
+    assert response["X-Swap-On-Error"] == "1"  # crm.js swaps it in
     html = response.content.decode()
     assert "Alex already took this conversation." in html
     assert "Alex is handling this conversation." in html

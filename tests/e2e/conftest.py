@@ -1,0 +1,255 @@
+"""Real-browser fixtures: a uvicorn server on the pytest test database and Debian's Chromium.
+
+The server is a subprocess (the real ASGI stack: HTTP, WebSockets, channels-redis) started once
+for this folder, pointed at the test database pytest-django created; tests use
+``transactional_db`` so what they write is committed and visible to it, and flushed after.
+Celery runs eagerly inside the server, so a customer's message is analysed and escalated there.
+No browser is downloaded: Playwright drives the system Chromium (tests/conftest.py).
+"""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from tests.conftest import chromium_path
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+SERVER_START_TIMEOUT = 60
+WAIT_MS = 15_000  # the longest any single step may take
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _database_url(settings_dict) -> str:
+    user = settings_dict.get("USER") or ""
+    password = settings_dict.get("PASSWORD") or ""
+    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = settings_dict.get("PORT") or "5432"
+    return f"postgres://{auth}{host}:{port}/{settings_dict['NAME']}"
+
+
+@pytest.fixture(scope="package")
+def live_server_url(django_db_setup, django_db_blocker):
+    """Base URL of a uvicorn process serving the test database."""
+    if connection.vendor != "postgresql":
+        pytest.skip("browser tests need PostgreSQL (DATABASE_URL)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(connection.settings_dict),
+        "CELERY_TASK_ALWAYS_EAGER": "1",
+        "DB_CONN_MAX_AGE": "0",
+        "DEBUG": "0",
+        "HTTPS_ONLY": "0",
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or "e2e-secret-key-not-for-production",
+        "PYTHONUNBUFFERED": "1",
+    }
+    log = open(ARTIFACTS / "uvicorn.log", "w")  # noqa: SIM115 - closed below
+    uvicorn = Path(sys.executable).with_name("uvicorn")
+    command = [str(uvicorn)] if uvicorn.exists() else [sys.executable, "-m", "uvicorn"]
+    server = subprocess.Popen(
+        [
+            *command,
+            "config.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while True:
+        if server.poll() is not None:
+            log.close()
+            pytest.fail("uvicorn exited: " + (ARTIFACTS / "uvicorn.log").read_text()[-3000:])
+        try:
+            with urllib.request.urlopen(url + "/accounts/login/", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        if time.monotonic() > deadline:
+            server.kill()
+            log.close()
+            pytest.fail("uvicorn did not answer within %ss" % SERVER_START_TIMEOUT)
+        time.sleep(0.2)
+    yield url
+    server.terminate()
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+    log.close()
+
+
+@pytest.fixture(scope="package")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    path = chromium_path()
+    if not path:
+        pytest.skip("needs Chromium")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=path, args=CHROMIUM_ARGS, headless=True, timeout=WAIT_MS * 2
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # Factories hash "pw" for every user; a cheap hasher keeps that from costing a second each.
+    # Users who log in through the real login page get a real hash (real_password below).
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _orm_next_to_playwright(monkeypatch):
+    # Playwright's sync API keeps an event loop in this thread; the ORM calls the tests make
+    # between browser steps are ordinary blocking calls, so Django's async guard is lifted
+    # for these tests only.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture
+def open_page(request, browser, live_server_url, transactional_db):
+    """``open_page(name)`` → a page in its own browser context (its own cookies); every page
+    is screenshotted into test-artifacts/ when the test fails."""
+    contexts = []
+
+    def make(name: str):
+        context = browser.new_context(
+            base_url=live_server_url, viewport={"width": 1280, "height": 900}
+        )
+        context.set_default_timeout(WAIT_MS)
+        context.le_base_url = live_server_url
+        page = context.new_page()
+        page.le_name = name
+        page.le_console = []
+        page.on("console", lambda message: page.le_console.append(message.text))
+        page.on("pageerror", lambda error: page.le_console.append(f"pageerror: {error}"))
+        contexts.append((context, page))
+        return page
+
+    yield make
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    for context, page in contexts:
+        if failed:
+            ARTIFACTS.mkdir(exist_ok=True)
+            stem = re.sub(r"[^\w.-]+", "_", f"{request.node.name}-{page.le_name}")
+            try:
+                page.screenshot(path=str(ARTIFACTS / f"{stem}.png"), full_page=True)
+                (ARTIFACTS / f"{stem}.console.txt").write_text("\n".join(page.le_console))
+            except Exception:  # a crashed page: nothing to capture
+                pass
+        context.close()
+
+
+_REAL_HASH = {}
+
+
+def real_password(user, password: str = "pw"):
+    """Give ``user`` a hash the server (default PASSWORD_HASHERS) checks, computed once."""
+    from django.contrib.auth.hashers import PBKDF2PasswordHasher
+
+    if password not in _REAL_HASH:
+        _REAL_HASH[password] = PBKDF2PasswordHasher().encode(password, "e2esalt" * 3)
+    user.password = _REAL_HASH[password]
+    user.save(update_fields=["password"])
+    return user
+
+
+def sign_in(page, user, next_url: str = "/crm/live-escalation/"):
+    """Skip the login form: a session made like the test client's force_login, as a cookie."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    page.context.add_cookies(
+        [
+            {
+                "name": "sessionid",
+                "value": client.cookies["sessionid"].value,
+                "url": page.context.le_base_url,
+            }
+        ]
+    )
+    page.goto(next_url)
+
+
+def log_in(page, username: str, password: str = "pw", next_url: str = "/crm/live-escalation/"):
+    page.goto(f"/accounts/login/?next={next_url}")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**{next_url}")
+
+
+def wait_live(page):
+    """The agent socket is connected (the header says Live)."""
+    page.wait_for_selector('#live-state[data-state="live"]')
+
+
+def off_the_browser_thread(function, *args, **kwargs):
+    """Run ``function`` in a fresh thread and return its result: Playwright's loop lives in
+    this thread, so a service publishing to the channel layer (async_to_sync) must run apart."""
+    import threading
+
+    from django.db import connections
+
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = function(*args, **kwargs)
+        except BaseException as error:  # re-raised in the test's thread
+            outcome["error"] = error
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=60)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")

@@ -1,0 +1,83 @@
+"""Two agents click Take Over on the same conversation at once: one gets it, the other is told
+who did — on the page, without an error page. A third agent's open queue shows who took it."""
+
+import pytest
+
+from crm import services as crm_services
+from escalation import services as escalation_services
+from escalation.models import Escalation, Priority
+from tests.factories import AgentFactory, ConversationFactory
+
+from .conftest import off_the_browser_thread, sign_in, wait_live
+
+pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.redis]
+
+
+def test_two_agents_take_over_at_once_and_the_loser_is_told_who_won(open_page, transactional_db):
+    users = {
+        name: AgentFactory(display_name=name.capitalize(), username=name)
+        for name in ("marina", "alex", "sam")
+    }
+    conversation = ConversationFactory(contact__name="Jamie Patel")
+
+    def escalate():
+        crm_services.receive_customer_message(conversation=conversation, text="Refund please")
+        return escalation_services.escalate_conversation(
+            conversation=conversation,
+            reason="complexity",
+            priority=Priority.HIGH,
+            triggered_by=Escalation.Trigger.DETECTION,
+            detail="Refund of a duplicate charge",
+        )[0]
+
+    escalation = off_the_browser_thread(escalate)
+    url = f"/crm/conversations/{conversation.pk}/"
+
+    watcher = open_page("sam-queue")
+    sign_in(watcher, users["sam"])
+    wait_live(watcher)
+    watcher.wait_for_selector(f'.queue-row[data-escalation-id="{escalation.pk}"]')
+
+    pages = {}
+    for name in ("marina", "alex"):
+        page = open_page(name)
+        sign_in(page, users[name], next_url=url)
+        wait_live(page)
+        page.wait_for_selector("#take-over")
+        pages[name] = page
+
+    # Both browsers click at the same wall-clock moment (they share this machine's clock).
+    at = pages["marina"].evaluate("Date.now()") + 400
+    for page in pages.values():
+        page.evaluate(
+            "at => setTimeout(() => document.querySelector('#take-over').click(), at - Date.now())",
+            at,
+        )
+
+    for _ in range(100):
+        escalation.refresh_from_db()
+        if escalation.status == "claimed":
+            break
+        pages["alex"].wait_for_timeout(100)
+    assert escalation.status == "claimed"
+    winner = "marina" if escalation.claimed_by.username == "marina" else "alex"
+    loser = "alex" if winner == "marina" else "marina"
+    winner_name = winner.capitalize()
+
+    pages[winner].wait_for_selector("#handled-by:has-text('You are handling this conversation.')")
+    pages[loser].wait_for_selector(
+        f".toast:has-text('{winner_name} already took this conversation.')"
+    )
+    pages[loser].wait_for_selector(
+        f"#handled-by:has-text('{winner_name} is handling this conversation.')"
+    )
+    assert pages[loser].locator("#take-over").count() == 0
+    assert "Server Error" not in pages[loser].content()
+
+    # The third agent's queue said who took it, then dropped the row.
+    watcher.wait_for_selector(
+        f".queue-row[data-escalation-id='{escalation.pk}'] .claimed-by"
+        f":has-text('{winner_name} took this conversation')",
+    )
+    watcher.wait_for_selector(f".queue-row[data-escalation-id='{escalation.pk}']", state="detached")
+    assert Escalation.objects.get(pk=escalation.pk).events.filter(kind="claimed").count() == 1
