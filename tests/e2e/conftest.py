@@ -103,7 +103,7 @@ def live_server_url(django_db_setup, django_db_blocker):
         if time.monotonic() > deadline:
             server.kill()
             log.close()
-            pytest.fail("uvicorn did not answer within %ss" % SERVER_START_TIMEOUT)
+            pytest.fail(f"uvicorn did not answer within {SERVER_START_TIMEOUT}s")
         time.sleep(0.2)
     yield url
     server.terminate()
