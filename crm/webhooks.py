@@ -169,6 +169,17 @@ def receive_provider_message(*, channel: Channel, inbound: InboundMessage) -> Me
         )
 
 
+def parse_payload(body: bytes) -> dict:
+    """Only ever called on a body whose signature checked out."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ParseError(_("The body is not JSON.")) from None
+    if not isinstance(payload, dict):
+        raise ParseError(_("The body must be a JSON object."))
+    return payload
+
+
 class WebhookAckSerializer(serializers.Serializer):
     received = serializers.IntegerField(help_text="Messages in the payload.")
     stored = serializers.IntegerField(help_text="New messages stored (retries are not).")
@@ -219,12 +230,7 @@ class ProviderWebhookView(APIView):
         header = request.META.get("HTTP_X_HUB_SIGNATURE_256", "")
         if not signature_is_valid(channel.webhook_secret, body, header):
             raise AuthenticationFailed(_("Missing or invalid X-Hub-Signature-256."))
-        try:
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise ParseError(_("The body is not JSON.")) from None
-        if not isinstance(payload, dict):
-            raise ParseError(_("The body must be a JSON object."))
+        payload = parse_payload(body)
         messages, statuses = self.read_payload(payload)
         stored = skipped = 0
         for inbound in messages:

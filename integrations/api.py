@@ -1,6 +1,7 @@
 """/api/v1/webhooks/: outbound webhook subscriptions and their delivery log (manage scope)."""
 
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -41,6 +42,11 @@ class SubscriptionInputSerializer(serializers.Serializer):
         required=False, min_length=16, max_length=200, help_text="Leave out to have one made."
     )
     is_active = serializers.BooleanField(required=False, default=True)
+
+    def validate_url(self, value):
+        if not value.lower().startswith(("https://", "http://")):
+            raise serializers.ValidationError(_("Use an https:// (or http://) URL."))
+        return value
 
 
 class SubscriptionUpdateSerializer(SubscriptionInputSerializer):
