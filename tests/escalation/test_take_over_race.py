@@ -15,6 +15,11 @@ from tickets.models import Ticket, TicketEvent
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def _race(workers: int, work) -> list:
     """Run ``work(i)`` in ``workers`` threads released at once; return what each returned or
     raised, in worker order."""
@@ -108,3 +113,72 @@ def test_ten_concurrent_escalations_of_one_conversation_make_one_escalation_and_
     assert handoff.count() == 1
     assert escalation.events.filter(kind=EscalationEvent.Kind.ESCALATED).count() == 1
     assert escalation.events.count() == 10  # one escalated + nine retriggered/reprioritised
+
+
+def test_take_overs_retriggers_and_customer_messages_at_once_never_deadlock():
+    """One lock order (conversation → escalation → ticket) for every writer: mixing take overs,
+    new triggers and customer messages on one conversation ends cleanly, never in a deadlock."""
+    from crm import services as crm_services
+
+    conversation = ConversationFactory()
+    escalation, _ = services.escalate_conversation(
+        conversation=conversation,
+        reason="loop",
+        priority=Priority.LOW,
+        triggered_by=Escalation.Trigger.DETECTION,
+    )
+    agents = [AgentFactory(display_name=f"Agent {i:02d}") for i in range(4)]
+
+    def work(i):
+        if i < 4:
+            return services.take_over_escalation(escalation_id=escalation.pk, agent=agents[i])
+        if i < 8:
+            return services.escalate_conversation(
+                conversation=conversation,
+                reason="sentiment",
+                priority=Priority.URGENT,
+                triggered_by=Escalation.Trigger.DETECTION,
+            )
+        return crm_services.send_agent_message(
+            conversation=conversation, agent=agents[0], text="note", private_note=True
+        )
+
+    outcomes = _race(12, work)
+
+    unexpected = [
+        o for o in outcomes if isinstance(o, Exception) and not isinstance(o, AlreadyClaimed)
+    ]
+    assert unexpected == []
+    assert sum(isinstance(o, Escalation) for o in outcomes) == 1
+    escalation.refresh_from_db()
+    assert escalation.status == Escalation.Status.CLAIMED
+    assert escalation.priority == Priority.URGENT
+    assert Escalation.objects.filter(conversation=conversation).count() == 1
+
+
+def test_a_take_over_racing_a_cancel_has_one_outcome():
+    conversation = ConversationFactory()
+    escalation, _ = services.escalate_conversation(
+        conversation=conversation,
+        reason="request",
+        priority=Priority.HIGH,
+        triggered_by=Escalation.Trigger.DETECTION,
+    )
+    agent = AgentFactory(display_name="Marina")
+
+    def work(i):
+        if i == 0:
+            return services.take_over_escalation(escalation_id=escalation.pk, agent=agent)
+        return services.cancel_escalation(escalation_id=escalation.pk)
+
+    took, cancelled = _race(2, work)
+    escalation.refresh_from_db()
+    conversation.refresh_from_db()
+    if isinstance(took, Escalation):
+        assert escalation.status == Escalation.Status.CLAIMED
+        assert conversation.mode == Conversation.Mode.AGENT
+        assert isinstance(cancelled, Exception)
+    else:
+        assert escalation.status == Escalation.Status.CANCELLED
+        assert conversation.mode == Conversation.Mode.CLOSED
+        assert isinstance(cancelled, Escalation)
