@@ -3,13 +3,9 @@ the request it sends, how it reads the tool call, and the fallback to the local 
 malformed answer, a timeout, a rate limit or a server error. No network."""
 
 import json
-from contextlib import contextmanager
 
-import anthropic
 import pytest
-from django.conf import settings as django_settings
 
-import crm.llm
 from crm.llm import override_transport
 from escalation.detection import DetectorSettings, Turn, detect
 from escalation.detection.claude import TOOL_NAME
@@ -77,36 +73,8 @@ def run_with(handler, turns=TURNS, detector_settings=CLAUDE):
         requests.append(request)
         return handler(request)
 
-    with mock_transport(httpx.MockTransport(record)):
+    with override_transport(httpx.MockTransport(record)):
         return detect(turns, detector_settings), requests
-
-
-@contextmanager
-def mock_transport(transport):
-    """``crm.llm.override_transport``; while crm.llm still wraps the transport in an ``httpx``
-    client that the httpx2-based SDK rejects, build the same client around an httpx2 one, so
-    the real SDK code (retries, errors, parsing) still runs."""
-    with override_transport(transport):
-        try:
-            crm.llm.anthropic_client()
-        except TypeError:
-            original = crm.llm.anthropic_client
-
-            def client():
-                return anthropic.Anthropic(
-                    api_key="test-key",
-                    timeout=django_settings.ANTHROPIC_TIMEOUT,
-                    max_retries=django_settings.ANTHROPIC_MAX_RETRIES,
-                    http_client=httpx.Client(transport=transport),
-                )
-
-            crm.llm.anthropic_client = client
-            try:
-                yield
-            finally:
-                crm.llm.anthropic_client = original
-        else:
-            yield
 
 
 def test_one_messages_call_with_the_signals_tool_forced():
