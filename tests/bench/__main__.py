@@ -35,6 +35,7 @@ def parse_args(argv):
     parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated subset")
     parser.add_argument("--floor-samples", type=int, default=500)
     parser.add_argument("--detector-seconds", type=float, default=5.0)
+    parser.add_argument("--detector-rounds", type=int, default=20)
     parser.add_argument("--handoffs", type=int, default=200)
     parser.add_argument("--replies", type=int, default=500)
     parser.add_argument("--servers", type=int, default=2, help="uvicorn processes")
@@ -42,7 +43,10 @@ def parse_args(argv):
     parser.add_argument("--load-sockets", type=int, default=500)
     parser.add_argument("--load-seconds", type=float, default=60.0)
     parser.add_argument(
-        "--load-rate", type=float, default=1.0, help="messages per second per customer socket"
+        "--load-rate",
+        type=float,
+        default=0.2,
+        help="messages per second per customer socket (0.2: one every 5 s, a busy chat)",
     )
     parser.add_argument(
         "--load-with-worker", action="store_true", help="keep the Celery worker during load"
@@ -56,6 +60,7 @@ def parse_args(argv):
     if args.quick:
         args.floor_samples = min(args.floor_samples, 200)
         args.detector_seconds = min(args.detector_seconds, 2.0)
+        args.detector_rounds = min(args.detector_rounds, 3)
         args.handoffs = min(args.handoffs, 30)
         args.replies = min(args.replies, 100)
         args.load_sockets = min(args.load_sockets, 50)
@@ -145,7 +150,9 @@ def main(argv=None) -> int:
                 from .detector import run_detector
 
                 progress.start("detector latency (local backend)")
-                data = run_detector(seconds=args.detector_seconds, progress=progress)
+                data = run_detector(
+                    seconds=args.detector_seconds, rounds=args.detector_rounds, progress=progress
+                )
                 results["benchmarks"]["detector"] = data
                 progress.done(_p(data.get("latency", {})))
             elif name in ("handoff", "message", "load"):

@@ -15,7 +15,7 @@ import time
 from .harness import ROOT, latency_summary
 
 DATA = ROOT / "tests" / "data" / "escalation_conversations.jsonl"
-CANDIDATE_NAMES = ("run_benchmark", "bench_detector", "measure", "run", "benchmark")
+CANDIDATE_NAMES = ("run_benchmark",)
 
 
 def _their_function():
@@ -76,13 +76,32 @@ def measure_detect(*, seconds: float, progress) -> dict:
     }
 
 
-def run_detector(*, seconds: float, progress) -> dict:
+def run_detector(*, seconds: float, rounds: int, progress) -> dict:
+    """The detection engineer's ``run_benchmark`` when present (one core, wall and CPU time),
+    mapped to this harness's figures; else our own timing of ``detect``."""
     theirs = _their_function()
     if theirs is not None:
-        try:
-            result = theirs()
-        except TypeError:
-            result = None  # a signature we don't know: fall back to our own timing
-        if isinstance(result, dict):
-            return {"source": f"tests/bench/bench_detector.py:{theirs.__name__}", **result}
+        lines: list[str] = []
+
+        def relay(line: str) -> None:
+            lines.append(line)
+            if line.startswith("["):  # their counted steps: "[5/20] rounds"
+                done, of = line[1:].split("]")[0].split("/")
+                progress.count(int(done), int(of), "rounds")
+
+        figures = theirs(rounds=rounds, progress=relay)
+        wall, cpu = figures["wall.all"], figures["cpu.all"]
+        return {
+            "source": f"tests/bench/bench_detector.py:{theirs.__name__} (pinned to one core)",
+            "latency": {
+                "count": wall["messages"],
+                "p50": wall["p50_ms"],
+                "p99": wall["p99_ms"],
+                "max": wall["max_ms"],
+            },
+            "cpu_latency": {"p50": cpu["p50_ms"], "p99": cpu["p99_ms"]},
+            "first_call_ms": figures.get("cold_start_ms"),
+            "figures": figures,
+            "summary": [line for line in lines if not line.startswith("[")],
+        }
     return measure_detect(seconds=seconds, progress=progress)

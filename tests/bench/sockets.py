@@ -30,6 +30,7 @@ from .report import quantile_ladder
 HANDOFF_TEXT = "I want to speak to a person"
 WARMUP_HANDOFFS = 5
 FRAME_TIMEOUT = 15.0
+DRAIN_SECONDS = 120.0
 
 
 def _origin(port: int) -> str:
@@ -107,9 +108,11 @@ async def _handoff_phase(ports, cookie, conversations, progress, total):
 
     reader = asyncio.create_task(read_agent())
     samples, customer_samples, failures = [], [], []
+    wall: dict[int, tuple[float, float]] = {}
     try:
         for i, conversation in enumerate(conversations):
             customer = await _open_customer(customer_port, conversation)
+            started_wall = time.time()
             started = time.perf_counter()
             await customer.send(json.dumps({"type": "message", "text": HANDOFF_TEXT}))
             customer_seen = received = None
@@ -138,13 +141,66 @@ async def _handoff_phase(ports, cookie, conversations, progress, total):
                 await customer.close()
             if received is not None and i >= WARMUP_HANDOFFS:
                 samples.append((received - started) * 1000)
+                wall[conversation.pk] = (started_wall, started_wall + (received - started))
                 if customer_seen is not None:
                     customer_samples.append((customer_seen - started) * 1000)
             progress.count(i + 1, total)
     finally:
         reader.cancel()
         await agent.close()
-    return samples, customer_samples, failures
+    return samples, customer_samples, failures, wall
+
+
+def handoff_stages(wall: dict[int, tuple[float, float]]) -> dict:
+    """Where a handoff's time goes, from the rows' own timestamps (same clock, same machine):
+    the message stored; the analysis started (commit, Celery publish, a worker picking it up);
+    detection; the escalation stored; its commit and the queue event reaching the agent."""
+    from crm.models import Message
+    from escalation.models import Escalation, MessageAnalysis
+
+    stages: dict[str, list[float]] = {
+        "socket -> message stored": [],
+        "stored -> analysis starts (commit, Celery queue, worker)": [],
+        "detection": [],
+        "analysis -> escalation row": [],
+        "escalation row -> agent socket (handoff writes, commit, group_send)": [],
+    }
+    first_messages = {
+        m.conversation_id: m
+        for m in Message.objects.filter(
+            conversation_id__in=list(wall), sender=Message.Sender.CUSTOMER
+        ).order_by("-id")
+    }
+    analyses = {
+        a.message_id: a
+        for a in MessageAnalysis.objects.filter(
+            message_id__in=[m.pk for m in first_messages.values()]
+        )
+    }
+    escalations = {
+        e.conversation_id: e for e in Escalation.objects.filter(conversation_id__in=list(wall))
+    }
+    for conversation_id, (sent, received) in wall.items():
+        message = first_messages.get(conversation_id)
+        analysis = analyses.get(message.pk) if message else None
+        escalation = escalations.get(conversation_id)
+        if not (message and analysis and escalation):
+            continue
+        stored = message.created_at.timestamp()
+        analysed = analysis.created_at.timestamp()
+        detect_started = analysed - analysis.duration_ms / 1000
+        escalated = escalation.escalated_at.timestamp()
+        values = [
+            stored - sent,
+            detect_started - stored,
+            analysis.duration_ms / 1000,
+            escalated - analysed,
+            received - escalated,
+        ]
+        for name, value in zip(stages, values, strict=True):
+            stages[name].append(value * 1000)
+    connection.close()
+    return {name: latency_summary(values) for name, values in stages.items()}
 
 
 def run_handoff(*, args, ports, progress, floors) -> dict:
@@ -152,7 +208,7 @@ def run_handoff(*, args, ports, progress, floors) -> dict:
 
     total = args.handoffs + WARMUP_HANDOFFS
     _channel, _agents, cookies, conversations = _setup(ports, conversations=total)
-    samples, customer_samples, failures = asyncio.run(
+    samples, customer_samples, failures, wall = asyncio.run(
         _handoff_phase(ports, cookies[0], conversations, progress, total)
     )
     escalated = Escalation.objects.filter(
@@ -162,6 +218,7 @@ def run_handoff(*, args, ports, progress, floors) -> dict:
     latency = latency_summary(samples)
     floor = floors["combined"]
     return {
+        "stages": handoff_stages(wall),
         "handoffs": args.handoffs,
         "warmup_excluded": WARMUP_HANDOFFS,
         "latency": latency,
@@ -260,7 +317,7 @@ def run_message(*, args, ports, progress, floors) -> dict:
 
 async def _load_phase(ports, cookies, conversations, *, seconds, rate, watchers, progress):
     sent_at: dict[str, float] = {}
-    echoed: set[str] = set()
+    echoed: dict[str, float] = {}
     delivered: dict[str, float] = {}
     errors: list[dict] = []
     stop = asyncio.Event()
@@ -300,7 +357,7 @@ async def _load_phase(ports, cookies, conversations, *, seconds, rate, watchers,
             async for raw in ws:
                 frame = json.loads(raw)
                 if frame["type"] == "message.created" and frame["message"]["sender"] == "customer":
-                    echoed.add(frame["message"]["text"])
+                    echoed.setdefault(frame["message"]["text"], time.perf_counter())
                 elif frame["type"] == "error":
                     errors.append(frame)
 
@@ -330,18 +387,22 @@ async def _load_phase(ports, cookies, conversations, *, seconds, rate, watchers,
     stop.set()
     readers = await asyncio.gather(*loops)
     send_seconds = time.perf_counter() - started
-    # Drain: wait (bounded) for the last echoes and deliveries.
-    drain_deadline = time.perf_counter() + 30
+    # Drain: wait (bounded) for every message to be acknowledged (stored) and delivered, so a
+    # backlog still queued in the servers is not mistaken for loss when the sockets close.
+    drain_deadline = time.perf_counter() + DRAIN_SECONDS
     while time.perf_counter() < drain_deadline and (
         len(echoed) < len(sent_at) or len(delivered) < len(sent_at)
     ):
         await asyncio.sleep(0.25)
     drain_seconds = time.perf_counter() - started - send_seconds
+    unacknowledged = len(sent_at) - len(echoed)
     for task in readers + watch_tasks:
         task.cancel()
     await asyncio.gather(*(ws.close() for ws in customers + watcher_sockets))
     latencies = [(delivered[k] - sent_at[k]) * 1000 for k in delivered]
+    echo_latencies = [(echoed[k] - sent_at[k]) * 1000 for k in echoed if k in sent_at]
     return {
+        "echo_latencies": echo_latencies,
         "run_id": run_id,
         "sent_keys": set(sent_at),
         "echoed": len(echoed),
@@ -349,6 +410,7 @@ async def _load_phase(ports, cookies, conversations, *, seconds, rate, watchers,
         "latencies": latencies,
         "send_seconds": send_seconds,
         "drain_seconds": drain_seconds,
+        "unacknowledged_at_close": unacknowledged,
         "errors": errors,
     }
 
@@ -395,12 +457,16 @@ def run_load(*, args, ports, progress, floors, pause_worker=None) -> dict:
         "sent": sent,
         "stored": stored,
         "echoed_to_sender": data["echoed"],
+        # The sender's own copy comes straight back from the consumer after the commit:
+        # this is the store path alone, without the channel layer.
+        "stored_ack_latency": latency_summary(data["echo_latencies"]),
         "delivered": data["delivered"],
         "lost_in_store": sent - stored,
         "not_delivered": sent - data["delivered"],
         "sent_per_second": round(sent / data["send_seconds"], 1),
         "delivered_per_second": round(data["delivered"] / data["send_seconds"], 1),
         "drain_seconds": round(data["drain_seconds"], 1),
+        "unacknowledged_at_close": data["unacknowledged_at_close"],
         "delivery_latency": latency,
         "quantiles": quantile_ladder(data["latencies"]),
         "error_frames": error_codes,

@@ -4,6 +4,7 @@ filled with what the benchmarks need (a channel, agents, conversations, logged-i
 from __future__ import annotations
 
 import itertools
+import uuid
 
 import psycopg
 from django.conf import settings
@@ -61,7 +62,7 @@ def make_agents(count: int, *, online: bool = True) -> list:
     User = get_user_model()
     agents = []
     for _ in range(count):
-        n = next(_names)
+        n = f"{next(_names)}-{uuid.uuid4().hex[:6]}"
         user = User.objects.create_user(
             username=f"bench-agent-{n}", email=f"bench-agent-{n}@example.com", is_staff=True
         )
