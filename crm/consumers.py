@@ -222,14 +222,16 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if self.degraded:
             await asyncio.sleep(LAYER_RETRY_SECONDS * (0.75 + random.random() / 2))
             return {"type": "layer.retry"}
-        try:
-            return await self._layer_receive()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.warning("channel layer receive failed on %s", self.channel_name)
-            await asyncio.sleep(0.1)  # never spin if the layer fails instantly
-            return {"type": "layer.failed"}
+        for attempt in range(2):  # a connection broken by a past outage fails once, then works
+            try:
+                return await self._layer_receive()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if attempt:
+                    logger.warning("channel layer receive failed on %s", self.channel_name)
+                await asyncio.sleep(0.1)  # never spin if the layer fails instantly
+        return {"type": "layer.failed"}
 
     # --- groups ----------------------------------------------------------------------------
 

@@ -40,9 +40,13 @@ def send_now(group: str, event: dict) -> bool:
         return False
     try:
         async_to_sync(layer.group_send)(group, event)
-    except Exception:  # Redis down or full: the database still has everything.
-        logger.warning("channel layer unavailable; %s not pushed to %s", event["type"], group)
-        return False
+    except Exception:
+        # Once more: after a Redis restart a pooled connection fails once, then reconnects.
+        try:
+            async_to_sync(layer.group_send)(group, event)
+        except Exception:  # Redis down or full: the database still has everything.
+            logger.warning("channel layer unavailable; %s not pushed to %s", event["type"], group)
+            return False
     return True
 
 

@@ -2,8 +2,11 @@
 AI exchange, handoff, "Now speaking with …", agent replies, replay on reconnect, and refusals."""
 
 import json
+import shutil
 import socket
+import subprocess
 import threading
+import time
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -420,4 +423,87 @@ async def test_when_the_layer_comes_back_the_socket_says_live_and_gets_events_ag
     )
     frame = await communicator.receive_json_from(timeout=TIMEOUT)
     assert frame["type"] == "conversation.mode" and frame["mode"] == "closed"
+    await communicator.disconnect()
+
+
+@pytest.fixture
+def private_redis(settings, monkeypatch):
+    """A Redis server of this test's own, so it can be stopped and started again."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("needs the redis-server binary")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    class Server:
+        process = None
+
+        def start(self):
+            self.process = subprocess.Popen(
+                [
+                    binary,
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ],
+                stdout=subprocess.DEVNULL,
+            )
+            for _ in range(50):
+                with socket.socket() as client:
+                    if client.connect_ex(("127.0.0.1", port)) == 0:
+                        return
+                time.sleep(0.05)
+            raise AssertionError("redis-server did not start")
+
+        def stop(self):
+            if self.process is not None:
+                self.process.terminate()
+                self.process.wait(timeout=10)
+                self.process = None
+
+    server = Server()
+    server.start()
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [f"redis://127.0.0.1:{port}/0"]},
+        }
+    }
+    monkeypatch.setattr(consumers, "LAYER_RETRY_SECONDS", 0.3)
+    yield server
+    server.stop()
+
+
+@pytest.mark.redis
+async def test_a_redis_restart_under_an_open_socket_degrades_then_recovers_without_losing_messages(
+    shop_conversation, private_redis
+):
+    communicator = customer_socket(shop_conversation)
+    await connect_and_drain(communicator)
+
+    await sync_to_async(private_redis.stop)()
+    assert await communicator.receive_json_from(timeout=TIMEOUT) == {
+        "type": "connection.state",
+        "state": "degraded",
+    }
+    post = sync_to_async(crm_services.post_system_message)
+    await post(conversation=shop_conversation, text="during the outage")
+    frame = await communicator.receive_json_from(timeout=TIMEOUT)  # pushed from the database
+    assert frame["message"]["text"] == "during the outage"
+
+    await sync_to_async(private_redis.start)()
+    assert await communicator.receive_json_from(timeout=TIMEOUT) == {
+        "type": "connection.state",
+        "state": "live",
+    }
+    await post(conversation=shop_conversation, text="after the outage")
+    frame = await communicator.receive_json_from(timeout=TIMEOUT)  # through Redis again
+    assert frame["message"]["text"] == "after the outage"
+    assert await communicator.receive_nothing(timeout=0.5)  # no flapping, no duplicates
     await communicator.disconnect()
