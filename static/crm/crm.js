@@ -246,7 +246,15 @@
   }
 
   function refreshPanel() {
-    if (conversationView()) htmx.trigger(body, "le-panel");
+    // Never swap the panel under an action in flight: its answer (or error toast) would be
+    // delivered to a detached form and lost.
+    var panel = document.getElementById("conversation-panel");
+    if (!panel) return;
+    if (panel.classList.contains("htmx-request") || panel.querySelector(".htmx-request")) {
+      setTimeout(refreshPanel, 500);
+      return;
+    }
+    htmx.trigger(body, "le-panel");
   }
 
   function syncReplyBox() {
@@ -318,9 +326,9 @@
       fetchMessages();
       if (polls % 2 === 0) refreshPanel();
     }
-    if (polls % 3 === 0) refreshQueue();
+    if (polls % 2 === 0) refreshQueue();
     if (polls % 6 === 0) htmx.trigger(body, "le-notifications");
-  }, 3000);
+  }, 2500);
 
   // --- Start ---------------------------------------------------------------------------------
   tick();
