@@ -40,3 +40,18 @@ def test_committed_weights_load_and_agree_with_the_feature_code():
     intent = models["intent"]
     assert intent.classes[-1] == "other" and "request" in intent.classes
     assert "w:human" in intent.index  # the vocabulary is made of features.analyze's output
+
+
+def test_the_labelled_set_is_held_out_from_the_training_examples():
+    import json
+    from pathlib import Path
+
+    dataset = Path(__file__).resolve().parent.parent / "data" / "escalation_conversations.jsonl"
+    turns = {
+        turn["text"].strip().lower()
+        for line in dataset.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+        for turn in json.loads(line)["turns"]
+    }
+    leaked = [e.text for e in own_examples() if e.text.strip().lower() in turns]
+    assert leaked == []
