@@ -1,58 +1,63 @@
 """/api/: the DRF v1 API, its OpenAPI schema and docs, and inbound channel webhooks."""
 
-from django.urls import include, path, re_path
+from django.urls import include, path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from crm import api as crm_api
 from crm import webhooks
 from escalation import api as escalation_api
 from integrations import api as integrations_api
+from integrations.api_base import IdConverter
 from integrations.exceptions import api_not_found
 from tickets import api as tickets_api
+
+register_converter(IdConverter, "api_id")
 
 v1 = [
     path("conversations/", crm_api.ConversationListView.as_view(), name="conversations"),
     path(
-        "conversations/<int:pk>/",
+        "conversations/<api_id:pk>/",
         crm_api.ConversationDetailView.as_view(),
         name="conversation-detail",
     ),
     path(
-        "conversations/<int:pk>/messages/",
+        "conversations/<api_id:pk>/messages/",
         crm_api.MessageListView.as_view(),
         name="conversation-messages",
     ),
     path(
-        "conversations/<int:pk>/escalate/",
+        "conversations/<api_id:pk>/escalate/",
         escalation_api.EscalateConversationView.as_view(),
         name="conversation-escalate",
     ),
     path("escalations/", escalation_api.EscalationListView.as_view(), name="escalations"),
     path(
-        "escalations/<int:pk>/",
+        "escalations/<api_id:pk>/",
         escalation_api.EscalationDetailView.as_view(),
         name="escalation-detail",
     ),
     path(
-        "escalations/<int:pk>/take-over/",
+        "escalations/<api_id:pk>/take-over/",
         escalation_api.TakeOverView.as_view(),
         name="escalation-take-over",
     ),
     path(
-        "escalations/<int:pk>/reassign/",
+        "escalations/<api_id:pk>/reassign/",
         escalation_api.ReassignView.as_view(),
         name="escalation-reassign",
     ),
     path(
-        "escalations/<int:pk>/resolve/",
+        "escalations/<api_id:pk>/resolve/",
         escalation_api.ResolveView.as_view(),
         name="escalation-resolve",
     ),
     path(
-        "escalations/<int:pk>/close/", escalation_api.CloseView.as_view(), name="escalation-close"
+        "escalations/<api_id:pk>/close/",
+        escalation_api.CloseView.as_view(),
+        name="escalation-close",
     ),
     path("tickets/", tickets_api.TicketListView.as_view(), name="tickets"),
-    path("tickets/<int:pk>/", tickets_api.TicketDetailView.as_view(), name="ticket-detail"),
+    path("tickets/<api_id:pk>/", tickets_api.TicketDetailView.as_view(), name="ticket-detail"),
     path(
         "metrics/escalations/",
         escalation_api.EscalationMetricsView.as_view(),
@@ -67,17 +72,17 @@ v1 = [
     ),
     path("webhooks/", integrations_api.SubscriptionListView.as_view(), name="webhooks"),
     path(
-        "webhooks/<int:pk>/",
+        "webhooks/<api_id:pk>/",
         integrations_api.SubscriptionDetailView.as_view(),
         name="webhook-detail",
     ),
     path(
-        "webhooks/<int:pk>/deliveries/",
+        "webhooks/<api_id:pk>/deliveries/",
         integrations_api.DeliveryListView.as_view(),
         name="webhook-deliveries",
     ),
     path(
-        "webhooks/deliveries/<int:pk>/redeliver/",
+        "webhooks/deliveries/<api_id:pk>/redeliver/",
         integrations_api.RedeliverView.as_view(),
         name="webhook-redeliver",
     ),

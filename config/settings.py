@@ -213,6 +213,9 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/(v1/)?",
+    "PATH_CONVERTER_OVERRIDES": {
+        "api_id": {"type": "integer", "minimum": 0, "maximum": 999999999999999999}
+    },
     "ENUM_NAME_OVERRIDES": {
         "EscalationStatusEnum": "escalation.models.Escalation.Status",
         "TicketStatusEnum": "tickets.models.Ticket.Status",

@@ -11,7 +11,7 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from integrations.api_base import ApiView
+from integrations.api_base import MAX_ID, ApiView, IdField
 from integrations.authentication import ApiTokenAuthentication, CustomerTokenAuthentication
 from integrations.pagination import ApiPagination
 from integrations.permissions import is_customer
@@ -121,7 +121,7 @@ class ConversationFilterSerializer(serializers.Serializer):
         required=False, max_length=40, help_text="Channel kind or channel key."
     )
     mode = serializers.ChoiceField(choices=Conversation.Mode.choices, required=False)
-    team = serializers.IntegerField(required=False, min_value=1)
+    team = IdField(required=False)
     contact_email = serializers.EmailField(required=False)
     created_after = serializers.DateTimeField(required=False)
     created_before = serializers.DateTimeField(required=False)
@@ -167,7 +167,10 @@ class MessageSerializer(serializers.Serializer):
 
 class MessageFilterSerializer(serializers.Serializer):
     after = serializers.IntegerField(
-        required=False, min_value=0, help_text="Only messages with a greater id (catch-up)."
+        required=False,
+        min_value=0,
+        max_value=MAX_ID,
+        help_text="Only messages with a greater id (catch-up).",
     )
 
 
@@ -200,7 +203,7 @@ class AgentFilterSerializer(serializers.Serializer):
     availability = serializers.ChoiceField(
         choices=AgentProfile.Availability.choices, required=False
     )
-    team = serializers.IntegerField(required=False, min_value=1)
+    team = IdField(required=False)
 
 
 class AvailabilityInputSerializer(serializers.Serializer):

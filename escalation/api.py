@@ -13,7 +13,7 @@ from rest_framework.response import Response
 
 from crm.api import ContactSerializer, PersonSerializer, conversation_in_reach
 from crm.models import ChannelKind, Team
-from integrations.api_base import ApiView
+from integrations.api_base import MAX_USER_ID, ApiView, IdField
 from integrations.pagination import ApiPagination
 from integrations.schema import error_response
 
@@ -101,7 +101,7 @@ class QueueFilterSerializer(serializers.Serializer):
     )
     channel = serializers.ChoiceField(choices=ChannelKind.choices, required=False)
     priority = PriorityField(required=False)
-    team = serializers.IntegerField(required=False, min_value=1)
+    team = IdField(required=False)
     reason = serializers.ChoiceField(choices=Reason.choices, required=False)
     min_wait = serializers.IntegerField(
         required=False, min_value=0, max_value=10**8, help_text="Seconds waited, at least."
@@ -109,7 +109,7 @@ class QueueFilterSerializer(serializers.Serializer):
     max_wait = serializers.IntegerField(
         required=False, min_value=0, max_value=10**8, help_text="Seconds waited, at most."
     )
-    conversation = serializers.IntegerField(required=False, min_value=1)
+    conversation = IdField(required=False)
 
 
 class EscalateInputSerializer(serializers.Serializer):
@@ -119,12 +119,10 @@ class EscalateInputSerializer(serializers.Serializer):
 
 
 class ReassignInputSerializer(serializers.Serializer):
-    agent = serializers.IntegerField(
-        required=False, min_value=1, help_text="User id of the agent who gets it at once."
+    agent = IdField(
+        required=False, max_value=MAX_USER_ID, help_text="User id of the agent who gets it at once."
     )
-    team = serializers.IntegerField(
-        required=False, min_value=1, help_text="Team whose queue it goes back to."
-    )
+    team = IdField(required=False, help_text="Team whose queue it goes back to.")
     note = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
     def validate_agent(self, value):
@@ -366,7 +364,7 @@ class MetricsFilterSerializer(serializers.Serializer):
     )
     to = FlexibleDateTimeField(required=False, help_text="End, exclusive; default now.")
     channel = serializers.ChoiceField(choices=ChannelKind.choices, required=False)
-    team = serializers.IntegerField(required=False, min_value=1)
+    team = IdField(required=False)
 
     def get_fields(self):
         fields = super().get_fields()

@@ -1,5 +1,6 @@
 """What every /api/v1/ view shares: authentication, scopes, throttles, pagination helpers."""
 
+from rest_framework import serializers
 from rest_framework.views import APIView
 
 from .pagination import ApiPagination
@@ -27,3 +28,29 @@ class ApiView(APIView):
         serializer = serializer_class(data=self.request.data, **kwargs)
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
+
+
+MAX_ID = 2**63 - 1  # BigAutoField
+MAX_USER_ID = 2**31 - 1  # django.contrib.auth keeps a 32-bit AutoField
+
+
+class IdField(serializers.IntegerField):
+    """An object id: a positive integer the database can hold (larger is a 400, never a 500)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(**kwargs)
+
+
+class IdConverter:
+    """``<api_id:pk>`` in URLs: digits the database can hold; anything else falls through to the
+    JSON 404."""
+
+    regex = "[0-9]{1,18}"
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value) -> str:
+        return str(int(value))

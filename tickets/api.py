@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from crm.api import ContactSerializer, PersonSerializer
 from escalation.api import PriorityField
 from escalation.models import Reason
-from integrations.api_base import ApiView
+from integrations.api_base import MAX_USER_ID, ApiView, IdField
 from integrations.pagination import ApiPagination
 from integrations.schema import error_response
 
@@ -51,20 +51,23 @@ class TicketDetailSerializer(TicketSerializer):
 
 
 class TicketFilterSerializer(serializers.Serializer):
-    conversation = serializers.IntegerField(required=False, min_value=1)
-    escalation = serializers.IntegerField(required=False, min_value=1)
+    conversation = IdField(required=False)
+    escalation = IdField(required=False)
     status = serializers.ChoiceField(choices=Ticket.Status.choices, required=False)
     priority = PriorityField(required=False)
     reason = serializers.ChoiceField(choices=Reason.choices, required=False)
-    assignee = serializers.IntegerField(required=False, min_value=1, help_text="User id.")
+    assignee = IdField(required=False, max_value=MAX_USER_ID, help_text="User id.")
     unassigned = serializers.BooleanField(required=False, help_text="Only tickets nobody has.")
 
 
 class TicketUpdateSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Ticket.Status.choices, required=False)
     priority = PriorityField(required=False)
-    assignee = serializers.IntegerField(
-        required=False, allow_null=True, min_value=1, help_text="User id of an agent, or null."
+    assignee = IdField(
+        required=False,
+        max_value=MAX_USER_ID,
+        allow_null=True,
+        help_text="User id of an agent, or null.",
     )
     note = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
