@@ -46,6 +46,11 @@ class Command(BaseCommand):
         load_models()  # once, before timing: the per-conversation figures are steady-state
         total = len(conversations)
         self.stderr.write(f"Evaluating {total} conversations with the {backend} backend")
+        if backend == "claude":
+            from crm.llm import claude_available
+
+            if not claude_available():
+                self.stderr.write("Claude is not available (no ANTHROPIC_API_KEY): local answers.")
         pairs, durations, backends, escalated = [], [], Counter(), 0
         for step, conversation in enumerate(conversations, 1):
             result = detect(conversation.turns, settings)
