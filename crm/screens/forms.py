@@ -97,14 +97,42 @@ PERIOD_CHOICES = [
 
 class AnalyticsFilterForm(forms.Form):
     period = forms.ChoiceField(choices=PERIOD_CHOICES, required=False)
+    start = forms.DateField(
+        required=False, label=_("From"), widget=forms.DateInput(attrs={"type": "date"})
+    )
+    end = forms.DateField(
+        required=False, label=_("To"), widget=forms.DateInput(attrs={"type": "date"})
+    )
     channel = forms.ChoiceField(choices=CHANNEL_CHOICES, required=False)
     team = TeamChoiceField(queryset=Team.objects.all(), required=False, empty_label=_("Any team"))
 
+    def clean(self):
+        data = super().clean()
+        if data.get("start") and data.get("end") and data["end"] < data["start"]:
+            raise forms.ValidationError(_("The end date is before the start date."))
+        return data
+
     def metrics_filters(self, *, now: datetime | None = None) -> MetricsFilters:
-        data = self.cleaned_data if hasattr(self, "cleaned_data") else {}
+        """From/To dates (whole days, either may be open) win over the preset period."""
+        data = dict(getattr(self, "cleaned_data", {}))
+        if self.is_bound and self.non_field_errors():  # dates in the wrong order: ignore them
+            data.pop("start", None)
+            data.pop("end", None)
         now = now or timezone.now()
         days = int(data.get("period") or 7)
         end = now
+        team = data.get("team")
+        channel = data.get("channel") or None
+        if data.get("start") or data.get("end"):
+            zone = timezone.get_current_timezone()
+            first = data.get("start") or (timezone.localdate(now) - timedelta(days=days))
+            last = data.get("end") or timezone.localdate(now)
+            return MetricsFilters(
+                start=timezone.make_aware(datetime.combine(first, time.min), zone),
+                end=timezone.make_aware(datetime.combine(last + timedelta(days=1), time.min), zone),
+                channel=channel,
+                team=team.pk if team else None,
+            )
         if days == 1:
             start = timezone.make_aware(
                 datetime.combine(timezone.localdate(now), time.min), timezone.get_current_timezone()

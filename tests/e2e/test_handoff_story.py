@@ -68,7 +68,9 @@ def test_customer_asks_for_a_person_and_an_agent_takes_over_live(open_page, worl
     assert agent.locator("#reply-text").input_value() == ""
     agent.wait_for_selector("#messages .sender-agent:has-text('I can sort out your order')")
 
-    # Customer → agent, live on the open conversation
+    # Customer → agent, live on the open conversation, with the typing indicator first
+    customer.type(".le-input", "Thank you")
+    agent.wait_for_selector("#typing:has-text('The customer is typing')")
     customer.fill(".le-input", "Thank you, it is order 1234")
     customer.press(".le-input", "Enter")
     agent.wait_for_selector("#messages .sender-customer:has-text('it is order 1234')")

@@ -41,6 +41,23 @@ def test_channel_and_team_filters_narrow_the_metrics(manager_client, escalate, t
     assert manager_client.get("/crm/analytics/?period=999&team=x").status_code == 200
 
 
+def test_a_date_range_overrides_the_preset_period(manager_client, escalate):
+    old = escalate(reason="loop")
+    Escalation.objects.filter(pk=old.pk).update(escalated_at=timezone.now() - timedelta(days=40))
+    escalate(reason="request")
+    today = timezone.localdate()
+    start = (today - timedelta(days=45)).isoformat()
+    end = (today - timedelta(days=35)).isoformat()
+    html = manager_client.get(f"/crm/analytics/?start={start}&end={end}").content.decode()
+    reasons = html[html.index('id="reasons"') : html.index('id="priorities"')]
+    assert "Conversations: 0 · Escalations: 1" in html
+    assert "Unresolved loop" in reasons
+    backwards = manager_client.get(f"/crm/analytics/?start={end}&end={start}")
+    assert backwards.status_code == 200
+    assert "The end date is before the start date." in backwards.content.decode()
+    assert "Escalations: 1 ·" in backwards.content.decode()  # dates ignored: the last 7 days
+
+
 def test_chart_helpers():
     assert charts.duration(None) == "—"
     assert charts.duration(45) == "45s"
