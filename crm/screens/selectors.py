@@ -9,7 +9,11 @@ from tickets.models import Ticket, TicketEvent
 
 
 def header_profile(user) -> AgentProfile | None:
-    return AgentProfile.objects.filter(user=user).first()
+    """The user's profile through the cached relation (one query per request at most)."""
+    try:
+        return user.agent_profile
+    except AgentProfile.DoesNotExist:
+        return None
 
 
 def unread_notification_count(user) -> int:

@@ -137,7 +137,7 @@ def test_the_queue_page_runs_as_many_queries_for_1000_rows_as_for_10(
     with CaptureQueriesContext(connection) as ten:
         response = client.get(URL)
     assert len(row_ids(response.content.decode())) == 10
-    assert len(ten) <= 12, [q["sql"] for q in ten.captured_queries]
+    assert len(ten) <= 8, [q["sql"] for q in ten.captured_queries]
 
     _bulk_queue(990)
     with django_assert_num_queries(len(ten)):
