@@ -36,7 +36,7 @@ from integrations.throttles import WebhookThrottle
 
 from . import outbound_senders, services
 from .errors import DomainError
-from .models import Channel, ChannelKind, Contact, Message
+from .models import Channel, ChannelKind, Contact, ContactIdentity, Message
 
 logger = logging.getLogger(__name__)
 
@@ -147,17 +147,26 @@ def read_instagram(payload: dict) -> tuple[list[InboundMessage], list[StatusUpda
 
 def receive_provider_message(*, channel: Channel, inbound: InboundMessage) -> Message:
     """Store one inbound message in the contact's conversation on this channel (started if
-    there is none). A provider id seen before returns the stored message."""
+    there is none). A provider id seen before returns the stored message.
+
+    Concurrent deliveries (Meta retries while the first is still being handled) are settled in
+    the database: a sender not seen before takes a row lock on the channel, so exactly one
+    contact and one conversation are created; the message id is unique per channel."""
     existing = Message.objects.filter(
         channel=channel, provider_message_id=inbound.provider_message_id
     ).first()
     if existing is not None:
         return existing
-    contact = services.find_or_create_contact(
-        channel_kind=channel.kind, name=inbound.name, external_id=inbound.external_user_id
-    )
     with transaction.atomic():
-        # One conversation per contact and channel even when two first messages race.
+        known = ContactIdentity.objects.filter(
+            channel_kind=channel.kind, external_id=inbound.external_user_id
+        ).exists()
+        if not known:
+            Channel.objects.select_for_update().filter(pk=channel.pk).first()
+        contact = services.find_or_create_contact(
+            channel_kind=channel.kind, name=inbound.name, external_id=inbound.external_user_id
+        )
+        # One conversation per contact and channel even when two messages race.
         Contact.objects.select_for_update().filter(pk=contact.pk).first()
         conversation = contact.conversations.filter(channel=channel).order_by("-id").first()
         if conversation is None:
