@@ -112,6 +112,19 @@ def render(results: dict) -> str:
                 ]
             )
 
+    stages = (b.get("handoff") or {}).get("stages") or {}
+    for stage, summary in stages.items():
+        rows.append(
+            [
+                f"  handoff stage: {stage}",
+                f"p50 {ms(summary['p50'])}, p95 {ms(summary['p95'])}",
+                "",
+                "",
+                "",
+                "",
+            ]
+        )
+
     load = b.get("load")
     if load:
         if load.get("skipped"):
@@ -120,7 +133,8 @@ def render(results: dict) -> str:
             s = load["delivery_latency"]
             rows.append(
                 [
-                    f"load: {load['sockets']} sockets, {load['seconds']:.0f} s, msgs/s",
+                    f"load: {load['sockets']} sockets x {load['rate_per_socket']}/s, "
+                    f"{load['seconds']:.0f} s",
                     f"{load['delivered_per_second']:.0f} delivered/s "
                     f"({load['sent_per_second']:.0f} sent/s)",
                     "",
@@ -129,9 +143,20 @@ def render(results: dict) -> str:
                     "",
                 ]
             )
+            ack = load.get("stored_ack_latency") or {}
             rows.append(
                 [
-                    "load: delivery latency p50 / p99",
+                    "load: stored + acknowledged to sender p50 / p99",
+                    f"{ms(ack.get('p50'))} / {ms(ack.get('p99'))}",
+                    ms(combined.get("p99")),
+                    _ratio(ack.get("p99"), combined.get("p99")),
+                    "",
+                    "",
+                ]
+            )
+            rows.append(
+                [
+                    "load: delivery to watching agent p50 / p99",
                     f"{ms(s['p50'])} / {ms(s['p99'])}",
                     ms(combined.get("p99")),
                     _ratio(s["p99"], combined.get("p99")),

@@ -23,6 +23,7 @@ import uuid
 
 from django.db import connection
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from .harness import latency_summary
 from .report import quantile_ladder
@@ -321,6 +322,7 @@ async def _load_phase(ports, cookies, conversations, *, seconds, rate, watchers,
     delivered: dict[str, float] = {}
     errors: list[dict] = []
     stop = asyncio.Event()
+    closed: dict[str, int] = {}
     run_id = uuid.uuid4().hex[:6]
 
     # Watchers: agent sockets subscribed to a share of the conversations each.
@@ -332,14 +334,17 @@ async def _load_phase(ports, cookies, conversations, *, seconds, rate, watchers,
         watcher_sockets.append(ws)
 
     async def watch(ws):
-        async for raw in ws:
-            frame = json.loads(raw)
-            if frame["type"] == "message.created" and frame["message"]["sender"] == "customer":
-                key = frame["message"]["text"]
-                if key in sent_at and key not in delivered:
-                    delivered[key] = time.perf_counter()
-            elif frame["type"] == "error":
-                errors.append(frame)
+        try:
+            async for raw in ws:
+                frame = json.loads(raw)
+                message = frame.get("message") or {}
+                if frame["type"] == "message.created" and message.get("sender") == "customer":
+                    if message["text"] in sent_at and message["text"] not in delivered:
+                        delivered[message["text"]] = time.perf_counter()
+                elif frame["type"] == "error":
+                    errors.append(frame)
+        except ConnectionClosed as closed_by:
+            closed["watcher: " + str(closed_by)[:70]] = 1
 
     watch_tasks = [asyncio.create_task(watch(ws)) for ws in watcher_sockets]
 
@@ -354,23 +359,32 @@ async def _load_phase(ports, cookies, conversations, *, seconds, rate, watchers,
 
     async def customer_loop(index, ws):
         async def read():
-            async for raw in ws:
-                frame = json.loads(raw)
-                if frame["type"] == "message.created" and frame["message"]["sender"] == "customer":
-                    echoed.setdefault(frame["message"]["text"], time.perf_counter())
-                elif frame["type"] == "error":
-                    errors.append(frame)
+            try:
+                async for raw in ws:
+                    frame = json.loads(raw)
+                    message = frame.get("message") or {}
+                    if frame["type"] == "message.created" and message.get("sender") == "customer":
+                        echoed.setdefault(message["text"], time.perf_counter())
+                    elif frame["type"] == "error":
+                        errors.append(frame)
+            except ConnectionClosed as closed_by:
+                reason = f"{closed_by.rcvd.code if closed_by.rcvd else '-'} {closed_by}"[:80]
+                closed[reason] = closed.get(reason, 0) + 1
 
         reader = asyncio.create_task(read())
         await asyncio.sleep(random.random() / rate)  # spread the sockets over one period
         interval = 1.0 / rate
         next_at = time.perf_counter()
         for seq in itertools.count():
-            if stop.is_set():
+            if stop.is_set() or reader.done():
                 break
             text = f"load {run_id} {index} {seq} where is my order?"
             sent_at[text] = time.perf_counter()
-            await ws.send(json.dumps({"type": "message", "text": text}))
+            try:
+                await ws.send(json.dumps({"type": "message", "text": text}))
+            except ConnectionClosed:
+                sent_at.pop(text, None)  # never left this machine: not counted as sent
+                break
             next_at += interval
             await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
         return reader
@@ -382,7 +396,7 @@ async def _load_phase(ports, cookies, conversations, *, seconds, rate, watchers,
         progress.count(
             int(time.perf_counter() - started),
             int(seconds),
-            f"s  sent {len(sent_at)}  delivered {len(delivered)}",
+            f"s  sent {len(sent_at)}  acknowledged {len(echoed)}  delivered {len(delivered)}",
         )
     stop.set()
     readers = await asyncio.gather(*loops)
@@ -398,7 +412,9 @@ async def _load_phase(ports, cookies, conversations, *, seconds, rate, watchers,
     unacknowledged = len(sent_at) - len(echoed)
     for task in readers + watch_tasks:
         task.cancel()
-    await asyncio.gather(*(ws.close() for ws in customers + watcher_sockets))
+    await asyncio.gather(
+        *(ws.close() for ws in customers + watcher_sockets), return_exceptions=True
+    )
     latencies = [(delivered[k] - sent_at[k]) * 1000 for k in delivered]
     echo_latencies = [(echoed[k] - sent_at[k]) * 1000 for k in echoed if k in sent_at]
     return {
@@ -412,6 +428,7 @@ async def _load_phase(ports, cookies, conversations, *, seconds, rate, watchers,
         "drain_seconds": drain_seconds,
         "unacknowledged_at_close": unacknowledged,
         "errors": errors,
+        "closed_by_server": closed,
     }
 
 
@@ -470,6 +487,7 @@ def run_load(*, args, ports, progress, floors, pause_worker=None) -> dict:
         "delivery_latency": latency,
         "quantiles": quantile_ladder(data["latencies"]),
         "error_frames": error_codes,
+        "sockets_closed_during_run": data["closed_by_server"],
         "floor": floor,
         "ratio_p99": _r(latency["p99"], floor["p99"]),
         "headline": (
