@@ -106,7 +106,7 @@ def _as_priority(priority) -> Priority:
             raise InvalidTransition(_("Unknown priority %(p)r.") % {"p": priority}) from None
     try:
         return Priority(int(priority))
-    except ValueError:
+    except (TypeError, ValueError):
         raise InvalidTransition(_("Unknown priority %(p)r.") % {"p": priority}) from None
 
 
