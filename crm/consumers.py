@@ -206,6 +206,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.rate = RateLimit(settings.LIVE_ESCALATION["SOCKET_RATE_LIMIT"])
         self.last_typing: dict[int, float] = {}
         self.accepted = False
+        self._pending_receive = None
 
     # The base consumer reads channel-layer events through ``self.channel_receive``; a failing
     # layer would raise out of its dispatch loop and kill the socket. Wrap it so a failure
@@ -219,19 +220,33 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self._layer_receive = layer_receive
 
     async def _resilient_channel_receive(self):
-        if self.degraded:
-            await asyncio.sleep(LAYER_RETRY_SECONDS * (0.75 + random.random() / 2))
-            return {"type": "layer.retry"}
-        for attempt in range(2):  # a connection broken by a past outage fails once, then works
+        """The next layer event; ``layer.retry`` every few seconds while degraded (whether the
+        pending receive is blocked or failing); ``layer.failed`` when the receive fails twice.
+        One receive stays pending across calls, so no event is dropped by a timeout."""
+        failures = 0
+        while True:
+            if self._pending_receive is None:
+                self._pending_receive = asyncio.ensure_future(self._layer_receive())
+            tick = LAYER_RETRY_SECONDS * (0.75 + random.random() / 2)
+            done, _ = await asyncio.wait({self._pending_receive}, timeout=tick)
+            if not done:
+                if self.degraded:
+                    return {"type": "layer.retry"}
+                continue
+            finished, self._pending_receive = self._pending_receive, None
             try:
-                return await self._layer_receive()
-            except asyncio.CancelledError:
-                raise
+                return finished.result()
             except Exception:
-                if attempt:
-                    logger.warning("channel layer receive failed on %s", self.channel_name)
+                failures += 1
+                if failures < 2:  # a connection broken by a past outage fails once, then works
+                    await asyncio.sleep(0.1)
+                    continue
+                logger.warning("channel layer receive failed on %s", self.channel_name)
+                if self.degraded:
+                    await asyncio.sleep(tick)
+                    return {"type": "layer.retry"}
                 await asyncio.sleep(0.1)  # never spin if the layer fails instantly
-        return {"type": "layer.failed"}
+                return {"type": "layer.failed"}
 
     # --- groups ----------------------------------------------------------------------------
 
@@ -301,6 +316,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.replay(conversation_id, after)
 
     async def disconnect(self, code):
+        if self._pending_receive is not None:
+            self._pending_receive.cancel()
         for group in list(self.joined):
             await self.leave(group)
 
