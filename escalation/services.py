@@ -128,7 +128,8 @@ def escalate_conversation(
     ``Escalation.Trigger`` (detection, assistant, agent, api); ``actor`` the staff user when one
     asked. One active escalation per conversation: the conversation row is locked, and a second
     trigger raises the priority (never lowers it) instead of duplicating. Refused (typed error)
-    for a closed conversation or one an agent already drives with no open escalation.
+    for a closed conversation, one an agent already drives with no open escalation, and a
+    detection or assistant trigger when the assistant's handoff is disabled.
 
     In the transaction: the escalation, its ESCALATED event, mode ``awaiting_agent`` (the AI
     stops), the handoff message with the estimated wait, the ticket, agents' notifications.
@@ -142,11 +143,19 @@ def escalate_conversation(
     detail = (detail or "").strip()
     conversation = (
         Conversation.objects.select_for_update(of=("self",))
-        .select_related("contact", "channel")
+        .select_related("contact", "channel", "assistant")
         .get(pk=conversation.pk)
     )
     if conversation.mode == Conversation.Mode.CLOSED:
         raise InvalidTransition(_("This conversation is closed."))
+    assistant = conversation.assistant
+    if (
+        triggered_by in (Escalation.Trigger.DETECTION, Escalation.Trigger.ASSISTANT)
+        and assistant is not None
+        and not assistant.handoff_enabled
+    ):
+        # Handoff disabled: the AI never escalates on its own (a person still may).
+        raise InvalidTransition(_("Human handoff is disabled for this assistant."))
 
     active = (
         Escalation.objects.select_for_update()

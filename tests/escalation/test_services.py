@@ -204,6 +204,18 @@ def test_a_conversation_an_agent_drives_is_not_escalated_again_after_resolving(c
     assert conversation.mode == Conversation.Mode.AGENT
 
 
+def test_with_handoff_disabled_only_a_person_escalates(db):
+    from tests.factories import AssistantFactory
+
+    assistant = AssistantFactory(handoff_enabled=False)
+    conversation = ConversationFactory(channel=ChannelFactory(assistant=assistant))
+    for trigger in (Escalation.Trigger.DETECTION, Escalation.Trigger.ASSISTANT):
+        with pytest.raises(InvalidTransition, match="disabled"):
+            escalate(conversation, triggered_by=trigger)
+    assert not Escalation.objects.exists()
+    assert escalate(conversation, triggered_by=Escalation.Trigger.AGENT).pk
+
+
 def test_a_failure_midway_rolls_back_the_whole_escalation(
     conversation, sent, monkeypatch, django_capture_on_commit_callbacks
 ):
