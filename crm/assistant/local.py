@@ -116,6 +116,29 @@ def no_person_available_answer(assistant, text: str) -> Answer:
     return Answer(text=f"{honest} {offer}", confidence=0.5)
 
 
+_SMALL_TALK = (
+    "hi hello hey hiya morning afternoon evening good day thanks thank thx ty cheers ok okay "
+    "great perfect cool nice awesome so much very lot bye goodbye yes yeah"
+)
+_SMALL_TALK_WORDS = set(_SMALL_TALK.split())
+_THANKS = re.compile(r"\b(thanks?|thx|ty|cheers)\b", re.IGNORECASE)
+_GREETING = re.compile(r"\b(hi|hello|hey|hiya|good (morning|afternoon|evening|day))\b", re.I)
+
+
+def small_talk_answer(text: str) -> Answer | None:
+    """A greeting or a thank-you asks nothing: answered without a confidence (``None``), so it
+    is not mistaken for a weak answer (the low-confidence signal reads only real answers)."""
+    if any(word not in _SMALL_TALK_WORDS for word in tokens(text)):
+        return None
+    if _THANKS.search(text):
+        reply = _("You're welcome! Is there anything else I can help with?")
+    elif _GREETING.search(text):
+        reply = _("Hi! How can I help you today?")
+    else:
+        reply = _("Is there anything else I can help with?")
+    return Answer(text=reply, confidence=None)
+
+
 class LocalResponder:
     STRENGTH_FOR_FULL_CONFIDENCE = STRENGTH_FOR_FULL_CONFIDENCE
 
@@ -123,6 +146,9 @@ class LocalResponder:
         assistant = conversation.assistant
         if handoff_disabled(assistant) and asked_for_a_person(message):
             return no_person_available_answer(assistant, message.text)
+        small_talk = small_talk_answer(message.text)
+        if small_talk is not None:
+            return small_talk
         matches = best_articles(message.text, articles_for(assistant))
         if not matches:
             return Answer(

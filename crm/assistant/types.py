@@ -11,5 +11,5 @@ class EscalationRequest:
 @dataclass(frozen=True)
 class Answer:
     text: str
-    confidence: float
+    confidence: float | None  # None: nothing was asked (a greeting), not a weak answer
     escalate: EscalationRequest | None = None

@@ -84,6 +84,33 @@ def test_the_low_confidence_of_an_answer_is_a_signal_for_the_next_message(
     assert signals["confidence"]["last"] == ai.confidence
 
 
+@pytest.mark.parametrize(
+    "text, reply",
+    [
+        ("hi", "Hi! How can I help you today?"),
+        ("Good morning!", "Hi! How can I help you today?"),
+        ("ok thanks!", "You're welcome! Is there anything else I can help with?"),
+    ],
+)
+def test_small_talk_is_answered_without_a_confidence(knowledge, conversation, text, reply):
+    answer = LocalResponder().answer(
+        conversation=conversation, message=customer_says(conversation, text)
+    )
+    assert (answer.text, answer.confidence) == (reply, None)
+
+
+def test_a_greeting_then_a_question_does_not_escalate_for_low_confidence(
+    knowledge, conversation, django_capture_on_commit_callbacks
+):
+    for text in ("hello", "How many days until my refund is back on my card?"):
+        with django_capture_on_commit_callbacks(execute=True):
+            crm_services.receive_customer_message(conversation=conversation, text=text)
+    assert not Escalation.objects.exists()
+    replies = list(conversation.messages.filter(sender="ai").values_list("text", "confidence"))
+    assert replies[0] == ("Hi! How can I help you today?", None)
+    assert replies[1][0] == REFUNDS
+
+
 @pytest.mark.parametrize("mode", ["awaiting_agent", "agent", "closed"])
 def test_the_assistant_is_silent_unless_the_ai_drives(knowledge, conversation, mode):
     Conversation.objects.filter(pk=conversation.pk).update(mode=mode)
