@@ -20,6 +20,7 @@ from .local import (
     best_articles,
     handoff_disabled,
     match_confidence,
+    small_talk_answer,
 )
 from .types import Answer, EscalationRequest
 
@@ -139,7 +140,7 @@ def build_request(conversation, message, matches) -> dict:
     return request
 
 
-def parse_reply(response, *, confidence: float, may_escalate: bool) -> Answer:
+def parse_reply(response, *, confidence: float | None, may_escalate: bool) -> Answer:
     if not isinstance(response, anthropic.types.Message):
         raise ClaudeReplyError(f"not a message: {type(response).__name__}")
     for block in response.content:
@@ -176,6 +177,8 @@ class ClaudeResponder:
             :CONTEXT_ARTICLES
         ]
         confidence = match_confidence(matches[0][0]) if matches else 0.0
+        if small_talk_answer(message.text) is not None:
+            confidence = None  # a greeting or thanks: nothing to be unsure about
         try:
             request = build_request(conversation, message, matches)
             response = anthropic_client().messages.create(**request)

@@ -144,6 +144,15 @@ def test_a_text_reply_is_stored_as_the_ai_message(knowledge):
     assert reply.confidence >= 0.45
 
 
+def test_a_greeting_answered_by_claude_carries_no_confidence(knowledge):
+    conversation = claude_conversation()
+    message = say(conversation, "customer", "Hello!")
+    transport, _seen = reply_with(text_block("Hello, friend! How can I help?"))
+    with override_transport(transport):
+        reply = answer_customer_message(message_id=message.pk)
+    assert reply.text == "Hello, friend! How can I help?" and reply.confidence is None
+
+
 def test_the_escalate_tool_hands_the_conversation_to_the_queue(knowledge, agent):
     conversation = claude_conversation()
     say(conversation, "customer", "I was charged twice for order 5512, $49 each")
