@@ -17,6 +17,16 @@ OFFLINE = AgentProfile.Availability.OFFLINE
 
 
 @pytest.fixture(autouse=True)
+def project_celery_app():
+    """``shared_task`` resolves to the *current* Celery app, and any ``Celery(...)`` made by
+    another test (without set_as_current=False) becomes current: make ours current again."""
+    from config.celery import app
+
+    app.set_current()
+    app.set_default()
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     """Agents are made with a password; PBKDF2 at full strength costs ~0.5 s each here."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
