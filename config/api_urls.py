@@ -26,6 +26,11 @@ v1 = [
         name="conversation-messages",
     ),
     path(
+        "conversations/<api_id:pk>/agent-messages/",
+        crm_api.AgentMessageView.as_view(),
+        name="conversation-agent-messages",
+    ),
+    path(
         "conversations/<api_id:pk>/escalate/",
         escalation_api.EscalateConversationView.as_view(),
         name="conversation-escalate",

@@ -15,6 +15,7 @@ from integrations.api_base import MAX_ID, ApiView, IdField
 from integrations.authentication import ApiTokenAuthentication, CustomerTokenAuthentication
 from integrations.pagination import ApiPagination
 from integrations.permissions import is_customer
+from integrations.schema import error_response
 from integrations.throttles import (
     ApiCallerThrottle,
     ConversationStartThrottle,
@@ -180,6 +181,16 @@ class CustomerMessageInputSerializer(serializers.Serializer):
         required=False,
         max_length=200,
         help_text="Your id for this message: sending it again returns the stored message (200).",
+    )
+
+    def validate_text(self, value):
+        return _clean(value)
+
+
+class AgentMessageInputSerializer(serializers.Serializer):
+    text = serializers.CharField(trim_whitespace=True)
+    private_note = serializers.BooleanField(
+        required=False, default=False, help_text="Staff only, never sent to the customer."
     )
 
     def validate_text(self, value):
@@ -363,6 +374,33 @@ class MessageListView(ApiView):
             MessageSerializer(message, context={"customer": is_customer(request)}).data,
             status=status.HTTP_201_CREATED,
         )
+
+
+class AgentMessageView(ApiView):
+    @extend_schema(
+        operation_id="conversations_agent_messages_create",
+        tags=["conversations"],
+        request=AgentMessageInputSerializer,
+        responses={
+            201: MessageSerializer,
+            403: error_response(
+                "403", "not_assigned: take the conversation over before replying; or scope."
+            ),
+        },
+        summary="Reply as the agent (the token's owner), or add a private note",
+        description="A reply needs the conversation to be taken over by the caller; on "
+        "WhatsApp/Instagram it is then sent through the provider (see delivery_status).",
+    )
+    def post(self, request, pk: int):
+        conversation = conversation_in_reach(request, pk)
+        data = self.body(AgentMessageInputSerializer)
+        message = services.send_agent_message(
+            conversation=conversation,
+            agent=request.user,
+            text=data["text"],
+            private_note=data["private_note"],
+        )
+        return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
 
 
 class AgentListView(ApiView):

@@ -198,3 +198,28 @@ def test_empty_message_is_a_400_with_the_field(api, conversation):
     response = api.post(f"{URL}{conversation.pk}/messages/", {"text": ""}, format="json")
     assert response.status_code == 400
     assert "text" in error_of(response)["fields"]
+
+
+def test_agent_replies_only_after_taking_over_and_notes_any_time(api, agent, conversation):
+    from escalation import services as escalation_services
+
+    url = f"{URL}{conversation.pk}/agent-messages/"
+    refused = api.post(url, {"text": "Hi, Marina here"}, format="json")
+    assert refused.status_code == 403
+    assert error_of(refused)["code"] == "not_assigned"
+    note = api.post(url, {"text": "customer sounds upset", "private_note": True}, format="json")
+    assert note.status_code == 201 and note.json()["is_private_note"] is True
+    escalation, _ = escalation_services.escalate_conversation(
+        conversation=conversation, reason="manual", priority=2, triggered_by="agent"
+    )
+    escalation_services.take_over_escalation(escalation_id=escalation.pk, agent=agent)
+    reply = api.post(url, {"text": "Hi, Marina here"}, format="json")
+    assert reply.status_code == 201, reply.content
+    message = Message.objects.get(pk=reply.json()["id"])
+    assert (message.sender, message.author, message.is_private_note) == ("agent", agent, False)
+
+
+def test_customer_token_cannot_post_as_the_agent(anonymous, conversation):
+    anonymous.credentials(HTTP_X_CUSTOMER_TOKEN=conversation.customer_token)
+    url = f"{URL}{conversation.pk}/agent-messages/"
+    assert anonymous.post(url, {"text": "I am the agent"}, format="json").status_code == 401
