@@ -265,9 +265,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         return True
 
     async def leave(self, group: str) -> None:
-        self.joined.discard(group)
-        if self.degraded:
-            return
+        self.joined.discard(group)  # even if the layer fails now, a recovery will not re-join
         try:
             await asyncio.wait_for(
                 self.channel_layer.group_discard(group, self.channel_name), LAYER_TIMEOUT_SECONDS
