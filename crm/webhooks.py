@@ -300,6 +300,7 @@ def _schema(view_cls, name: str):
             200: WebhookAckSerializer,
             400: error_response("400", "The body is not a JSON object."),
             401: error_response("401", "Missing or invalid signature (checked before parsing)."),
+            413: error_response("413", "The body is larger than the server accepts."),
             404: error_response("404", "No active channel of this kind with this key."),
             429: error_response("429"),
         },

@@ -52,13 +52,11 @@ class CustomerTokenAuthentication(authentication.BaseAuthentication):
         raw = request.META.get(self.header)
         if raw is None:
             return None
-        conversation_id = (
-            Conversation.objects.filter(customer_token=raw[:64])
-            .values_list("id", flat=True)
-            .first()
-            if raw and len(raw) <= 64
-            else None
-        )
+        conversation_id = None
+        if raw and len(raw) <= 64:
+            conversation_id = (
+                Conversation.objects.filter(customer_token=raw).values_list("id", flat=True).first()
+            )
         if conversation_id is None:
             raise exceptions.AuthenticationFailed(_("Unknown customer token."))
         return AnonymousUser(), CustomerAccess(conversation_id=conversation_id)

@@ -7,6 +7,7 @@ and answered as a 500 in the same shape.
 
 import logging
 
+from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
@@ -59,7 +60,11 @@ def api_exception_handler(exc, context):
         if getattr(exc, "agent_name", None):
             extra["agent"] = exc.agent_name
         return Response(error_body(exc.code, exc.message, **extra), status=exc.status)
-    if isinstance(exc, Http404):
+    if isinstance(exc, RequestDataTooBig):
+        return Response(error_body("too_large", _("The request body is too large.")), status=413)
+    if isinstance(exc, SuspiciousOperation):
+        return Response(error_body("bad_request", _("The request was refused.")), status=400)
+    if isinstance(exc, Http404 | ObjectDoesNotExist):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()

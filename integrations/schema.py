@@ -31,6 +31,7 @@ ERROR_DESCRIPTIONS = {
     "403": _("The credentials lack the scope this call needs, or a customer token was used."),
     "404": _("Not found, or outside the caller's reach."),
     "409": _("The object is in a state that does not allow this (see `error.code`)."),
+    "413": _("The request body is too large."),
     "429": _("Too many requests: wait for `Retry-After` seconds."),
 }
 

@@ -370,3 +370,11 @@ def test_instagram_signature_is_checked(client, instagram):
     )
     assert response.status_code == 401
     assert not Message.objects.exists()
+
+
+def test_an_oversized_body_is_413_not_a_crash(client, whatsapp, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    body = json.dumps(wa_payload(text="x" * 2000)).encode()
+    response = client.generic("POST", WA_URL, body, content_type="application/json", **signed(body))
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "too_large"
