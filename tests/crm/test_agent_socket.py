@@ -98,7 +98,7 @@ async def test_without_login_or_staff_or_from_a_foreign_origin_the_socket_is_ref
     await refused(await agent_socket(marina, origin=None))
 
 
-async def test_escalation_reaches_the_agent_as_queue_event_and_notification_then_claim(
+async def test_the_queue_life_reaches_the_agent_added_reprioritised_claimed_by_whom_removed(
     marina, conversation
 ):
     alex = await sync_to_async(AgentFactory)(display_name="Alex", username="alex")
@@ -111,6 +111,15 @@ async def test_escalation_reaches_the_agent_as_queue_event_and_notification_then
     assert len(notifications) == 1  # published before the queue event, same commit
     assert set(notifications[0]["notification"]) >= {"id", "text", "link"}
 
+    await sync_to_async(escalation_services.escalate_conversation)(
+        conversation=conversation,
+        reason="sentiment",
+        priority=Priority.URGENT,
+        triggered_by=Escalation.Trigger.DETECTION,
+    )
+    frames = await frames_until(communicator, lambda f: f["type"].startswith("queue."))
+    assert frames[-1] == {"type": "queue.updated", "escalation": escalation.pk}
+
     await sync_to_async(escalation_services.take_over_escalation)(
         escalation_id=escalation.pk, agent=alex
     )
@@ -122,6 +131,12 @@ async def test_escalation_reaches_the_agent_as_queue_event_and_notification_then
     }
     # not subscribed to the conversation: none of its messages reach this socket
     assert not [f for f in frames if f["type"] == "message.created"]
+
+    await sync_to_async(escalation_services.resolve_escalation)(
+        escalation_id=escalation.pk, agent=alex
+    )
+    frames = await frames_until(communicator, lambda f: f["type"].startswith("queue."))
+    assert frames[-1] == {"type": "queue.removed", "escalation": escalation.pk}
     await communicator.disconnect()
 
 
