@@ -40,6 +40,11 @@ def parse_args(argv):
     parser.add_argument("--replies", type=int, default=500)
     parser.add_argument("--servers", type=int, default=2, help="uvicorn processes")
     parser.add_argument("--workers", type=int, default=2, help="Celery worker concurrency")
+    parser.add_argument(
+        "--worker-app",
+        default="config",
+        help="Celery app for the worker (an experiment, e.g. tests.bench.persistent_loop_worker)",
+    )
     parser.add_argument("--load-sockets", type=int, default=500)
     parser.add_argument("--load-seconds", type=float, default=60.0)
     parser.add_argument(
@@ -261,10 +266,12 @@ def _start_services(args, log_dir, progress, results):
     progress.note(f"starting {args.servers} uvicorn process(es) and a Celery worker")
     try:
         ports = services.start_servers(args.servers)
-        services.start_worker(concurrency=args.workers)
+        services.start_worker(concurrency=args.workers, app=args.worker_app)
     except Exception:
         services.stop()
         raise
+    if args.worker_app != "config":
+        results["notes"].append(f"EXPERIMENT: the Celery worker ran -A {args.worker_app}")
     results["notes"].append(
         f"{args.servers} uvicorn process(es), Celery worker concurrency {args.workers}; "
         f"SOCKET_RATE_LIMIT raised to {SOCKET_RATE_LIMIT_FOR_BENCH} for the benchmark servers"

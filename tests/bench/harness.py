@@ -269,14 +269,14 @@ class Services:
             wait_for_port(port, timeout=60, process=process)
         return ports
 
-    def start_worker(self, *, concurrency: int = 2) -> None:
+    def start_worker(self, *, concurrency: int = 2, app: str = "config") -> None:
         self.worker = self._spawn(
             [
                 PYTHON,
                 "-m",
                 "celery",
                 "-A",
-                "config",
+                app,
                 "worker",
                 "--concurrency",
                 str(concurrency),
