@@ -211,6 +211,7 @@ def main(argv=None) -> int:
             services.stop()
         results["logs"] = str(log_dir)
     results["duration_seconds"] = round(time.monotonic() - run_started, 1)
+    results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     out = Path(args.out)
     out.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
     chart = report.write_chart(results, out.with_name(out.stem + ".svg"))

@@ -214,8 +214,9 @@ def render(results: dict) -> str:
     machine = results["machine"]
     header = (
         f"Live Escalation benchmarks, {results['started_at']} on {machine['cpu']} "
-        f"({machine['cores']} cores, {machine['memory_gb']} GB), load at start "
-        f"{machine['load_average_at_start']}, took {results.get('duration_seconds')} s"
+        f"({machine['cores']} cores, {machine['memory_gb']} GB), load average at start "
+        f"{machine['load_average_at_start']}, at end {machine.get('load_average_at_end')}, "
+        f"took {results.get('duration_seconds')} s"
     )
     table = format_table(rows, ["figure", "measured", "floor", "ratio", "target", "met"])
     notes = "\n".join(f"note: {n}" for n in results.get("notes", []))
