@@ -236,14 +236,14 @@
         return response.json().then(function (body) { return { ok: response.ok, body: body }; });
       })
       .then(function (result) {
-        if (!result.ok) throw new Error(result.body && result.body.message);
+        if (!result.ok) throw { shown: (result.body && result.body.message) || TEXT.failed };
         saveConversation({ id: result.body.id, token: result.body.customer_token });
         showMode(result.body.mode, "");
         connect();
       })
-      .catch(function (error) {
+      .catch(function (error) { // a refusal says why; a network or CORS failure cannot
         input.value = text;
-        showNote((error && error.message) || TEXT.failed, true);
+        showNote((error && error.shown) || TEXT.failed, true);
       })
       .then(function () { sendButton.disabled = false; });
   }
