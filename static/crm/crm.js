@@ -150,6 +150,10 @@
   }
   function isLive() { return state === "live"; }
 
+  on("error", function (frame) {
+    if (frame.message) toast(frame.message, "error");
+  });
+
   // --- Header: notifications -------------------------------------------------------------------
   on("notification.created", function (frame) {
     htmx.trigger(body, "le-notifications");

@@ -65,7 +65,7 @@ def notification_read(request, notification_id: int):
         response = HttpResponse(status=204)
         response["HX-Trigger"] = "le-notifications"
         if notification.link:
-            response["HX-Location"] = notification.link
+            response["HX-Redirect"] = notification.link
         return response
     return redirect(notification.link or "crm:queue")
 

@@ -121,6 +121,6 @@ def _back_to_ticket(request, ticket):
     url = reverse("crm:ticket", args=[ticket.pk])
     if request.htmx:
         response = HttpResponse(status=204)
-        response["HX-Location"] = url
+        response["HX-Redirect"] = url
         return response
     return redirect(url)

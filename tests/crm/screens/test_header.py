@@ -29,6 +29,7 @@ def test_the_bell_counts_unread_and_marks_read(agent_client, agent, other_agent,
         f"/crm/notifications/{notification.pk}/read/", HTTP_HX_REQUEST="true"
     )
     assert response.status_code == 204 and response["HX-Trigger"] == "le-notifications"
+    assert response["HX-Redirect"] == notification.link  # opens the conversation
     badge = agent_client.get("/crm/notifications/badge/").content.decode()
     assert 'data-unread="0"' in badge
     # someone else's notification is not found, not marked
