@@ -330,7 +330,11 @@ async def _load_phase(ports, cookies, conversations, *, seconds, rate, watchers,
     for w in range(watchers):
         ws = await _open_agent(ports[w % len(ports)], cookies[w % len(cookies)])
         for conversation in conversations[w::watchers]:
-            await ws.send(json.dumps({"type": "subscribe", "conversation": conversation.pk}))
+            # after=0: whatever is stored before the group is joined comes by replay, so a
+            # slow subscribe cannot look like a lost message.
+            await ws.send(
+                json.dumps({"type": "subscribe", "conversation": conversation.pk, "after": 0})
+            )
         watcher_sockets.append(ws)
 
     async def watch(ws):
