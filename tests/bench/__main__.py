@@ -1,7 +1,7 @@
 """`make bench`: measure the product against DATABASE_URL / REDIS_URL and compare each figure with
 its floor measured in the same run. Prints a table, writes bench-results.json and a chart.
 
-    python -m tests.bench                 # everything at full size (about 5-8 minutes)
+    python -m tests.bench                 # everything at full size (about 8 minutes)
     python -m tests.bench --quick         # every benchmark, small sizes (about a minute)
     python -m tests.bench --only race,queue --race-rounds 20
 
@@ -50,8 +50,9 @@ def parse_args(argv):
     parser.add_argument(
         "--load-rate",
         type=float,
-        default=0.2,
-        help="messages per second per customer socket (0.2: one every 5 s, a busy chat)",
+        default=0.05,
+        help="messages per second per customer socket (0.05: one every 20 s, a customer "
+        "chatting; 0.2 saturates two uvicorn processes on 2 shared cores)",
     )
     parser.add_argument(
         "--load-with-worker", action="store_true", help="keep the Celery worker during load"
