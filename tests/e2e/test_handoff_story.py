@@ -65,7 +65,7 @@ def test_customer_asks_for_a_person_and_an_agent_takes_over_live(open_page, worl
     agent.fill("#reply-text", "Hi! I can sort out your order right now.")
     agent.click("#send-reply")
     customer.wait_for_selector(".le-agent:has-text('I can sort out your order right now.')")
-    assert agent.locator("#reply-text").input_value() == ""
+    agent.wait_for_function("document.querySelector('#reply-text').value === ''")
     agent.wait_for_selector("#messages .sender-agent:has-text('I can sort out your order')")
 
     # Customer → agent, live on the open conversation, with the typing indicator first
