@@ -88,3 +88,34 @@ def duration(seconds: float | None) -> str:
         return f"{hours}h {minutes:02d}m"
     days, hours = divmod(hours, 24)
     return f"{days}d {hours:02d}h"
+
+
+def columns(items: list[tuple], *, width: int = 720, height: int = 140) -> dict:
+    """Vertical bars for (label, value) pairs, e.g. escalations per day."""
+    pad_top, pad_bottom = 10, 18
+    inner = height - pad_top - pad_bottom
+    count = max(1, len(items))
+    slot = width / count
+    largest = max((value for _label, value in items), default=0)
+    bars_out = []
+    for index, (label, value) in enumerate(items):
+        bar_height = inner * value / largest if largest else 0
+        bars_out.append(
+            {
+                "x": round(index * slot + slot * 0.15, 1),
+                "y": round(pad_top + inner - bar_height, 1),
+                "width": round(max(1.0, slot * 0.7), 1),
+                "height": round(bar_height, 1),
+                "label": label,
+                "value": value,
+            }
+        )
+    return {
+        "width": width,
+        "height": height,
+        "baseline": pad_top + inner,
+        "bars": bars_out,
+        "largest": largest,
+        "first": items[0][0] if items else None,
+        "last": items[-1][0] if items else None,
+    }

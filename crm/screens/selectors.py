@@ -160,3 +160,33 @@ def recent_conversations(*, mode: str = "", limit: int = 50):
     if mode:
         rows = rows.filter(mode=mode)
     return rows.order_by("-last_message_at", "-id")[:limit]
+
+
+def escalations_per_day(filters, *, max_days: int = 92) -> list[tuple]:
+    """(date, escalations) for each day of the metrics period (the last ``max_days`` at most),
+    days without escalations included. One query."""
+    from datetime import timedelta
+
+    from django.db.models.functions import TruncDate
+    from django.utils import timezone
+
+    zone = timezone.get_current_timezone()
+    rows = Escalation.objects.filter(escalated_at__gte=filters.start, escalated_at__lt=filters.end)
+    if filters.channel:
+        rows = rows.filter(conversation__channel__kind=filters.channel)
+    if filters.team:
+        rows = rows.filter(team_id=filters.team)
+    counts = dict(
+        rows.annotate(day=TruncDate("escalated_at", tzinfo=zone))
+        .values_list("day")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    last = timezone.localtime(filters.end - timedelta(microseconds=1), zone).date()
+    first = max(timezone.localtime(filters.start, zone).date(), last - timedelta(days=max_days - 1))
+    days = []
+    day = first
+    while day <= last:
+        days.append((day, counts.get(day, 0)))
+        day += timedelta(days=1)
+    return days

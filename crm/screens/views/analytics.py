@@ -5,7 +5,7 @@ from django.views.decorators.http import require_GET
 from escalation.models import Priority, Reason
 from escalation.selectors import escalation_metrics
 
-from .. import charts
+from .. import charts, selectors
 from ..access import manager_required
 from ..forms import AnalyticsFilterForm
 from .base import render_page
@@ -31,6 +31,7 @@ def analytics(request):
         ]
     )
     context = {
+        "daily": charts.columns(selectors.escalations_per_day(filters)),
         "form": form,
         "filters": filters,
         "metrics": metrics,

@@ -68,3 +68,15 @@ def test_chart_helpers():
     assert charts.donut(0.25)["percent"] == 25.0
     line = charts.sentiment_line([(1, 1.0), (2, -1.0)])
     assert line["points"][0].y == line["top_y"] and line["points"][1].y == line["bottom_y"]
+
+
+def test_escalations_per_day_are_drawn_for_every_day_of_the_period(manager_client, escalate):
+    old = escalate()
+    Escalation.objects.filter(pk=old.pk).update(escalated_at=timezone.now() - timedelta(days=3))
+    escalate()
+    escalate()
+    html = manager_client.get("/crm/analytics/?period=7").content.decode()
+    daily = html[html.index('id="daily"') : html.index('id="reasons"')]
+    assert daily.count('class="column"') in (7, 8)  # each day, today included
+    assert "max 2" in daily
+    assert daily.count(": 1</title>") == 1 and daily.count(": 2</title>") == 1

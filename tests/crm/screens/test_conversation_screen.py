@@ -294,3 +294,32 @@ def test_conversation_list_shows_mine_and_recent(agent_client, agent, escalate):
     html = agent_client.get("/crm/conversations/").content.decode()
     assert "Mine Person" in html
     assert agent_client.get("/crm/conversations/?mode=bogus").status_code == 200
+
+
+def test_the_conversation_page_query_count_does_not_grow_with_history(
+    agent_client, agent, escalate, django_assert_max_num_queries
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    escalation = escalate()
+    escalation_services.take_over_escalation(escalation_id=escalation.pk, agent=agent)
+    url = f"/crm/conversations/{escalation.conversation_id}/"
+    with CaptureQueriesContext(connection) as short:
+        agent_client.get(url)
+    conversation = escalation.conversation
+    for index in range(30):
+        message = Message.objects.create(
+            conversation=conversation,
+            channel=conversation.channel,
+            sender="customer" if index % 2 else "agent",
+            author=None if index % 2 else agent,
+            text=f"line {index}",
+        )
+        if index % 2:
+            MessageAnalysis.objects.create(
+                message=message, backend="local", signals={"sentiment": {"score": -0.5}}
+            )
+    with django_assert_max_num_queries(len(short)):
+        response = agent_client.get(url)
+    assert response.content.decode().count("data-message-id=") >= 30
