@@ -154,6 +154,19 @@ LIVE_ESCALATION = {
     # Messages older than this without an analysis are re-queued by the sweep.
     "ANALYSIS_SWEEP_AFTER_SECONDS": env_number("ANALYSIS_SWEEP_AFTER_SECONDS", 60, minimum=1),
     "NOTIFICATION_RETENTION_DAYS": env_number("NOTIFICATION_RETENTION_DAYS", 30, minimum=1),
+    # Conversations one IP may start from the widget per minute.
+    "WIDGET_START_RATE_LIMIT": env_number("WIDGET_START_RATE_LIMIT", 10, minimum=1),
+}
+
+# --- Cache: rate limits and throttles. Per process unless CACHE_URL points at a shared Redis
+# (use a Redis database of its own: clearing the cache flushes that database).
+CACHE_URL = env_str("CACHE_URL")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        if CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
 }
 
 # --- Auth, i18n, static ---------------------------------------------------------------------------
