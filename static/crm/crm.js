@@ -224,6 +224,8 @@
     fetch(view.dataset.messagesUrl + "?after=" + lastMessageId(), {
       headers: { "HX-Request": "true" }, credentials: "same-origin"
     }).then(function (response) {
+      var redirect = response.headers.get("HX-Redirect");
+      if (redirect) { window.location.href = redirect; return ""; }  // the session expired
       if (!response.ok) throw new Error("HTTP " + response.status);
       return response.text();
     }).then(function (html) {

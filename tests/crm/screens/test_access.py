@@ -112,3 +112,17 @@ def test_a_wrong_password_shows_an_error_not_a_crash(client, agent):
     response = client.post("/accounts/login/", {"username": "marina", "password": "nope"})
     assert response.status_code == 200
     assert b'role="alert"' in response.content
+
+
+@pytest.mark.django_db
+def test_an_expired_session_under_htmx_sends_the_whole_page_to_login(client):
+    response = client.get(
+        "/crm/live-escalation/?priority=high",
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_TARGET="queue-results",
+        HTTP_HX_CURRENT_URL="http://testserver/crm/live-escalation/?priority=high",
+    )
+    assert response.status_code == 204
+    assert response["HX-Redirect"] == (
+        "/accounts/login/?next=/crm/live-escalation/%3Fpriority%3Dhigh"
+    )
