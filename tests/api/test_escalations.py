@@ -223,3 +223,20 @@ def test_a_non_staff_session_has_no_scopes(client, db):
 def test_staff_session_works_for_the_browsable_api(client, agent):
     client.force_login(agent)
     assert client.get(URL).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/escalations/",
+        "/api/v1/conversations/",
+        "/api/v1/tickets/",
+        "/api/v1/metrics/escalations/",
+        "/api/v1/agents/me/availability/",
+    ],
+)
+def test_the_browsable_api_renders_for_staff(client, agent, path):
+    client.force_login(agent)
+    response = client.get(path, HTTP_ACCEPT="text/html")
+    assert response.status_code in (200, 405)
+    assert b"<html" in response.content.lower()
