@@ -65,19 +65,21 @@ def find_or_create_contact(
         )
         if identity:
             return identity.contact
-    contact = Contact.objects.filter(email__iexact=email).first() if email else None
-    if contact is None:
-        contact = Contact.objects.create(name=name, email=email)
-    if external_id:
-        try:
-            with transaction.atomic():
-                ContactIdentity.objects.create(
-                    contact=contact, channel_kind=channel_kind, external_id=external_id
-                )
-        except IntegrityError:  # created by a concurrent request: use theirs
-            return ContactIdentity.objects.get(
-                channel_kind=channel_kind, external_id=external_id
-            ).contact
+    existing = Contact.objects.filter(email__iexact=email).first() if email else None
+    if not external_id:
+        return existing or Contact.objects.create(name=name, email=email)
+    try:
+        # The new contact and its identity commit together or not at all, so a concurrent
+        # first message from the same sender leaves no orphan contact behind.
+        with transaction.atomic():
+            contact = existing or Contact.objects.create(name=name, email=email)
+            ContactIdentity.objects.create(
+                contact=contact, channel_kind=channel_kind, external_id=external_id
+            )
+    except IntegrityError:  # created by a concurrent request: use theirs
+        return ContactIdentity.objects.get(
+            channel_kind=channel_kind, external_id=external_id
+        ).contact
     return contact
 
 
