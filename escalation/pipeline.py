@@ -66,10 +66,11 @@ def _escalate_from_detection(conversation: Conversation, result) -> bool:
     return True
 
 
-def analyze_and_act(*, message_id: int) -> MessageAnalysis | None:
+def analyze_and_act(*, message_id: int, act: bool = True) -> MessageAnalysis | None:
     """Analyse one customer message exactly once, escalate if the decision says so, else let
     the assistant answer. Safe to run twice or in two workers at once: the analysis row is
-    unique per message, and only the run that stored it acts."""
+    unique per message, and only the run that stored it acts. ``act=False`` only records the
+    analysis (seeding history that already happened)."""
     from .tasks import answer_customer
 
     message = (
@@ -96,6 +97,8 @@ def analyze_and_act(*, message_id: int) -> MessageAnalysis | None:
                 summary=result.summary,
                 duration_ms=result.duration_ms,
             )
+            if not act:
+                return analysis
             escalated = False
             if decision.escalate:
                 escalated = _escalate_from_detection(conversation, result)

@@ -23,6 +23,7 @@ from crm.models import (
 )
 from escalation import services as escalation_services
 from escalation.models import Escalation, Priority
+from escalation.pipeline import analyze_and_act
 
 JAMIE_CONVERSATION_ID = 4821
 
@@ -131,8 +132,11 @@ class Command(BaseCommand):
                 team=channel.default_team,
             )
         for sender, text, confidence in messages:
-            Message.objects.create(conversation=conversation, channel=channel, sender=sender,
-                                   text=text, confidence=confidence)
+            message = Message.objects.create(conversation=conversation, channel=channel,
+                                             sender=sender, text=text, confidence=confidence)
+            if sender == Message.Sender.CUSTOMER:
+                # Record what the detector reads (the sentiment chart), without acting on it.
+                analyze_and_act(message_id=message.pk, act=False)
         when = timezone.now() - timedelta(minutes=minutes_ago)
         Conversation.objects.filter(pk=conversation.pk).update(created_at=when,
                                                                 last_message_at=when)
