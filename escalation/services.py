@@ -9,6 +9,8 @@ Lock order, everywhere: conversation → escalation → ticket. ``crm.services``
 conversation alone, so no two of these transactions can wait on each other in a cycle.
 """
 
+from datetime import timedelta
+
 from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
@@ -340,7 +342,10 @@ def reassign_escalation(
     escalation.claimed_by = None
     if to_team is not None:
         escalation.team = to_team
-    escalation.save(update_fields=["status", "claimed_by", "team"])
+    # The reminder clock restarts: the original escalated_at stays for wait metrics, but a
+    # released escalation is not overdue the moment it is back in the queue.
+    escalation.last_reminded_at = timezone.now()
+    escalation.save(update_fields=["status", "claimed_by", "team", "last_reminded_at"])
     _event(
         escalation,
         EscalationEvent.Kind.RELEASED,
@@ -393,6 +398,19 @@ def resolve_escalation(*, escalation_id: int, agent, note: str = "") -> Escalati
     return escalation
 
 
+def _require_latest(escalation: Escalation) -> None:
+    """A finished escalation may not act on a conversation a newer escalation now drives."""
+    newer = (
+        Escalation.objects.filter(
+            conversation_id=escalation.conversation_id, status__in=Escalation.ACTIVE_STATUSES
+        )
+        .exclude(pk=escalation.pk)
+        .exists()
+    )
+    if newer:
+        raise InvalidTransition(_("A newer escalation is open for this conversation."))
+
+
 @transaction.atomic
 def close_escalation(*, escalation_id: int, agent, reason: str = "") -> Escalation:
     """End the conversation. Closing without resolving first needs a reason (ReasonRequired);
@@ -402,6 +420,7 @@ def close_escalation(*, escalation_id: int, agent, reason: str = "") -> Escalati
         raise InvalidTransition(_("This escalation is already closed."))
     if escalation.status in (Status.CLAIMED, Status.RESOLVED):
         _require_owner(escalation, agent)
+    _require_latest(escalation)
     reason = (reason or "").strip()
     if escalation.status != Status.RESOLVED and not reason:
         raise ReasonRequired(_("Say why you are closing without resolving."))
@@ -460,6 +479,7 @@ def hand_back_to_ai(*, escalation_id: int, agent, note: str = "") -> Escalation:
     if conversation.mode != Conversation.Mode.AGENT:
         raise InvalidTransition(_("Only a conversation an agent is handling can go back."))
     _require_owner(escalation, agent)
+    _require_latest(escalation)
     if escalation.status == Status.CLAIMED:
         escalation.status = Status.RESOLVED
         escalation.resolved_at = timezone.now()
@@ -493,7 +513,7 @@ def remind_overdue_escalation(*, escalation_id: int, now=None) -> bool:
         return False
     target = selectors.target_wait_seconds(escalation)
     now = now or timezone.now()
-    due_since = now - timezone.timedelta(seconds=target)
+    due_since = now - timedelta(seconds=target)
     if escalation.escalated_at > due_since or (
         escalation.last_reminded_at and escalation.last_reminded_at > due_since
     ):
