@@ -5,9 +5,9 @@ its floor measured in the same run. Prints a table, writes bench-results.json an
     python -m tests.bench --quick         # every benchmark, small sizes (about a minute)
     python -m tests.bench --only race,queue --race-rounds 20
 
-The database named in DATABASE_URL is created if missing and EMPTIED at the start: point it at a
-database of its own (e.g. .../live_escalation_bench), never at one that holds data. The same goes
-for the Redis db number in REDIS_URL.
+The benchmark's database is on DATABASE_URL's server: that database itself when its name contains
+"bench", else the same name with "_bench" appended. It is created if missing and EMPTIED at the
+start. The Redis db in REDIS_URL is FLUSHED too: give the benchmark a db number of its own.
 """
 
 from __future__ import annotations
@@ -93,10 +93,23 @@ def check_environment() -> None:
             "  DATABASE_URL=postgres://postgres@127.0.0.1:5432/live_escalation_bench "
             "REDIS_URL=redis://127.0.0.1:6379/15 make bench"
         )
+    os.environ["DATABASE_URL"] = bench_database_url(os.environ["DATABASE_URL"])
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("SECRET_KEY", "bench-secret-key-not-for-production")
     os.environ.setdefault("HTTPS_ONLY", "0")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+
+def bench_database_url(url: str) -> str:
+    """The benchmark empties its database, so it never uses one whose name lacks "bench":
+    postgres://.../live_escalation becomes postgres://.../live_escalation_bench (created)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if "bench" in name:
+        return url
+    return urlunsplit(parts._replace(path=f"/{name or 'live_escalation'}_bench"))
 
 
 def sockets_available() -> bool:

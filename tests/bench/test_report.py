@@ -94,3 +94,13 @@ def test_chart_draws_one_curve_per_latency(tmp_path):
     svg = path.read_text()
     assert svg.count("<polyline") == 2  # the handoff and the floor
     assert write_chart(results(), tmp_path / "none.svg") is None
+
+
+def test_the_benchmark_never_empties_a_database_without_bench_in_its_name():
+    from tests.bench.__main__ import bench_database_url
+
+    assert (
+        bench_database_url("postgres://postgres@127.0.0.1:5432/live_escalation")
+        == "postgres://postgres@127.0.0.1:5432/live_escalation_bench"
+    )
+    assert bench_database_url("postgres://p@h/le_bench") == "postgres://p@h/le_bench"
