@@ -54,7 +54,8 @@ def publish_on_commit(group: str, event: dict) -> None:
     transaction.on_commit(lambda: send_now(group, event))
 
 
-def message_payload(message) -> dict:
+def customer_message_payload(message) -> dict:
+    """What a customer may see of a message: no AI confidence, no staff-only flags."""
     from .models import agent_name
 
     return {
@@ -63,17 +64,29 @@ def message_payload(message) -> dict:
         "sender": message.sender,
         "author_name": agent_name(message.author) if message.author_id else "",
         "text": message.text,
-        "is_private_note": message.is_private_note,
-        "confidence": message.confidence,
         "created_at": message.created_at.isoformat(),
     }
 
 
+def message_payload(message) -> dict:
+    """What staff see of a message."""
+    return {
+        **customer_message_payload(message),
+        "is_private_note": message.is_private_note,
+        "confidence": message.confidence,
+    }
+
+
 def publish_message(message) -> None:
-    event = {"type": "message.created", "message": message_payload(message)}
     if not message.is_private_note:
-        publish_on_commit(conversation_group(message.conversation_id), event)
-    publish_on_commit(staff_conversation_group(message.conversation_id), event)
+        publish_on_commit(
+            conversation_group(message.conversation_id),
+            {"type": "message.created", "message": customer_message_payload(message)},
+        )
+    publish_on_commit(
+        staff_conversation_group(message.conversation_id),
+        {"type": "message.created", "message": message_payload(message)},
+    )
 
 
 def publish_mode(conversation, *, agent_display_name: str = "") -> None:

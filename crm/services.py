@@ -52,6 +52,12 @@ def find_channel(key_or_kind: str) -> Channel:
     return channel
 
 
+def create_contact(*, name: str = "", email: str = "") -> Contact:
+    """A new contact from what a visitor told us about themselves (unverified: never matched
+    to an existing contact by email, so nobody can read another person's history)."""
+    return Contact.objects.create(name=name[:200], email=email)
+
+
 @transaction.atomic
 def find_or_create_contact(
     *, channel_kind: str, name: str = "", email: str = "", external_id: str = ""
