@@ -119,7 +119,9 @@ CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the message for another worker
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
+# Redis redelivers a task not acknowledged within this window, including tasks waiting for a
+# retry countdown: keep it above the longest retry wait (webhooks back off up to an hour).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 7200}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 
@@ -195,7 +197,12 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 
 # --- DRF ------------------------------------------------------------------------------------------
+# Behind one reverse proxy, its X-Forwarded-For/-Proto are trusted; otherwise they are ignored
+# (a client could forge them to dodge throttles).
+BEHIND_PROXY = env_bool("BEHIND_PROXY", False)
+
 REST_FRAMEWORK = {
+    "NUM_PROXIES": 1 if BEHIND_PROXY else 0,
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "integrations.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
@@ -250,9 +257,7 @@ CSRF_COOKIE_SECURE = HTTPS_ONLY
 SECURE_HSTS_SECONDS = env_number("SECURE_HSTS_SECONDS", 31536000 if HTTPS_ONLY else 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS_ONLY
 SECURE_HSTS_PRELOAD = HTTPS_ONLY
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool(
-    "BEHIND_PROXY", False
-) else None
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
