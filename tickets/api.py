@@ -140,17 +140,25 @@ class TicketDetailView(ApiView):
         request=TicketUpdateSerializer,
         responses={
             200: TicketDetailSerializer,
-            409: error_response("409", "invalid_transition: that status move is not allowed."),
+            409: error_response(
+                "409",
+                "invalid_transition: that status move is not allowed; escalation_active: the "
+                "ticket's escalation is queued or claimed (resolve or close the escalation).",
+            ),
         },
         summary="Change status, priority and/or assignee",
-        description="Status moves: open ↔ pending, → resolved, → closed, and reopen.",
+        description=(
+            "Status moves: open ↔ pending, → resolved, → closed, and reopen. Status and assignee "
+            "follow the escalation while it is queued or claimed: change them through "
+            "/escalations/ until it is resolved, closed or cancelled (409 escalation_active)."
+        ),
     )
     def patch(self, request, pk: int):
         ticket = get_object_or_404(Ticket, pk=pk)
         data = self.body(TicketUpdateSerializer)
         with transaction.atomic():
             if "assignee" in data:
-                ticket = services.assign_ticket(
+                ticket = services.change_ticket_assignee(
                     ticket=ticket, assignee=data["assignee"], actor=request.user
                 )
             if "priority" in data:
@@ -158,7 +166,7 @@ class TicketDetailView(ApiView):
                     ticket=ticket, priority=data["priority"], actor=request.user
                 )
             if "status" in data:
-                ticket = services.set_ticket_status(
+                ticket = services.change_ticket_status(
                     ticket=ticket, status=data["status"], actor=request.user, note=data["note"]
                 )
         return detail(ticket.pk)

@@ -8,6 +8,7 @@ from crm.models import agent_name
 from escalation.errors import InvalidTransition
 from integrations.payloads import emit_ticket_created
 
+from .errors import EscalationActive
 from .models import Ticket, TicketEvent
 
 ALLOWED_STATUS_MOVES = {
@@ -70,7 +71,10 @@ def set_ticket_status(*, ticket: Ticket, status: str, actor=None, note: str = ""
         )
     old = ticket.status
     ticket.status = status
-    ticket.resolved_at = timezone.now() if status == Ticket.Status.RESOLVED else ticket.resolved_at
+    if status == Ticket.Status.RESOLVED:
+        ticket.resolved_at = timezone.now()
+    elif status == Ticket.Status.OPEN:
+        ticket.resolved_at = None  # reopened: no longer resolved
     ticket.save(update_fields=["status", "resolved_at", "updated_at"])
     TicketEvent.objects.create(
         ticket=ticket,
@@ -107,3 +111,41 @@ def set_ticket_priority(
     if fields:
         ticket.save(update_fields=[*fields, "updated_at"])
     return ticket
+
+
+# Edges (API, screens) change a ticket through these two; the escalation services drive
+# assign_ticket / set_ticket_status directly while they move the handoff itself.
+ACTIVE_ESCALATION_STATUSES = ("queued", "claimed")
+
+
+def _locked_outside_escalation(ticket: Ticket) -> Ticket:
+    """The ticket row-locked, refused while its escalation is queued or claimed.
+
+    Locks the escalation row before the ticket row, the order the escalation services use,
+    so a handoff move in flight finishes first and its new state is what we read."""
+    from escalation.models import Escalation  # escalation imports this module
+
+    if ticket.escalation_id:
+        status = (
+            Escalation.objects.select_for_update()
+            .filter(pk=ticket.escalation_id)
+            .values_list("status", flat=True)
+            .first()
+        )
+        if status in ACTIVE_ESCALATION_STATUSES:
+            raise EscalationActive()
+    return Ticket.objects.select_for_update().get(pk=ticket.pk)
+
+
+@transaction.atomic
+def change_ticket_status(*, ticket: Ticket, status: str, actor=None, note: str = "") -> Ticket:
+    """A person's status change: refused while the ticket's escalation is queued or claimed."""
+    ticket = _locked_outside_escalation(ticket)
+    return set_ticket_status(ticket=ticket, status=status, actor=actor, note=note)
+
+
+@transaction.atomic
+def change_ticket_assignee(*, ticket: Ticket, assignee, actor=None) -> Ticket:
+    """A person's reassignment: refused while the ticket's escalation is queued or claimed."""
+    ticket = _locked_outside_escalation(ticket)
+    return assign_ticket(ticket=ticket, assignee=assignee, actor=actor)

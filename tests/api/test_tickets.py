@@ -22,6 +22,14 @@ def escalated(conversation=None):
     return escalation
 
 
+def finished(conversation=None):
+    """An escalation the customer left before pickup: cancelled, its ticket closed."""
+    escalation = escalated(conversation)
+    escalation_services.cancel_escalation(escalation_id=escalation.pk, reason="left")
+    escalation.ticket.refresh_from_db()
+    return escalation
+
+
 def test_tickets_of_a_conversation(api, conversation):
     escalation = escalated(conversation)
     escalated()
@@ -53,38 +61,62 @@ def test_read_one_with_history(api):
 
 
 def test_change_status_priority_and_assignee_leaves_history(api, agent, other_agent):
-    ticket = escalated().ticket
+    ticket = finished().ticket
     response = api.patch(
         f"{URL}{ticket.pk}/",
-        {"status": "pending", "priority": "urgent", "assignee": other_agent.pk, "note": "waiting"},
+        {"status": "open", "priority": "urgent", "assignee": other_agent.pk, "note": "again"},
         format="json",
     )
     assert response.status_code == 200, response.content
     body = response.json()
-    assert (body["status"], body["priority"]) == ("pending", "urgent")
+    assert (body["status"], body["priority"]) == ("open", "urgent")
     assert body["assignee"]["id"] == other_agent.pk
     kinds = [event["kind"] for event in body["events"]]
-    assert kinds == ["opened", "assigned", "priority", "status"]
+    assert kinds == ["opened", "status", "assigned", "priority", "status"]
     assert body["events"][-1]["actor"]["id"] == agent.pk
 
 
 def test_an_impossible_status_move_is_409(api):
-    ticket = escalated().ticket
-    api.patch(f"{URL}{ticket.pk}/", {"status": "closed"}, format="json")
+    ticket = finished().ticket
     response = api.patch(f"{URL}{ticket.pk}/", {"status": "pending"}, format="json")
     assert response.status_code == 409
     assert error_of(response)["code"] == "invalid_transition"
 
 
 def test_a_failed_change_changes_nothing(api, other_agent):
-    ticket = escalated().ticket
-    api.patch(f"{URL}{ticket.pk}/", {"status": "closed"}, format="json")
+    ticket = finished().ticket
     response = api.patch(
         f"{URL}{ticket.pk}/", {"assignee": other_agent.pk, "status": "pending"}, format="json"
     )
     assert response.status_code == 409
     ticket.refresh_from_db()
     assert ticket.assignee_id is None  # the assignment rolled back with the refused move
+
+
+@pytest.mark.parametrize("body", [{"status": "closed"}, {"status": "pending"}, "assignee"])
+def test_status_and_assignee_follow_an_active_escalation(api, agent, other_agent, body):
+    """Closing the ticket of a claimed escalation made resolve_escalation fail later, and any
+    writer could hand a colleague's ticket to someone else: both go through /escalations/."""
+    escalation = escalated()
+    if body == "assignee":
+        body = {"assignee": other_agent.pk}
+    response = api.patch(f"{URL}{escalation.ticket.pk}/", body, format="json")  # queued
+    assert response.status_code == 409
+    assert error_of(response)["code"] == "escalation_active"
+    escalation_services.take_over_escalation(escalation_id=escalation.pk, agent=agent)
+    response = api.patch(f"{URL}{escalation.ticket.pk}/", body, format="json")  # claimed
+    assert response.status_code == 409
+    assert error_of(response)["code"] == "escalation_active"
+    escalation_services.resolve_escalation(escalation_id=escalation.pk, agent=agent)
+    escalation.ticket.refresh_from_db()
+    assert (escalation.ticket.status, escalation.ticket.assignee_id) == ("resolved", agent.pk)
+
+
+def test_priority_still_changes_while_the_escalation_is_active(api):
+    ticket = escalated().ticket
+    response = api.patch(f"{URL}{ticket.pk}/", {"priority": "urgent"}, format="json")
+    assert response.status_code == 200
+    assert response.json()["priority"] == "urgent"
 
 
 @pytest.mark.parametrize(
@@ -115,3 +147,12 @@ def test_reader_cannot_change_a_ticket(reader):
 def test_missing_ticket_is_404(api):
     assert api.get(f"{URL}999999/").status_code == 404
     assert api.patch(f"{URL}999999/", {"status": "open"}, format="json").status_code == 404
+
+
+def test_reopening_clears_the_resolution_time(api, agent):
+    escalation = escalated()
+    escalation_services.take_over_escalation(escalation_id=escalation.pk, agent=agent)
+    escalation_services.resolve_escalation(escalation_id=escalation.pk, agent=agent)
+    response = api.patch(f"{URL}{escalation.ticket.pk}/", {"status": "open"}, format="json")
+    assert response.status_code == 200, response.content
+    assert (response.json()["status"], response.json()["resolved_at"]) == ("open", None)

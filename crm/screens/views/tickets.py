@@ -91,7 +91,7 @@ def ticket_status(request, ticket_id: int):
     status = request.POST.get("status", "")
     if status not in Ticket.Status.values:
         return _bad_request(request, _("Unknown ticket status."))
-    ticket_services.set_ticket_status(
+    ticket_services.change_ticket_status(
         ticket=ticket, status=status, actor=request.user, note=request.POST.get("note", "")[:1000]
     )
     return _back_to_ticket(request, ticket)
@@ -110,7 +110,7 @@ def ticket_assign(request, ticket_id: int):
         assignee = get_user_model().objects.filter(pk=int(value), is_active=True).first()
         if assignee is None:
             return _bad_request(request, _("That agent does not exist."))
-    ticket_services.assign_ticket(ticket=ticket, assignee=assignee, actor=request.user)
+    ticket_services.change_ticket_assignee(ticket=ticket, assignee=assignee, actor=request.user)
     return _back_to_ticket(request, ticket)
 
 

@@ -50,18 +50,24 @@ def test_status_and_assignee_change_through_the_ticket_services(
 ):
     escalation = escalate()
     ticket = escalation.ticket
-    response = agent_client.post(f"/crm/tickets/{ticket.pk}/status/", {"status": "pending"})
+    # While the escalation is queued or claimed, the ticket follows it: refused with a message.
+    refused = agent_client.post(
+        f"/crm/tickets/{ticket.pk}/status/", {"status": "pending"}, follow=True
+    )
+    assert "Resolve or close the escalation instead." in refused.content.decode()
+    escalation_services.cancel_escalation(escalation_id=escalation.pk, reason="left")
+    response = agent_client.post(f"/crm/tickets/{ticket.pk}/status/", {"status": "open"})
     assert response.status_code == 302
     agent_client.post(f"/crm/tickets/{ticket.pk}/assign/", {"assignee": other_agent.pk})
     ticket.refresh_from_db()
-    assert ticket.status == "pending" and ticket.assignee == other_agent
+    assert ticket.status == "open" and ticket.assignee == other_agent
     assert ticket.events.filter(kind="assigned").exists()
 
 
 def test_a_forbidden_status_move_is_a_message_not_a_500(agent_client, escalate):
     escalation = escalate()
     ticket = escalation.ticket
-    ticket_services.set_ticket_status(ticket=ticket, status="closed")
+    escalation_services.cancel_escalation(escalation_id=escalation.pk, reason="left")  # closed
     response = agent_client.post(
         f"/crm/tickets/{ticket.pk}/status/", {"status": "pending"}, follow=True
     )
