@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 import random
+import re
 import secrets
 import time
 from collections import deque
@@ -61,16 +62,25 @@ def header(scope, name: bytes) -> str | None:
     return None
 
 
+AFTER_PATTERN = re.compile(r"[0-9]{1,18}")  # ASCII digits only; fits a bigint
+MAX_AFTER = 10**18 - 1
+
+
 def parse_after(value) -> int | None:
-    """A message id cursor: a non-negative integer, or None when absent. ValueError if bad."""
+    """A message id cursor: a non-negative integer (a JSON number or a string of at most 18
+    ASCII digits), or None when absent. ValueError for anything else: Unicode digits, floats
+    (``1e400`` is infinity), negatives and numbers too large for the database."""
     if value is None or value == "":
         return None
     if isinstance(value, bool):
         raise ValueError(value)
-    after = int(value)
-    if after < 0:
+    if isinstance(value, int):
+        if 0 <= value <= MAX_AFTER:
+            return value
         raise ValueError(value)
-    return after
+    if isinstance(value, str) and AFTER_PATTERN.fullmatch(value):
+        return int(value)
+    raise ValueError(value)
 
 
 def as_id(value) -> int | None:
@@ -525,8 +535,11 @@ class AgentConsumer(LiveConsumer):
         conversation_id = self.conversation_of(frame)
         try:
             after = parse_after(frame.get("after"))
-        except (TypeError, ValueError):
-            raise DomainError(_('"after" must be a message id.')) from None
+        except (TypeError, ValueError, OverflowError):
+            raise DomainError(
+                _('"after" must be a message id: a whole number from 0 to %(max)d.')
+                % {"max": MAX_AFTER}
+            ) from None
         if not await conversation_exists(conversation_id):
             raise DomainError(_("No conversation %(id)s.") % {"id": conversation_id})
         self.subscribed.add(conversation_id)

@@ -27,6 +27,7 @@ from django.views.decorators.http import require_GET
 
 from . import realtime
 from . import services as crm_services
+from .consumers import parse_after
 from .errors import DomainError
 from .models import Channel, ChannelKind, Conversation, Message, agent_name
 
@@ -182,9 +183,9 @@ def start_widget_conversation(request):
         )
     try:
         with transaction.atomic():  # a refused first message leaves no contact behind
-            contact = crm_services.find_or_create_contact(
-                channel_kind=ChannelKind.WEBSITE, name=fields["name"], email=fields["email"]
-            )
+            # Always a new contact: the email is what the visitor claims, unverified, so it
+            # must never file them under an existing contact (and show them its history).
+            contact = crm_services.create_contact(name=fields["name"], email=fields["email"])
             conversation = crm_services.start_conversation(
                 channel=channel, contact=contact, text=text
             )
@@ -228,13 +229,20 @@ def widget_messages(request, conversation_id: int):
         return error(
             403, "origin_not_allowed", _("This website may not open chats on this channel.")
         )
-    raw_after = request.GET.get("after", "0") or "0"
-    if not raw_after.isdigit():
-        return with_cors(error(400, "invalid_after", _("after must be a message id.")), origin)
-    rows = list(
-        Message.objects.filter(
-            conversation=conversation, id__gt=int(raw_after), is_private_note=False
+    try:
+        after = parse_after(request.GET.get("after")) or 0
+    except ValueError:
+        return with_cors(
+            error(
+                400,
+                "invalid_after",
+                _("after must be a message id: at most 18 digits 0-9."),
+                field="after",
+            ),
+            origin,
         )
+    rows = list(
+        Message.objects.filter(conversation=conversation, id__gt=after, is_private_note=False)
         .select_related("author__agent_profile")
         .order_by("id")[: MESSAGES_PAGE + 1]
     )

@@ -318,3 +318,17 @@ async def test_with_redis_unreachable_the_agent_socket_is_degraded_but_replies_a
     frames = await frames_until(agent, lambda f: f["type"] == "message.created")
     assert frames[-1]["message"]["text"] == "Thanks!"
     await agent.disconnect()
+
+
+async def test_a_subscribe_after_that_is_no_message_id_is_a_clear_error_frame(marina, conversation):
+    agent = await live_agent_socket(marina)
+    for after in ["1e400", "1.5", "-1", '"²"', '"٣"', "true", str(10**30), "[1]"]:
+        await agent.send_to(
+            text_data=f'{{"type": "subscribe", "conversation": {conversation.pk}, '
+            f'"after": {after}}}'
+        )
+        answer = await agent.receive_json_from(timeout=TIMEOUT)
+        assert answer["type"] == "error" and answer["code"] == "invalid", (after, answer)
+        assert "after" in answer["message"], (after, answer)
+    await subscribe(agent, conversation.pk, after=0)  # a good cursor still works afterwards
+    await agent.disconnect()

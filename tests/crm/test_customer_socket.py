@@ -512,3 +512,14 @@ async def test_a_redis_restart_under_an_open_socket_degrades_then_recovers_witho
     assert frame["message"]["text"] == "after the outage"
     assert await communicator.receive_nothing(timeout=0.5)  # no flapping, no duplicates
     await communicator.disconnect()
+
+
+@pytest.mark.parametrize("after", ["%C2%B2", "%D9%A3", "-1", "1.5", "9" * 19])
+async def test_an_after_cursor_that_is_not_plain_digits_is_refused(shop_conversation, after):
+    communicator = WebsocketCommunicator(
+        application,
+        f"/ws/conversations/{shop_conversation.pk}/?token={shop_conversation.customer_token}"
+        f"&after={after}",
+        headers=[(b"origin", SITE)],
+    )
+    assert await refused(communicator) == 4400

@@ -255,3 +255,30 @@ async def test_the_token_from_start_opens_that_conversations_socket_and_replays_
     assert first["message"]["text"] == "Is anyone there?"
     await communicator.disconnect()
     await sync_to_async(connections.close_all)()
+
+
+def test_start_never_files_the_visitor_under_an_existing_contact_by_email(client, shop):
+    vip = Contact.objects.create(name="Real VIP", email="vip@example.com")
+    response = start(client, {"channel": "shop-key", "name": "Me", "email": "VIP@example.com"})
+    assert response.status_code == 201, response.content
+    conversation = Conversation.objects.get(pk=response.json()["id"])
+    assert conversation.contact_id != vip.pk
+    assert (conversation.contact.name, conversation.contact.email) == ("Me", "VIP@example.com")
+    assert not vip.conversations.exists()
+    again = start(client, {"channel": "shop-key", "email": "vip@example.com"})
+    assert Conversation.objects.get(pk=again.json()["id"]).contact_id not in {
+        vip.pk,
+        conversation.contact_id,
+    }
+
+
+@pytest.mark.parametrize("after", ["²", "٣", "1.5", " 1", "1\n", "9" * 19, "9" * 23])
+def test_polling_answers_a_clear_400_for_any_cursor_that_is_not_plain_digits(client, chat, after):
+    conversation, _ids = chat
+    response = client.get(
+        f"/widget/conversations/{conversation.pk}/messages/",
+        {"after": after},
+        HTTP_X_CUSTOMER_TOKEN=conversation.customer_token,
+    )
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "invalid_after" and response.json()["message"]
