@@ -22,6 +22,10 @@ app.conf.beat_schedule = {
         "task": "notifications.tasks.prune_old_notifications",
         "schedule": 3600.0,
     },
+    "resend-stuck-provider-deliveries": {
+        "task": "crm.tasks.resend_stuck_deliveries",
+        "schedule": 300.0,
+    },
     "resend-stuck-webhook-deliveries": {
         "task": "integrations.tasks.resend_stuck_webhook_deliveries",
         "schedule": 300.0,

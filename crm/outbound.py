@@ -7,17 +7,10 @@ from .models import ChannelKind, Message
 PROVIDER_CHANNELS = {ChannelKind.WHATSAPP, ChannelKind.INSTAGRAM}
 
 
-def needs_provider_delivery(message: Message) -> bool:
-    return (
-        message.sender != Message.Sender.CUSTOMER
-        and not message.is_private_note
-        and message.channel.kind in PROVIDER_CHANNELS
-    )
-
-
 def schedule_delivery(message: Message) -> None:
     """Queue the provider send after commit (the message is already marked pending)."""
     from .tasks import deliver_message
 
     message_id = message.id
-    transaction.on_commit(lambda: deliver_message.delay(message_id))
+    # robust: a broker outage must not cancel the other after-commit effects (broadcasts...).
+    transaction.on_commit(lambda: deliver_message.delay(message_id), robust=True)

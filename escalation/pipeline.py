@@ -103,7 +103,7 @@ def analyze_and_act(*, message_id: int, act: bool = True) -> MessageAnalysis | N
             if decision.escalate:
                 escalated = _escalate_from_detection(conversation, result)
             if not escalated and conversation.mode == Conversation.Mode.AI:
-                transaction.on_commit(lambda: answer_customer.delay(message_id))
+                transaction.on_commit(lambda: answer_customer.delay(message_id), robust=True)
     except IntegrityError:
         return None  # another worker stored this message's analysis first
     return analysis
