@@ -48,7 +48,7 @@ def answer_customer_message(*, message_id: int) -> Message | None:
     if conversation.mode != Conversation.Mode.AI:
         return None
     if (
-        conversation.messages.filter(id__gt=message.id)
+        conversation.messages.filter(id__gt=message.id, is_private_note=False)
         .exclude(sender=Message.Sender.CUSTOMER)
         .exists()
     ):

@@ -187,6 +187,6 @@ class ClaudeResponder:
                 confidence=confidence,
                 may_escalate=not handoff_disabled(conversation.assistant),
             )
-        except (anthropic.APIError, ClaudeReplyError) as exc:
-            logger.warning("Claude responder failed, answering locally: %s", exc)
+        except Exception as exc:  # any failure: the customer still gets the local answer
+            logger.warning("Claude responder failed, answering locally: %r", exc)
             return self.fallback.answer(conversation=conversation, message=message)

@@ -121,6 +121,7 @@ _SMALL_TALK = (
     "great perfect cool nice awesome so much very lot bye goodbye yes yeah"
 )
 _SMALL_TALK_WORDS = set(_SMALL_TALK.split())
+_QUESTION_WORDS = {"how", "what", "when", "where", "why", "which", "who"}
 _THANKS = re.compile(r"\b(thanks?|thx|ty|cheers)\b", re.IGNORECASE)
 _GREETING = re.compile(r"\b(hi|hello|hey|hiya|good (morning|afternoon|evening|day))\b", re.I)
 
@@ -128,7 +129,10 @@ _GREETING = re.compile(r"\b(hi|hello|hey|hiya|good (morning|afternoon|evening|da
 def small_talk_answer(text: str) -> Answer | None:
     """A greeting or a thank-you asks nothing: answered without a confidence (``None``), so it
     is not mistaken for a weak answer (the low-confidence signal reads only real answers)."""
-    if any(word not in _SMALL_TALK_WORDS for word in tokens(text)):
+    words = [match.group(0).lower() for match in _WORD.finditer(text)]
+    if not words or _QUESTION_WORDS.intersection(words):
+        return None  # "???" or "what is it?" asks something: not small talk
+    if any(word not in _SMALL_TALK_WORDS and word not in _STOP for word in words):
         return None
     if _THANKS.search(text):
         reply = _("You're welcome! Is there anything else I can help with?")
