@@ -131,47 +131,63 @@ def apply_provider_status(
 
 
 def deliver(*, message_id: int, task) -> None:
-    message = (
-        Message.objects.select_related("channel", "conversation")
-        .filter(pk=message_id, delivery_status=Message.Delivery.PENDING)
-        .first()
-    )
-    if message is None:
-        return  # sent already (a duplicate task) or nothing to send
-    channel = message.channel
-    sender = SENDERS.get(channel.kind)
-    recipient = (
-        ContactIdentity.objects.filter(
-            contact_id=message.conversation.contact_id, channel_kind=channel.kind
+    """Send one pending message at most once at a time, however many copies of the task run.
+
+    The message row stays locked (``SELECT ... FOR UPDATE SKIP LOCKED``) while the provider is
+    called: a second copy of the task (Celery redelivers unacknowledged tasks after the
+    broker's visibility timeout) skips the row instead of sending it again, and once the first
+    copy commits, the row is no longer pending. A worker that dies mid-send releases the lock
+    with its connection, so nothing stays claimed for ever. The HTTP call is bounded by the
+    transport's timeouts, which bounds how long the transaction stays open.
+    """
+    retry_after = None
+    with transaction.atomic():
+        message = (
+            Message.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("channel", "conversation")
+            .filter(pk=message_id, delivery_status=Message.Delivery.PENDING)
+            .first()
         )
-        .values_list("external_id", flat=True)
-        .first()
-    )
-    if sender is None or not recipient or not channel.access_token:
-        reason = (
-            _("No sender for %(kind)s channels.") % {"kind": channel.kind}
-            if sender is None
-            else _("The contact has no %(kind)s id.") % {"kind": channel.kind}
-            if not recipient
-            else _("The channel has no access token.")
+        if message is None:
+            return  # sent already, being sent by another copy of the task, or nothing to send
+        channel = message.channel
+        sender = SENDERS.get(channel.kind)
+        recipient = (
+            ContactIdentity.objects.filter(
+                contact_id=message.conversation.contact_id, channel_kind=channel.kind
+            )
+            .values_list("external_id", flat=True)
+            .first()
         )
-        mark_message_delivery(message_id=message.pk, status=Message.Delivery.FAILED, error=reason)
-        return
-    attempt = task.request.retries + 1
-    try:
-        provider_id = sender(channel, recipient, message.text)
-    except SendError as exc:
-        final = not exc.retryable or task.request.retries >= task.max_retries
-        error = _("Attempt %(n)d: %(error)s") % {"n": attempt, "error": exc}
-        logger.warning("provider send of message %s failed: %s", message.pk, error)
-        mark_message_delivery(
-            message_id=message.pk,
-            status=Message.Delivery.FAILED if final else Message.Delivery.PENDING,
-            error=error,
-        )
-        if not final:
-            raise task.retry(countdown=backoff_seconds(task.request.retries)) from exc
-        return
-    mark_message_delivery(
-        message_id=message.pk, status=Message.Delivery.SENT, provider_message_id=provider_id
-    )
+        if sender is None or not recipient or not channel.access_token:
+            reason = (
+                _("No sender for %(kind)s channels.") % {"kind": channel.kind}
+                if sender is None
+                else _("The contact has no %(kind)s id.") % {"kind": channel.kind}
+                if not recipient
+                else _("The channel has no access token.")
+            )
+            mark_message_delivery(
+                message_id=message.pk, status=Message.Delivery.FAILED, error=reason
+            )
+            return
+        attempt = task.request.retries + 1
+        try:
+            provider_id = sender(channel, recipient, message.text)
+        except SendError as exc:
+            final = not exc.retryable or task.request.retries >= task.max_retries
+            error = _("Attempt %(n)d: %(error)s") % {"n": attempt, "error": exc}
+            logger.warning("provider send of message %s failed: %s", message.pk, error)
+            mark_message_delivery(
+                message_id=message.pk,
+                status=Message.Delivery.FAILED if final else Message.Delivery.PENDING,
+                error=error,
+            )
+            if not final:
+                retry_after = exc
+        else:
+            mark_message_delivery(
+                message_id=message.pk, status=Message.Delivery.SENT, provider_message_id=provider_id
+            )
+    if retry_after is not None:  # outside the transaction: the failure is recorded first
+        raise task.retry(countdown=backoff_seconds(task.request.retries)) from retry_after

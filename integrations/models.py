@@ -131,6 +131,11 @@ class WebhookDelivery(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # Who is sending it right now: a conditional UPDATE sets both before the HTTP call, so a
+    # second copy of the task (Celery redelivery) cannot send too; the claim lapses after
+    # services.DELIVERY_CLAIM_LEASE if the worker died mid-send.
+    claim = models.CharField(max_length=32, blank=True, default="")
+    claimed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]

@@ -11,11 +11,13 @@ import hmac
 import json
 import logging
 import time
+import uuid
 from datetime import timedelta
 
 import httpx
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -35,6 +37,17 @@ logger = logging.getLogger(__name__)
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 SIGNATURE_HEADER = "X-LiveEscalation-Signature"
+# A delivery's claim outlives one HTTP attempt (transport: 5 s connect + 10 s per read) by far;
+# a claim older than this belongs to a worker that died mid-send and may be taken over.
+DELIVERY_CLAIM_LEASE = timedelta(minutes=2)
+# The sweep queues again a pending delivery whose task is gone: nobody tried it for longer
+# than a live retry chain ever waits between attempts (tasks.backoff_seconds: at most
+# 3,600 s + 25 % jitter = 4,500 s), so a chain still retrying is never doubled.
+WEBHOOK_SWEEP_AFTER = timedelta(minutes=10)
+WEBHOOK_SWEEP_IDLE = timedelta(minutes=90)
+# ... and gives up (marks it failed, to be redelivered by hand) after three full chains or a day.
+WEBHOOK_SWEEP_MAX_ATTEMPTS = 24
+WEBHOOK_SWEEP_MAX_AGE = timedelta(days=1)
 
 
 # --- API tokens -------------------------------------------------------------------------------
@@ -227,16 +240,30 @@ def verify_signature(secret: str, header: str, body: bytes, *, tolerance: int = 
     return hmac.compare_digest(expected, parts.get("v1", ""))
 
 
+def _claim_delivery(delivery_id: int, token: str) -> bool:
+    """Pending → claimed by ``token``, unless another attempt holds a live claim. A conditional
+    UPDATE, committed before the HTTP call, so two copies of the task never both send."""
+    now = timezone.now()
+    return bool(
+        WebhookDelivery.objects.filter(pk=delivery_id, status=WebhookDelivery.Status.PENDING)
+        .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - DELIVERY_CLAIM_LEASE))
+        .update(claim=token, claimed_at=now)
+    )
+
+
 def attempt_webhook_delivery(*, delivery_id: int, final: bool) -> bool:
-    """POST one delivery. Returns True when the receiver answered 2xx. A failure is recorded
-    on the row; ``final`` marks it failed for good (the task decides when to give up)."""
-    delivery = WebhookDelivery.objects.select_related("subscription").filter(pk=delivery_id).first()
-    if delivery is None or delivery.status != WebhookDelivery.Status.PENDING:
-        return True  # already delivered (a duplicate task) or deleted with its subscription
+    """POST one delivery. Returns True when the receiver answered 2xx, or when there is nothing
+    for this task to do (delivered already, deleted, or another copy is sending it right now).
+    A failure is recorded on the row; ``final`` marks it failed for good (the task decides when
+    to give up)."""
+    token = uuid.uuid4().hex
+    if not _claim_delivery(delivery_id, token):
+        return True  # delivered, deleted with its subscription, or being sent by another copy
+    delivery = WebhookDelivery.objects.select_related("subscription").get(pk=delivery_id)
     subscription = delivery.subscription
     if not subscription.is_active:
         _record_attempt(
-            delivery, ok=False, status=None, error=_("Subscription disabled."), final=True
+            delivery, token, ok=False, status=None, error=_("Subscription disabled."), final=True
         )
         return True
     body = delivery_body(delivery)
@@ -258,26 +285,28 @@ def attempt_webhook_delivery(*, delivery_id: int, final: bool) -> bool:
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"[:1000]
     ok = not error
-    _record_attempt(delivery, ok=ok, status=status, error=error, final=final)
+    _record_attempt(delivery, token, ok=ok, status=status, error=error, final=final)
     return ok
 
 
 @transaction.atomic
-def _record_attempt(delivery, *, ok: bool, status, error: str, final: bool) -> None:
+def _record_attempt(delivery, token: str, *, ok: bool, status, error: str, final: bool) -> None:
     now = timezone.now()
     fields = {
-        "attempts": delivery.attempts + 1,
+        "attempts": F("attempts") + 1,
         "response_status": status,
         "last_error": error,
         "last_attempt_at": now,
+        "claim": "",
+        "claimed_at": None,
     }
     if ok:
         fields.update(status=WebhookDelivery.Status.SUCCEEDED, delivered_at=now)
     elif final:
         fields["status"] = WebhookDelivery.Status.FAILED
-    WebhookDelivery.objects.filter(pk=delivery.pk, status=WebhookDelivery.Status.PENDING).update(
-        **fields
-    )
+    WebhookDelivery.objects.filter(
+        pk=delivery.pk, status=WebhookDelivery.Status.PENDING, claim=token
+    ).update(**fields)
 
 
 @transaction.atomic
@@ -292,9 +321,33 @@ def redeliver_webhook(*, delivery: WebhookDelivery) -> WebhookDelivery:
     return delivery
 
 
-def pending_delivery_ids(*, older_than_seconds: int = 600, limit: int = 500) -> list[int]:
-    """Pending deliveries nobody tried for a while (their task was lost): for the sweep."""
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    rows = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING)
-    rows = rows.filter(created_at__lte=cutoff).exclude(last_attempt_at__gt=cutoff)
+def pending_delivery_ids(*, now=None, limit: int = 500) -> list[int]:
+    """Pending deliveries whose task is gone, for the sweep: older than WEBHOOK_SWEEP_AFTER,
+    not claimed, and never tried or last tried longer ago than WEBHOOK_SWEEP_IDLE (a live
+    retry chain is left alone). Those past the caps are marked failed instead."""
+    now = now or timezone.now()
+    give_up = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING).filter(
+        Q(attempts__gte=WEBHOOK_SWEEP_MAX_ATTEMPTS) | Q(created_at__lt=now - WEBHOOK_SWEEP_MAX_AGE)
+    )
+    give_up.filter(
+        Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - DELIVERY_CLAIM_LEASE)
+    ).filter(
+        Q(last_attempt_at__isnull=True) | Q(last_attempt_at__lt=now - WEBHOOK_SWEEP_IDLE)
+    ).update(
+        status=WebhookDelivery.Status.FAILED,
+        last_error=_("Gave up: too many attempts or too old; redeliver it by hand."),
+        claim="",
+        claimed_at=None,
+    )
+    rows = (
+        WebhookDelivery.objects.filter(
+            status=WebhookDelivery.Status.PENDING,
+            created_at__lte=now - WEBHOOK_SWEEP_AFTER,
+            created_at__gte=now - WEBHOOK_SWEEP_MAX_AGE,
+            attempts__lt=WEBHOOK_SWEEP_MAX_ATTEMPTS,
+        )
+        .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - DELIVERY_CLAIM_LEASE))
+        .filter(Q(last_attempt_at__isnull=True) | Q(last_attempt_at__lt=now - WEBHOOK_SWEEP_IDLE))
+        .order_by("created_at")
+    )
     return list(rows.values_list("id", flat=True)[:limit])

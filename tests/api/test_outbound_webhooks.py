@@ -2,10 +2,12 @@
 written in the causing transaction, signed deliveries with retries and a delivery log."""
 
 import json
+from datetime import timedelta
 
 import httpx
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from escalation import services as escalation_services
 from escalation.models import Priority
@@ -155,11 +157,39 @@ def test_a_lost_task_is_picked_up_by_the_sweep(receiver):
         subscription=subscription, event="ticket.created", payload={"ticket": {"id": 1}}
     )
     WebhookDelivery.objects.filter(pk=delivery.pk).update(
-        created_at=delivery.created_at.replace(year=2020)
+        created_at=timezone.now() - timedelta(minutes=20)
     )
     assert tasks.resend_stuck_webhook_deliveries.delay().get() == 1
     delivery.refresh_from_db()
     assert delivery.status == "succeeded" and len(received) == 1
+
+
+def test_the_sweep_leaves_live_retry_chains_alone_and_gives_up_in_the_end(receiver):
+    """A retry chain waits up to 4,500 s between attempts: a sweep that re-queued rows idle
+    for less would start a second chain beside the live one."""
+    subscription = subscribe("ticket.created")
+    now = timezone.now()
+
+    def pending(**fields):
+        delivery = WebhookDelivery.objects.create(
+            subscription=subscription, event="ticket.created", payload={}
+        )
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            created_at=now - timedelta(hours=3), **fields
+        )
+        return delivery.pk
+
+    waiting = pending(attempts=6, last_attempt_at=now - timedelta(seconds=1920 + 480))
+    lost = pending(attempts=8, last_attempt_at=now - timedelta(hours=2))
+    sending = pending(attempts=1, claim="x", claimed_at=now - timedelta(seconds=5))
+    exhausted = pending(
+        attempts=services.WEBHOOK_SWEEP_MAX_ATTEMPTS, last_attempt_at=now - timedelta(hours=2)
+    )
+    assert services.pending_delivery_ids(now=now) == [lost]
+    assert WebhookDelivery.objects.get(pk=exhausted).status == "failed"
+    assert {WebhookDelivery.objects.get(pk=pk).status for pk in (waiting, lost, sending)} == {
+        "pending"
+    }
 
 
 # --- Managing subscriptions over the API ------------------------------------------------------

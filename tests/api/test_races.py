@@ -4,13 +4,19 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 
+import httpx
 import pytest
 from django.db import connection
 
-from crm.models import Contact, Conversation, Message
+from crm import outbound_senders
+from crm.models import Contact, ContactIdentity, Conversation, Message
 from escalation import services as escalation_services
 from escalation.models import Escalation, Priority
+from integrations import services as integration_services
+from integrations.models import WebhookDelivery
+from integrations.transport import use_transport
 from tests.api.conftest import token_client
 from tests.factories import AgentFactory, ChannelFactory, ConversationFactory
 
@@ -107,3 +113,66 @@ def test_the_same_whatsapp_message_delivered_concurrently_is_stored_once():
     assert Message.objects.filter(channel=channel, provider_message_id="wamid.RACE").count() == 1
     assert Conversation.objects.filter(channel=channel).count() == 1
     assert Contact.objects.count() == 1
+
+
+class _Task:
+    """Stands in for the bound Celery task: the first attempt, retries left."""
+
+    class request:  # noqa: N801
+        retries = 0
+
+    max_retries = 5
+
+
+def slow_receiver(calls, answer):
+    def handler(request):
+        calls.append(request)
+        time.sleep(0.3)  # the second copy arrives while the first is mid-send
+        return answer
+
+    return httpx.MockTransport(handler)
+
+
+def test_two_copies_of_a_provider_send_send_once():
+    """Celery redelivers an unacknowledged task: both copies run at once, one message goes out."""
+    channel = ChannelFactory(kind="whatsapp", provider_account_id="555", access_token="tok")
+    conversation = ConversationFactory(channel=channel)
+    ContactIdentity.objects.create(
+        contact=conversation.contact, channel_kind="whatsapp", external_id="4917"
+    )
+    message = Message.objects.create(
+        conversation=conversation,
+        channel=channel,
+        sender="ai",
+        text="Hi",
+        delivery_status="pending",
+    )
+    calls = []
+    ok = httpx.Response(200, json={"messages": [{"id": "wamid.1"}]})
+    with use_transport(slow_receiver(calls, ok)):
+        race([lambda: outbound_senders.deliver(message_id=message.pk, task=_Task)] * 2)
+    message.refresh_from_db()
+    assert len(calls) == 1
+    assert (message.delivery_status, message.provider_message_id) == ("sent", "wamid.1")
+
+
+def test_two_copies_of_a_webhook_delivery_send_once():
+    subscription = integration_services.create_webhook_subscription(
+        url="https://example.com/hook", events=["ticket.created"], secret="s" * 20
+    )
+    delivery = WebhookDelivery.objects.create(
+        subscription=subscription, event="ticket.created", payload={}
+    )
+    calls = []
+    with use_transport(slow_receiver(calls, httpx.Response(200))):
+        results = race(
+            [
+                lambda: integration_services.attempt_webhook_delivery(
+                    delivery_id=delivery.pk, final=False
+                )
+            ]
+            * 2
+        )
+    delivery.refresh_from_db()
+    assert len(calls) == 1 and results == [True, True]
+    assert (delivery.status, delivery.attempts, delivery.claim) == ("succeeded", 1, "")
