@@ -19,7 +19,6 @@ import json
 import logging
 import random
 import re
-import secrets
 import time
 from collections import deque
 from urllib.parse import parse_qs
@@ -29,7 +28,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from . import realtime
+from . import realtime, selectors
 from . import services as crm_services
 from .errors import DomainError
 from .models import Conversation, Message, agent_name
@@ -130,14 +129,12 @@ class RateLimit:
 
 
 def _messages_after(conversation_id: int, after: int, *, include_private: bool) -> list[dict]:
-    rows = (
-        Message.objects.filter(conversation_id=conversation_id, id__gt=after)
-        .select_related("author__agent_profile")
-        .order_by("id")
-    )
-    if not include_private:
-        rows = rows.filter(is_private_note=False)
-    return [realtime.message_payload(message) for message in rows[:REPLAY_BATCH]]
+    """The next replay batch: staff see everything, customers their own view of messages."""
+    if include_private:
+        rows = selectors.staff_messages_after(conversation_id, after, REPLAY_BATCH)
+        return [realtime.message_payload(message) for message in rows]
+    rows = selectors.customer_messages_after(conversation_id, after, REPLAY_BATCH)
+    return [realtime.customer_message_payload(message) for message in rows]
 
 
 def _mode_event(conversation_id: int) -> dict | None:
@@ -161,21 +158,14 @@ def _mode_event(conversation_id: int) -> dict | None:
 
 @database_sync_to_async
 def conversation_for_token(conversation_id: int, token: str) -> Conversation | None:
-    conversation = (
-        Conversation.objects.select_related("channel", "contact").filter(pk=conversation_id).first()
-    )
-    if conversation is None or not token:
-        return None
-    if not secrets.compare_digest(conversation.customer_token.encode(), token.encode()):
-        return None
-    return conversation
+    return selectors.conversation_for_customer_token(conversation_id, token)
 
 
 @database_sync_to_async
 def store_customer_message(conversation_id: int, text) -> dict:
     conversation = Conversation.objects.get(pk=conversation_id)
     message = crm_services.receive_customer_message(conversation=conversation, text=text)
-    return realtime.message_payload(message)
+    return realtime.customer_message_payload(message)
 
 
 @database_sync_to_async

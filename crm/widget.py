@@ -7,7 +7,6 @@ site's own hosts (ALLOWED_HOSTS) plus ``Channel.allowed_origins``.
 """
 
 import json
-import secrets
 import time
 from urllib.parse import urlparse
 
@@ -25,11 +24,11 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from . import realtime
+from . import realtime, selectors
 from . import services as crm_services
 from .consumers import parse_after
 from .errors import DomainError
-from .models import Channel, ChannelKind, Conversation, Message, agent_name
+from .models import Channel, ChannelKind, Conversation, agent_name
 
 START_RATE_WINDOW_SECONDS = 60
 MESSAGES_PAGE = 200
@@ -213,17 +212,10 @@ def widget_messages(request, conversation_id: int):
     if request.method != "GET":
         return error(405, "method_not_allowed", _("Use GET."))
     origin = request.headers.get("Origin")
-    token = request.headers.get("X-Customer-Token", "")
-    conversation = (
-        Conversation.objects.select_related("channel", "assigned_agent__agent_profile")
-        .filter(pk=conversation_id)
-        .first()
+    conversation = selectors.conversation_for_customer_token(
+        conversation_id, request.headers.get("X-Customer-Token", "")
     )
-    if (
-        conversation is None
-        or not token
-        or not secrets.compare_digest(conversation.customer_token.encode(), token.encode())
-    ):
+    if conversation is None:
         return error(403, "forbidden", _("Unknown conversation or wrong token."))
     if origin is not None and not origin_allowed(origin, conversation.channel):
         return error(
@@ -241,17 +233,13 @@ def widget_messages(request, conversation_id: int):
             ),
             origin,
         )
-    rows = list(
-        Message.objects.filter(conversation=conversation, id__gt=after, is_private_note=False)
-        .select_related("author__agent_profile")
-        .order_by("id")[: MESSAGES_PAGE + 1]
-    )
+    rows = selectors.customer_messages_after(conversation.pk, after, MESSAGES_PAGE + 1)
     name = ""
     if conversation.mode == Conversation.Mode.AGENT and conversation.assigned_agent_id:
         name = agent_name(conversation.assigned_agent)
     response = JsonResponse(
         {
-            "messages": [realtime.message_payload(m) for m in rows[:MESSAGES_PAGE]],
+            "messages": [realtime.customer_message_payload(m) for m in rows[:MESSAGES_PAGE]],
             "has_more": len(rows) > MESSAGES_PAGE,
             "mode": conversation.mode,
             "agent_name": name,

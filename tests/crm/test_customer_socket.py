@@ -523,3 +523,23 @@ async def test_an_after_cursor_that_is_not_plain_digits_is_refused(shop_conversa
         headers=[(b"origin", SITE)],
     )
     assert await refused(communicator) == 4400
+
+
+async def test_replayed_and_echoed_frames_carry_no_staff_only_fields(shop_conversation):
+    def fill():
+        crm_services.receive_customer_message(conversation=shop_conversation, text="hello")
+        crm_services.post_ai_reply(conversation=shop_conversation, text="hi!", confidence=0.37)
+
+    await sync_to_async(fill)()
+    communicator = customer_socket(shop_conversation)
+    frames = await connect_and_drain(communicator)
+    await communicator.send_json_to({"type": "message", "text": "Thanks"})
+    frames += await frames_until(
+        communicator,
+        lambda f: f["type"] == "message.created" and f["message"]["text"] == "Thanks",
+    )
+    messages = [f["message"] for f in frames if f["type"] == "message.created"]
+    assert {"hello", "hi!", "Thanks"} <= {m["text"] for m in messages}
+    for message in messages:
+        assert "confidence" not in message and "is_private_note" not in message, message
+    await communicator.disconnect()

@@ -282,3 +282,12 @@ def test_polling_answers_a_clear_400_for_any_cursor_that_is_not_plain_digits(cli
     )
     assert response.status_code == 400, response.content
     assert response.json()["code"] == "invalid_after" and response.json()["message"]
+
+
+def test_polling_gives_the_customer_no_staff_only_fields(client, chat):
+    conversation, _ids = chat
+    Message.objects.filter(conversation=conversation).update(confidence=0.42)
+    messages = poll(client, conversation).json()["messages"]
+    assert [m["text"] for m in messages] == ["one", "two", "three"]
+    for message in messages:
+        assert "confidence" not in message and "is_private_note" not in message, message

@@ -1,0 +1,48 @@
+"""Reads of conversations and messages for the customer-facing edges (widget socket, widget
+polling, the public API): one place for the customer-token check and for "what a customer may
+see", so the edges cannot drift apart."""
+
+import secrets
+
+from .models import Conversation, Message
+
+
+def conversation_for_customer_token(conversation_id: int, token) -> Conversation | None:
+    """The conversation when ``token`` is its customer token (compared in constant time);
+    None for an unknown conversation, an empty or wrong token. Channel, contact and assigned
+    agent come with it."""
+    if not isinstance(token, str) or not token:
+        return None
+    conversation = (
+        Conversation.objects.select_related("channel", "contact", "assigned_agent__agent_profile")
+        .filter(pk=conversation_id)
+        .first()
+    )
+    if conversation is None or not conversation.customer_token:
+        return None
+    if not secrets.compare_digest(
+        conversation.customer_token.encode(), token.encode("utf-8", "replace")
+    ):
+        return None
+    return conversation
+
+
+def customer_messages_after(conversation_id: int, after_id: int, limit: int) -> list[Message]:
+    """At most ``limit`` messages the customer may see (no private notes) with id > after_id,
+    oldest first."""
+    return list(
+        Message.objects.filter(
+            conversation_id=conversation_id, id__gt=after_id, is_private_note=False
+        )
+        .select_related("author__agent_profile")
+        .order_by("id")[:limit]
+    )
+
+
+def staff_messages_after(conversation_id: int, after_id: int, limit: int) -> list[Message]:
+    """At most ``limit`` messages, private notes included, with id > after_id, oldest first."""
+    return list(
+        Message.objects.filter(conversation_id=conversation_id, id__gt=after_id)
+        .select_related("author__agent_profile")
+        .order_by("id")[:limit]
+    )
