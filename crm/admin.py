@@ -1,6 +1,10 @@
+from django import forms
 from django.contrib import admin
 
+from . import services
+from .errors import InvalidMessage
 from .models import (
+    COMPLEXITY_TOPICS,
     AgentProfile,
     Assistant,
     Channel,
@@ -41,8 +45,27 @@ class ContactAdmin(admin.ModelAdmin):
     inlines = [ContactIdentityInline]
 
 
+class AssistantForm(forms.ModelForm):
+    class Meta:
+        model = Assistant
+        fields = [
+            "name", "instructions", "backend", "handoff_enabled", "sentiment_threshold",
+            "confidence_threshold", "loop_threshold", "always_human_topics",
+        ]
+
+    def clean_always_human_topics(self):
+        topics = self.cleaned_data["always_human_topics"] or []
+        known = {code for code, _label in COMPLEXITY_TOPICS}
+        if not isinstance(topics, list) or set(topics) - known:
+            raise forms.ValidationError(
+                "A list of topic codes from: " + ", ".join(sorted(known)) + "."
+            )
+        return topics
+
+
 @admin.register(Assistant)
 class AssistantAdmin(admin.ModelAdmin):
+    form = AssistantForm
     list_display = ["name", "handoff_enabled", "backend", "sentiment_threshold",
                     "confidence_threshold"]
     list_filter = ["handoff_enabled", "backend"]
@@ -81,9 +104,12 @@ class ConversationAdmin(admin.ModelAdmin):
     list_filter = ["mode", "channel__kind", "team", "created_at"]
     search_fields = ["id", "contact__name", "contact__email"]
     list_select_related = ["contact", "channel", "assigned_agent", "team"]
-    raw_id_fields = ["contact", "assigned_agent"]
-    readonly_fields = ["customer_token", "created_at", "updated_at", "mode"]
+    # Read-only: who drives a conversation changes only through the handoff services.
+    readonly_fields = [f.name for f in Conversation._meta.fields]
     inlines = [MessageInline]
+
+    def has_add_permission(self, request):
+        return False
 
 
 @admin.register(Message)
@@ -92,16 +118,45 @@ class MessageAdmin(admin.ModelAdmin):
                     "created_at"]
     list_filter = ["sender", "delivery_status", "channel__kind", "is_private_note"]
     search_fields = ["text", "provider_message_id"]
-    raw_id_fields = ["conversation", "author"]
     list_select_related = ["conversation"]
+    # Read-only: a message is what was said; editing one (or unticking "private note") would
+    # rewrite history and could show a staff note to the customer.
+    readonly_fields = [f.name for f in Message._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
 
     @admin.display(description="text")
     def short_text(self, obj):
         return obj.text[:80]
 
 
+class CRMSettingsForm(forms.ModelForm):
+    class Meta:
+        model = CRMSettings
+        fields = ["handoff_message", "takeover_message"]
+
+    def clean(self):
+        cleaned = super().clean()
+        try:
+            services.validate_crm_texts(
+                handoff_message=cleaned.get("handoff_message", ""),
+                takeover_message=cleaned.get("takeover_message", ""),
+            )
+        except InvalidMessage as error:
+            raise forms.ValidationError(error.message) from None
+        return cleaned
+
+
 @admin.register(CRMSettings)
 class CRMSettingsAdmin(admin.ModelAdmin):
+    form = CRMSettingsForm
+
+    def save_model(self, request, obj, form, change):
+        services.update_crm_settings(
+            handoff_message=obj.handoff_message, takeover_message=obj.takeover_message
+        )
+
     list_display = ["__str__", "handoff_message", "takeover_message"]
 
     def has_add_permission(self, request):

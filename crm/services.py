@@ -260,14 +260,19 @@ def _check_placeholders(text: str, allowed: set[str], field: str) -> str:
     return text
 
 
+def validate_crm_texts(*, handoff_message: str, takeover_message: str) -> tuple[str, str]:
+    """The two customer-facing texts, cleaned, or InvalidMessage naming what is wrong."""
+    return (
+        _check_placeholders(handoff_message, {"wait_minutes"}, _("Handoff message")),
+        _check_placeholders(takeover_message, {"agent_name"}, _("Takeover message")),
+    )
+
+
 @transaction.atomic
 def update_crm_settings(*, handoff_message: str, takeover_message: str) -> CRMSettings:
     crm_settings = CRMSettings.load()
-    crm_settings.handoff_message = _check_placeholders(
-        handoff_message, {"wait_minutes"}, _("Handoff message")
-    )
-    crm_settings.takeover_message = _check_placeholders(
-        takeover_message, {"agent_name"}, _("Takeover message")
+    crm_settings.handoff_message, crm_settings.takeover_message = validate_crm_texts(
+        handoff_message=handoff_message, takeover_message=takeover_message
     )
     crm_settings.save()
     return crm_settings

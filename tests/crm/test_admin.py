@@ -43,3 +43,26 @@ def test_admin_search_and_filters_work(manager_client):
     assert page.status_code == 200
     assert "Jamie Patel" in page.content.decode()
     assert "Omar Haddad" not in page.content.decode()
+
+
+def test_messages_and_conversations_cannot_be_rewritten_in_the_admin(manager_client):
+    from crm.models import Message
+
+    message = Message.objects.filter(sender="customer").first()
+    url = reverse("admin:crm_message_change", args=[message.pk])
+    manager_client.post(url, {"text": "rewritten", "is_private_note": "on"})
+    message.refresh_from_db()
+    assert message.text != "rewritten" and not message.is_private_note
+    assert manager_client.get(reverse("admin:crm_message_add")).status_code == 403
+
+
+def test_crm_settings_in_the_admin_refuse_unknown_placeholders(manager_client):
+    from crm.models import CRMSettings
+
+    settings_row = CRMSettings.load()
+    url = reverse("admin:crm_crmsettings_change", args=[settings_row.pk])
+    page = manager_client.post(url, {"handoff_message": "Wait {minutes}",
+                                     "takeover_message": "Hi, I'm {agent_name}."})
+    assert page.status_code == 200 and "unknown placeholders" in page.content.decode()
+    settings_row.refresh_from_db()
+    assert "{wait_minutes}" in settings_row.handoff_message
