@@ -5,7 +5,7 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
 from . import services
-from .errors import InvalidScopes
+from .errors import InvalidScopes, InvalidTokenOwner
 from .models import ApiToken, Scope, WebhookDelivery, WebhookEvent, WebhookSubscription
 
 
@@ -20,7 +20,10 @@ class ApiTokenForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["owner"].queryset = self.fields["owner"].queryset.filter(is_active=True)
+        # Only active staff users can own a token (authenticate_api_token refuses the rest).
+        self.fields["owner"].queryset = self.fields["owner"].queryset.filter(
+            is_active=True, is_staff=True
+        )
 
 
 @admin.register(ApiToken)
@@ -83,7 +86,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
                 expires_at=form.cleaned_data.get("expires_at"),
                 created_by=request.user,
             )
-        except InvalidScopes as exc:
+        except (InvalidScopes, InvalidTokenOwner) as exc:
             raise forms.ValidationError(exc.message) from exc
         obj.pk = token.pk
         obj.refresh_from_db()

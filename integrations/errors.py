@@ -7,3 +7,7 @@ class InvalidScopes(DomainError):
 
 class InvalidSubscription(DomainError):
     code = "invalid_subscription"
+
+
+class InvalidTokenOwner(DomainError):
+    code = "invalid_owner"

@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import transport
-from .errors import InvalidScopes, InvalidSubscription
+from .errors import InvalidScopes, InvalidSubscription, InvalidTokenOwner
 from .models import (
     ApiToken,
     Scope,
@@ -74,8 +74,8 @@ def create_api_token(
 ) -> tuple[ApiToken, str]:
     """A new token for ``owner``. Returns the row and the raw token, which is shown once and
     never stored (only its SHA-256 is)."""
-    if not owner.is_active:
-        raise InvalidScopes(_("The token's owner must be an active user."))
+    if not (owner.is_active and owner.is_staff):
+        raise InvalidTokenOwner(_("The token's owner must be an active staff user (an agent)."))
     raw = new_raw_token()
     token = ApiToken.objects.create(
         owner=owner,
@@ -107,7 +107,7 @@ def authenticate_api_token(raw: str) -> ApiToken | None:
         .first()
     )
     now = timezone.now()
-    if token is None or not token.owner.is_active:
+    if token is None or not (token.owner.is_active and token.owner.is_staff):
         return None
     if token.expires_at is not None and token.expires_at <= now:
         return None

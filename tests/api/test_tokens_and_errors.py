@@ -57,6 +57,25 @@ def test_an_inactive_owner_cannot_use_their_token(agent):
     assert client_with(raw).get("/api/v1/escalations/").status_code == 401
 
 
+def test_a_token_needs_an_active_staff_owner(agent, client):
+    _token, raw = services.create_api_token(owner=agent, name="a", scopes="read")
+    agent.is_staff = False
+    agent.save()
+    assert client_with(raw).get("/api/v1/escalations/").status_code == 401
+    customer = UserFactory(username="customer", is_staff=False)
+    with pytest.raises(services.InvalidTokenOwner):
+        services.create_api_token(owner=customer, name="x", scopes="read")
+    with pytest.raises(CommandError, match="active staff user"):
+        call_command("api_token", "create", "--user", "customer", stdout=StringIO())
+    client.force_login(UserFactory(username="boss", is_superuser=True))
+    response = client.post(
+        "/admin/integrations/apitoken/add/",
+        {"name": "sneaky", "owner": customer.pk, "scopes": ["read"]},
+    )
+    assert response.status_code == 200 and response.context["adminform"].form.errors["owner"]
+    assert not ApiToken.objects.filter(owner=customer).exists()
+
+
 def test_no_credentials_is_401_with_the_scheme(anonymous):
     response = anonymous.get("/api/v1/escalations/")
     assert response.status_code == 401

@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from integrations import services
-from integrations.errors import InvalidScopes
+from integrations.errors import InvalidScopes, InvalidTokenOwner
 from integrations.models import ApiToken
 
 
@@ -33,7 +33,7 @@ class Command(BaseCommand):
             token, raw = services.create_api_token(
                 owner=owner, name=name or f"{user} (command line)", scopes=scopes
             )
-        except InvalidScopes as exc:
+        except (InvalidScopes, InvalidTokenOwner) as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(
             f"Created token {token.key_prefix}… for {owner.username} with scopes "
