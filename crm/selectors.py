@@ -4,7 +4,7 @@ see", so the edges cannot drift apart."""
 
 import secrets
 
-from .models import Conversation, Message
+from .models import Channel, ChannelKind, Conversation, Message
 
 
 def conversation_for_customer_token(conversation_id: int, token) -> Conversation | None:
@@ -46,3 +46,14 @@ def staff_messages_after(conversation_id: int, after_id: int, limit: int) -> lis
         .select_related("author__agent_profile")
         .order_by("id")[:limit]
     )
+
+
+def website_channel_origins() -> list[str]:
+    """Every origin pattern some active website channel allows (``Channel.allowed_origins``)."""
+    patterns = []
+    rows = Channel.objects.filter(kind=ChannelKind.WEBSITE, is_active=True).values_list(
+        "allowed_origins", flat=True
+    )
+    for origins in rows:
+        patterns += [o for o in (origins or []) if isinstance(o, str) and o]
+    return patterns

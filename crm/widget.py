@@ -54,6 +54,25 @@ def origin_allowed(origin: str | None, channel: Channel) -> bool:
     return OriginValidator(None, site_origin_patterns() + extra).validate_origin(parsed)
 
 
+def origin_known(origin: str | None) -> bool:
+    """True when some active website channel (or the site itself) allows ``origin``: an error
+    answered before the channel is known is readable there, never by any other origin."""
+    if not origin:
+        return False
+    try:
+        parsed = urlparse(origin)
+    except ValueError:
+        return False
+    patterns = site_origin_patterns() + selectors.website_channel_origins()
+    return OriginValidator(None, patterns).validate_origin(parsed)
+
+
+def refusal(origin: str | None, status: int, code: str, message: str, **extra) -> HttpResponse:
+    """An error of the start endpoint before the channel is known: CORS for known origins."""
+    response = error(status, code, message, **extra)
+    return with_cors(response, origin if origin_known(origin) else None)
+
+
 def error(status: int, code: str, message: str, **extra) -> JsonResponse:
     return JsonResponse({"code": code, "message": message, **extra}, status=status)
 
@@ -134,22 +153,25 @@ def start_widget_conversation(request):
         return error(405, "method_not_allowed", _("Use POST."))
     origin = request.headers.get("Origin")
     if start_rate_limited(request):
-        response = error(429, "rate_limited", _("Too many new conversations; try again soon."))
+        response = refusal(
+            origin, 429, "rate_limited", _("Too many new conversations; try again soon.")
+        )
         response["Retry-After"] = str(START_RATE_WINDOW_SECONDS)
-        return with_cors(response, origin)
+        return response
     try:
         body = json.loads(request.body or b"")
     except (ValueError, UnicodeDecodeError):
-        return error(400, "bad_json", _("The body must be a JSON object."))
+        return refusal(origin, 400, "bad_json", _("The body must be a JSON object."))
     if not isinstance(body, dict):
-        return error(400, "bad_json", _("The body must be a JSON object."))
+        return refusal(origin, 400, "bad_json", _("The body must be a JSON object."))
     fields = {}
     for name, limit in (("channel", 40), ("name", 200), ("email", 254)):
         value = body.get(name, "")
         if value is None:
             value = ""
         if not isinstance(value, str) or len(value) > limit:
-            return error(
+            return refusal(
+                origin,
                 400,
                 "invalid_field",
                 _("%(field)s must be text of at most %(limit)d characters.")
@@ -158,19 +180,22 @@ def start_widget_conversation(request):
             )
         fields[name] = value.strip()
     if not fields["channel"]:
-        return error(400, "invalid_field", _("channel is required."), field="channel")
+        return refusal(origin, 400, "invalid_field", _("channel is required."), field="channel")
     if fields["email"]:
         try:
             validate_email(fields["email"])
         except ValidationError:
-            return error(400, "invalid_field", _("email is not a valid address."), field="email")
+            return refusal(
+                origin, 400, "invalid_field", _("email is not a valid address."), field="email"
+            )
     text = body.get("text")
     try:
         channel = crm_services.find_channel(fields["channel"])
     except DomainError as exc:
-        return error(400, exc.code, exc.message, field="channel")
+        return refusal(origin, 400, exc.code, exc.message, field="channel")
     if channel.kind != ChannelKind.WEBSITE:
-        return error(
+        return refusal(
+            origin,
             400,
             "channel_not_found",
             _("Channel %(key)r is not a website channel.") % {"key": fields["channel"]},

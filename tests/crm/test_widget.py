@@ -291,3 +291,39 @@ def test_polling_gives_the_customer_no_staff_only_fields(client, chat):
     assert [m["text"] for m in messages] == ["one", "two", "three"]
     for message in messages:
         assert "confidence" not in message and "is_private_note" not in message, message
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ("{nope", "bad_json"),
+        ({}, "invalid_field"),
+        ({"channel": "shop-key", "email": "not-an-email"}, "invalid_field"),
+        ({"channel": "nope"}, "channel_not_found"),
+        ({"channel": "wa"}, "channel_not_found"),
+        ({"channel": "shop-key", "text": ""}, "invalid_message"),
+    ],
+)
+def test_start_errors_are_readable_by_an_allowed_origin_and_never_by_a_foreign_one(
+    client, shop, body, code
+):
+    ChannelFactory(key="wa", kind="whatsapp", allowed_origins=["https://wa.example"])
+    for origin in ("https://shop.example", SITE):
+        response = start(client, body, origin=origin)
+        assert response.status_code == 400 and response.json()["code"] == code
+        assert response["Access-Control-Allow-Origin"] == origin
+    response = start(client, body, origin="https://evil.example")
+    assert response.status_code in (400, 403)
+    assert "Access-Control-Allow-Origin" not in response
+    response = start(client, body, origin="https://wa.example")  # not a website channel's
+    assert "Access-Control-Allow-Origin" not in response
+
+
+def test_the_rate_limit_answer_is_readable_by_an_allowed_origin_only(client, shop, settings):
+    settings.LIVE_ESCALATION = {**settings.LIVE_ESCALATION, "WIDGET_START_RATE_LIMIT": 0}
+    response = start(client, {"channel": "shop-key"}, origin="https://shop.example")
+    assert response.status_code == 429
+    assert response["Access-Control-Allow-Origin"] == "https://shop.example"
+    response = start(client, {"channel": "shop-key"}, origin="https://evil.example")
+    assert response.status_code == 429
+    assert "Access-Control-Allow-Origin" not in response
