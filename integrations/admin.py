@@ -5,7 +5,7 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
 from . import services
-from .errors import InvalidScopes, InvalidTokenOwner
+from .errors import InvalidScopes, InvalidSubscription, InvalidTokenOwner
 from .models import ApiToken, Scope, WebhookDelivery, WebhookEvent, WebhookSubscription
 
 
@@ -112,6 +112,14 @@ class WebhookSubscriptionForm(forms.ModelForm):
         model = WebhookSubscription
         fields = ["url", "events", "description", "secret", "is_active"]
 
+    def clean_url(self):
+        url = self.cleaned_data["url"]
+        try:
+            services.check_webhook_url(url)
+        except InvalidSubscription as exc:
+            raise forms.ValidationError(exc.message) from exc
+        return url
+
 
 class WebhookDeliveryInline(admin.TabularInline):
     model = WebhookDelivery
@@ -153,9 +161,8 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
                 description=data["description"],
                 secret=form.cleaned_data["secret"],
                 created_by=request.user,
+                is_active=data["is_active"],
             )
-            if not data["is_active"]:
-                services.update_webhook_subscription(subscription=created, is_active=False)
             obj.pk = created.pk
         obj.refresh_from_db()
 

@@ -1,13 +1,13 @@
 """/api/v1/webhooks/: outbound webhook subscriptions and their delivery log (manage scope)."""
 
 from django.shortcuts import get_object_or_404
-from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from . import services
 from .api_base import ApiView
+from .errors import InvalidSubscription
 from .models import Scope, WebhookDelivery, WebhookEvent, WebhookSubscription
 from .pagination import ApiPagination
 
@@ -44,8 +44,10 @@ class SubscriptionInputSerializer(serializers.Serializer):
     is_active = serializers.BooleanField(required=False, default=True)
 
     def validate_url(self, value):
-        if not value.lower().startswith(("https://", "http://")):
-            raise serializers.ValidationError(_("Use an https:// (or http://) URL."))
+        try:
+            services.check_webhook_url(value)
+        except InvalidSubscription as exc:
+            raise serializers.ValidationError(exc.message) from exc
         return value
 
 
@@ -104,11 +106,8 @@ class SubscriptionListView(ApiView):
             description=data["description"],
             secret=data.get("secret", ""),
             created_by=request.user,
+            is_active=data["is_active"],
         )
-        if not data["is_active"]:
-            subscription = services.update_webhook_subscription(
-                subscription=subscription, is_active=False
-            )
         return Response(
             SubscriptionCreatedSerializer(subscription).data, status=status.HTTP_201_CREATED
         )

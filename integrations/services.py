@@ -8,13 +8,16 @@ with ``transaction.on_commit``.
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import time
 import uuid
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import httpx
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import F, Q
@@ -120,9 +123,44 @@ def authenticate_api_token(raw: str) -> ApiToken | None:
 # --- Webhook subscriptions ----------------------------------------------------------------------
 
 
-def _clean_subscription(url: str, events) -> list[str]:
+def _internal_host(host: str) -> bool:
+    """Loopback, private, link-local and other non-public addresses, given as a literal IP, and
+    the obvious local names. Hostnames are not resolved here (a receiver's DNS may change
+    anyway); this stops the easy mistakes and the easy server-side request forgery."""
+    host = host.strip("[]").rstrip(".").lower()
+    if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return not address.is_global or address.is_multicast
+
+
+def check_webhook_url(url) -> None:
+    """Raise InvalidSubscription unless ``url`` may receive webhooks (see _internal_host)."""
     if not isinstance(url, str) or not url.lower().startswith(("https://", "http://")):
         raise InvalidSubscription(_("The URL must start with https:// or http://."))
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        host = ""
+    if not host:
+        raise InvalidSubscription(_("The URL has no host."))
+    if settings.DEBUG:
+        return  # local development may deliver to a receiver on this machine, over http
+    if not url.lower().startswith("https://"):
+        raise InvalidSubscription(_("The URL must start with https://."))
+    if _internal_host(host):
+        raise InvalidSubscription(
+            _("The URL must point to a public host, not a local or private address.")
+        )
+
+
+def _clean_subscription(url: str, events) -> list[str]:
+    check_webhook_url(url)
     events = list(dict.fromkeys(events or []))
     unknown = sorted(set(events) - set(WebhookEvent.values))
     if unknown:
@@ -136,11 +174,21 @@ def _clean_subscription(url: str, events) -> list[str]:
 
 @transaction.atomic
 def create_webhook_subscription(
-    *, url: str, events, description: str = "", secret: str = "", created_by=None
+    *,
+    url: str,
+    events,
+    description: str = "",
+    secret: str = "",
+    created_by=None,
+    is_active: bool = True,
 ) -> WebhookSubscription:
     events = _clean_subscription(url, events)
     subscription = WebhookSubscription(
-        url=url, events=events, description=description[:200], created_by=created_by
+        url=url,
+        events=events,
+        description=description[:200],
+        created_by=created_by,
+        is_active=is_active,
     )
     if secret:
         subscription.secret = secret

@@ -231,12 +231,45 @@ def test_manage_subscriptions_and_read_the_log(
         {"url": "https://x.example.com", "events": []},
         {"url": "https://x.example.com", "events": ["escalation.exploded"]},
         {"url": "https://x.example.com", "events": ["ticket.created"], "secret": "short"},
+        {"url": "http://x.example.com", "events": ["ticket.created"]},
+        {"url": "https://127.0.0.1:8000/h", "events": ["ticket.created"]},
+        {"url": "https://[::1]/h", "events": ["ticket.created"]},
+        {"url": "https://169.254.169.254/latest", "events": ["ticket.created"]},
+        {"url": "https://10.1.2.3/h", "events": ["ticket.created"]},
+        {"url": "https://192.168.0.10/h", "events": ["ticket.created"]},
+        {"url": "https://localhost/h", "events": ["ticket.created"]},
+        {"url": "https://printer.local/h", "events": ["ticket.created"]},
     ],
 )
 def test_bad_subscriptions_are_400(manager, body):
     response = manager.post("/api/v1/webhooks/", body, format="json")
     assert response.status_code == 400
     assert error_of(response)["fields"]
+
+
+def test_internal_targets_are_allowed_only_in_debug(settings):
+    with pytest.raises(services.InvalidSubscription):
+        subscribe("ticket.created", url="http://127.0.0.1:8001/hook")
+    with pytest.raises(services.InvalidSubscription):  # changing the URL later is checked too
+        services.update_webhook_subscription(
+            subscription=subscribe("ticket.created"), url="https://127.0.0.1/hook"
+        )
+    settings.DEBUG = True
+    assert subscribe("ticket.created", url="http://127.0.0.1:8001/hook").pk
+    assert subscribe("ticket.created", url="https://203.0.113.9/hook").pk
+
+
+def test_an_inactive_subscription_is_created_inactive_at_once(manager, monkeypatch):
+    monkeypatch.setattr(
+        services, "update_webhook_subscription", lambda **kw: pytest.fail("second write")
+    )
+    created = manager.post(
+        "/api/v1/webhooks/",
+        {"url": "https://x.example.com/h", "events": ["ticket.created"], "is_active": False},
+        format="json",
+    )
+    assert created.status_code == 201 and created.json()["is_active"] is False
+    assert WebhookSubscription.objects.get().is_active is False
 
 
 def test_write_scope_is_not_enough_to_manage_webhooks(api):
