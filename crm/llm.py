@@ -1,16 +1,17 @@
 """The one place that builds an Anthropic client.
 
-Tests swap the HTTP transport (``httpx.MockTransport``) through ``override_transport`` so the real
-SDK code runs without the network.
+Tests swap the HTTP transport through ``override_transport`` so the real SDK code runs without
+the network. anthropic 2.x is built on ``httpx2`` (httpx's successor), so the transport is an
+``httpx2.MockTransport``.
 """
 
 from contextlib import contextmanager
 
 import anthropic
-import httpx
+import httpx2
 from django.conf import settings
 
-_transport: httpx.BaseTransport | None = None
+_transport: httpx2.BaseTransport | None = None
 
 
 def claude_available() -> bool:
@@ -32,7 +33,7 @@ def anthropic_client() -> anthropic.Anthropic:
 
 
 @contextmanager
-def override_transport(transport: httpx.BaseTransport):
+def override_transport(transport: httpx2.BaseTransport):
     """Route every Claude call through ``transport`` (tests only)."""
     global _transport
     previous, _transport = _transport, transport

@@ -212,7 +212,9 @@ class Channel(models.Model):
     allowed_origins = models.JSONField(
         default=list,
         blank=True,
-        help_text=_("Website origins allowed to open the widget socket, e.g. https://shop.example."),
+        help_text=_(
+            "Website origins allowed to open the widget socket, e.g. https://shop.example."
+        ),
     )
     webhook_secret = models.CharField(
         max_length=200, blank=True, help_text=_("App secret that signs inbound webhooks.")
@@ -284,7 +286,9 @@ class Message(models.Model):
         SENT = "sent", _("Sent")
         FAILED = "failed", _("Failed")
 
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
     # Copied from the conversation so provider ids can be unique per channel in the database.
     channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="messages")
     sender = models.CharField(max_length=10, choices=Sender.choices)

@@ -5,17 +5,10 @@ from django.db import IntegrityError, transaction
 from crm.models import Conversation, Message
 
 from . import services
-from .detection import DetectorSettings, Turn, detect
+from .detection import DetectorSettings, detect
 from .errors import InvalidTransition
 from .models import Escalation, MessageAnalysis, Priority
-
-ROLE_OF_SENDER = {
-    Message.Sender.CUSTOMER: "customer",
-    Message.Sender.AI: "assistant",
-    Message.Sender.AGENT: "agent",
-    Message.Sender.SYSTEM: "system",
-}
-CONTEXT_TURNS = 30
+from .selectors import conversation_turns
 
 
 def detector_settings(assistant) -> DetectorSettings:
@@ -29,20 +22,6 @@ def detector_settings(assistant) -> DetectorSettings:
         loop_threshold=assistant.loop_threshold,
         always_human_topics=tuple(assistant.always_human_topics or ()),
     )
-
-
-def conversation_turns(message: Message) -> list[Turn]:
-    """The conversation up to and including ``message``, oldest first, notes left out."""
-    rows = (
-        Message.objects.filter(conversation_id=message.conversation_id, id__lte=message.id)
-        .exclude(is_private_note=True)
-        .order_by("-id")
-        .values_list("sender", "text", "confidence")[:CONTEXT_TURNS]
-    )
-    return [
-        Turn(role=ROLE_OF_SENDER[sender], text=text, confidence=confidence)
-        for sender, text, confidence in reversed(rows)
-    ]
 
 
 def _escalate_from_detection(conversation: Conversation, result) -> bool:
@@ -81,29 +60,31 @@ def analyze_and_act(*, message_id: int, act: bool = True) -> MessageAnalysis | N
     if message is None or MessageAnalysis.objects.filter(message_id=message_id).exists():
         return None
     conversation = message.conversation
-    result = detect(conversation_turns(message), detector_settings(conversation.assistant))
+    turns = conversation_turns(conversation.pk, up_to_message_id=message.pk)
+    result = detect(turns, detector_settings(conversation.assistant))
     decision = result.decision
-    try:
-        with transaction.atomic():
-            analysis = MessageAnalysis.objects.create(
-                message=message,
-                backend=result.backend,
-                signals=result.signals,
-                should_escalate=decision.escalate,
-                would_escalate=result.would_escalate,
-                reason=decision.reason or "",
-                priority=Priority.from_code(decision.priority) if decision.priority else None,
-                detail=decision.detail[:300],
-                summary=result.summary,
-                duration_ms=result.duration_ms,
-            )
-            if not act:
-                return analysis
-            escalated = False
-            if decision.escalate:
-                escalated = _escalate_from_detection(conversation, result)
-            if not escalated and conversation.mode == Conversation.Mode.AI:
-                transaction.on_commit(lambda: answer_customer.delay(message_id), robust=True)
-    except IntegrityError:
-        return None  # another worker stored this message's analysis first
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                analysis = MessageAnalysis.objects.create(
+                    message=message,
+                    backend=result.backend,
+                    signals=result.signals,
+                    should_escalate=decision.escalate,
+                    would_escalate=result.would_escalate,
+                    reason=decision.reason or "",
+                    priority=Priority.from_code(decision.priority) if decision.priority else None,
+                    detail=decision.detail[:300],
+                    summary=result.summary,
+                    duration_ms=result.duration_ms,
+                )
+        except IntegrityError:
+            return None  # another worker stored this message's analysis first
+        if not act:
+            return analysis
+        escalated = False
+        if decision.escalate:
+            escalated = _escalate_from_detection(conversation, result)
+        if not escalated and conversation.mode == Conversation.Mode.AI:
+            transaction.on_commit(lambda: answer_customer.delay(message_id), robust=True)
     return analysis

@@ -373,3 +373,28 @@ def escalation_metrics(filters: MetricsFilters) -> dict:
         "reasons": reasons,
         "priorities": priorities,
     }
+
+
+# --- The conversation as the detector and the summary read it --------------------------------
+
+CONTEXT_TURNS = 30
+ROLE_OF_SENDER = {"customer": "customer", "ai": "assistant", "agent": "agent", "system": "system"}
+
+
+def conversation_turns(
+    conversation_id: int, *, up_to_message_id: int | None = None, limit: int = CONTEXT_TURNS
+):
+    """The last ``limit`` visible turns (private notes left out), oldest first, up to and
+    including ``up_to_message_id`` when given."""
+    from crm.models import Message
+
+    from .detection import Turn
+
+    rows = Message.objects.filter(conversation_id=conversation_id, is_private_note=False)
+    if up_to_message_id is not None:
+        rows = rows.filter(id__lte=up_to_message_id)
+    rows = rows.order_by("-id").values_list("sender", "text", "confidence")[:limit]
+    return [
+        Turn(role=ROLE_OF_SENDER[sender], text=text, confidence=confidence)
+        for sender, text, confidence in reversed(rows)
+    ]

@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 
 from crm import realtime
 from crm import services as crm_services
-from crm.models import Conversation, CRMSettings, Message, agent_name
+from crm.models import Conversation, CRMSettings, agent_name
 from integrations.payloads import emit_escalation_event
 from notifications import services as notification_services
 from tickets import services as ticket_services
@@ -78,26 +78,9 @@ def _require_owner(escalation: Escalation, agent) -> None:
 def local_summary(conversation: Conversation, reason: str) -> str:
     """The extractive summary for the agent (what the customer wants, what the AI tried, the
     facts, why it escalated), from the last 30 visible turns."""
-    from .detection import Turn, summarize
+    from .detection import summarize
 
-    rows = (
-        conversation.messages.filter(is_private_note=False)
-        .order_by("-id")
-        .values_list("sender", "text", "confidence")[:30]
-    )
-    turns = [
-        Turn(role=_ROLE[sender], text=text, confidence=confidence)
-        for sender, text, confidence in reversed(rows)
-    ]
-    return summarize(turns, reason)
-
-
-_ROLE = {
-    Message.Sender.CUSTOMER: "customer",
-    Message.Sender.AI: "assistant",
-    Message.Sender.AGENT: "agent",
-    Message.Sender.SYSTEM: "system",
-}
+    return summarize(selectors.conversation_turns(conversation.pk), reason)
 
 
 def _as_priority(priority) -> Priority:

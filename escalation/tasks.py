@@ -24,8 +24,9 @@ def queue_analysis(message) -> None:
     transaction.on_commit(enqueue)
 
 
-@shared_task(bind=True, acks_late=True, max_retries=5, default_retry_delay=2)
-def analyze_message(self, message_id: int) -> None:
+@shared_task(acks_late=True)
+def analyze_message(message_id: int) -> None:
+    """Idempotent; a failed run is not retried here: the sweep re-queues unanalysed messages."""
     from .pipeline import analyze_and_act
 
     analyze_and_act(message_id=message_id)

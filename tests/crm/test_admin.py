@@ -1,5 +1,7 @@
 """Managers run the product from the admin: every screen renders with the demo data."""
 
+import io
+
 import pytest
 from django.contrib import admin
 from django.core.management import call_command
@@ -11,7 +13,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def manager_client(client, settings):
     settings.DEBUG = True
-    call_command("seed_demo", stdout=open("/dev/null", "w"))
+    call_command("seed_demo", stdout=io.StringIO())
     settings.DEBUG = False
     assert client.login(username="manager", password="demo")
     return client

@@ -1,3 +1,5 @@
+import io
+
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -9,8 +11,8 @@ pytestmark = pytest.mark.django_db
 
 def test_seed_demo_creates_jamies_escalation_once(settings):
     settings.DEBUG = True
-    call_command("seed_demo", stdout=open("/dev/null", "w"))
-    call_command("seed_demo", stdout=open("/dev/null", "w"))
+    call_command("seed_demo", stdout=io.StringIO())
+    call_command("seed_demo", stdout=io.StringIO())
     jamie = Conversation.objects.get(pk=4821)
     assert jamie.contact.name == "Jamie Patel"
     assert jamie.mode == Conversation.Mode.AWAITING_AGENT

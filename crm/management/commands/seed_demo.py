@@ -32,10 +32,14 @@ class Command(BaseCommand):
     help = "Create the demo data (idempotent). Demo logins are only created with DEBUG on."
 
     def add_arguments(self, parser):
-        parser.add_argument("--if-empty", action="store_true",
-                            help="Do nothing when the demo was seeded before.")
-        parser.add_argument("--allow-demo-logins", action="store_true",
-                            help="Create the demo logins even with DEBUG off (never in production).")
+        parser.add_argument(
+            "--if-empty", action="store_true", help="Do nothing when the demo was seeded before."
+        )
+        parser.add_argument(
+            "--allow-demo-logins",
+            action="store_true",
+            help="Create the demo logins even with DEBUG off (never in production).",
+        )
 
     def handle(self, *args, if_empty=False, allow_demo_logins=False, **options):
         if not (settings.DEBUG or allow_demo_logins):
@@ -58,30 +62,45 @@ class Command(BaseCommand):
                 step()
             self.stdout.write(f"[{number}/{len(steps)}] {label}")
         self.reset_sequences()
-        self.stdout.write(self.style.SUCCESS(
-            f"Demo ready: {Conversation.objects.count()} conversations, "
-            f"{Escalation.objects.filter(status='queued').count()} queued escalations, "
-            f"{KnowledgeArticle.objects.count()} articles. Logins: marina, alex, manager / demo."
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo ready: {Conversation.objects.count()} conversations, "
+                f"{Escalation.objects.filter(status='queued').count()} queued escalations, "
+                f"{KnowledgeArticle.objects.count()} articles. "
+                "Logins: marina, alex, manager / demo."
+            )
+        )
 
     def seed_people(self):
         User = get_user_model()
-        self.billing, _ = Team.objects.get_or_create(name="Billing",
-                                                     defaults={"target_wait_seconds": 300})
-        self.support, _ = Team.objects.get_or_create(name="Support",
-                                                      defaults={"target_wait_seconds": 300})
+        self.billing, _ = Team.objects.get_or_create(
+            name="Billing", defaults={"target_wait_seconds": 300}
+        )
+        self.support, _ = Team.objects.get_or_create(
+            name="Support", defaults={"target_wait_seconds": 300}
+        )
         people = [
             ("marina", "Marina", "Kovac", AgentProfile.Role.AGENT, [self.billing], True),
             ("alex", "Alex", "Reed", AgentProfile.Role.AGENT, [self.support], True),
-            ("manager", "Morgan", "Lee", AgentProfile.Role.MANAGER,
-             [self.billing, self.support], True),
+            (
+                "manager",
+                "Morgan",
+                "Lee",
+                AgentProfile.Role.MANAGER,
+                [self.billing, self.support],
+                True,
+            ),
         ]
         self.users = {}
         for username, first, last, role, teams, online in people:
             user, created = User.objects.get_or_create(
                 username=username,
-                defaults={"first_name": first, "last_name": last, "is_staff": True,
-                          "email": f"{username}@example.com"},
+                defaults={
+                    "first_name": first,
+                    "last_name": last,
+                    "is_staff": True,
+                    "email": f"{username}@example.com",
+                },
             )
             if created:
                 user.set_password("demo")
@@ -89,9 +108,13 @@ class Command(BaseCommand):
                 user.save()
             profile, _ = AgentProfile.objects.get_or_create(
                 user=user,
-                defaults={"display_name": first, "role": role,
-                          "availability": AgentProfile.Availability.ONLINE if online
-                          else AgentProfile.Availability.OFFLINE},
+                defaults={
+                    "display_name": first,
+                    "role": role,
+                    "availability": AgentProfile.Availability.ONLINE
+                    if online
+                    else AgentProfile.Availability.OFFLINE,
+                },
             )
             profile.teams.add(*teams)
             self.users[username] = user
@@ -99,8 +122,10 @@ class Command(BaseCommand):
     def seed_channels(self):
         self.assistant, _ = Assistant.objects.get_or_create(
             name="Support assistant",
-            defaults={"instructions": "Answer from the help articles. Be brief and kind.",
-                      "handoff_enabled": True},
+            defaults={
+                "instructions": "Answer from the help articles. Be brief and kind.",
+                "handoff_enabled": True,
+            },
         )
         self.channels = {}
         for kind, name, key, team in [
@@ -111,8 +136,12 @@ class Command(BaseCommand):
         ]:
             channel, _ = Channel.objects.get_or_create(
                 key=key,
-                defaults={"kind": kind, "name": name, "assistant": self.assistant,
-                          "default_team": team},
+                defaults={
+                    "kind": kind,
+                    "name": name,
+                    "assistant": self.assistant,
+                    "default_team": team,
+                },
             )
             self.channels[kind] = channel
 
@@ -128,24 +157,36 @@ class Command(BaseCommand):
         conversation = Conversation.objects.filter(pk=pk).first() if pk else None
         if conversation is None:
             conversation = Conversation.objects.create(
-                pk=pk, contact=contact, channel=channel, assistant=channel.assistant,
+                pk=pk,
+                contact=contact,
+                channel=channel,
+                assistant=channel.assistant,
                 team=channel.default_team,
             )
         for sender, text, confidence in messages:
-            message = Message.objects.create(conversation=conversation, channel=channel,
-                                             sender=sender, text=text, confidence=confidence)
+            message = Message.objects.create(
+                conversation=conversation,
+                channel=channel,
+                sender=sender,
+                text=text,
+                confidence=confidence,
+            )
             if sender == Message.Sender.CUSTOMER:
                 # Record what the detector reads (the sentiment chart), without acting on it.
                 analyze_and_act(message_id=message.pk, act=False)
         when = timezone.now() - timedelta(minutes=minutes_ago)
-        Conversation.objects.filter(pk=conversation.pk).update(created_at=when,
-                                                                last_message_at=when)
+        Conversation.objects.filter(pk=conversation.pk).update(
+            created_at=when, last_message_at=when
+        )
         return conversation
 
     def _escalate(self, conversation, reason, priority, detail, minutes_ago):
         escalation, _ = escalation_services.escalate_conversation(
-            conversation=conversation, reason=reason, priority=Priority.from_code(priority),
-            triggered_by=Escalation.Trigger.DETECTION, detail=detail,
+            conversation=conversation,
+            reason=reason,
+            priority=Priority.from_code(priority),
+            triggered_by=Escalation.Trigger.DETECTION,
+            detail=detail,
         )
         Escalation.objects.filter(pk=escalation.pk).update(
             escalated_at=timezone.now() - timedelta(minutes=minutes_ago)
@@ -157,8 +198,9 @@ class Command(BaseCommand):
             if Contact.objects.filter(email=email, conversations__isnull=False).exists():
                 continue
             minutes = escalation[3] if escalation else 90
-            conversation = self._conversation(name=name, email=email, kind=kind,
-                                              messages=messages, minutes_ago=minutes + 1)
+            conversation = self._conversation(
+                name=name, email=email, kind=kind, messages=messages, minutes_ago=minutes + 1
+            )
             if not escalation:
                 continue
             reason, priority, detail, minutes_ago = escalation
@@ -181,16 +223,29 @@ class Command(BaseCommand):
             ("How do I update my card?", demo_data.KNOWLEDGE_BASE[2][2]),
             ("When will I be charged each month?", demo_data.KNOWLEDGE_BASE[3][2]),
         ]:
-            old = self._conversation(name="Jamie Patel", email=jamie.email, kind="website",
-                                     messages=[("customer", question, None),
-                                               ("ai", answer, 0.9)], minutes_ago=60 * 24 * 20)
+            old = self._conversation(
+                name="Jamie Patel",
+                email=jamie.email,
+                kind="website",
+                messages=[("customer", question, None), ("ai", answer, 0.9)],
+                minutes_ago=60 * 24 * 20,
+            )
             crm_services.close_conversation_now(old)
         conversation = self._conversation(
-            name="Jamie Patel", email=jamie.email, kind="website",
-            messages=demo_data.JAMIE_MESSAGES, pk=JAMIE_CONVERSATION_ID, minutes_ago=3,
+            name="Jamie Patel",
+            email=jamie.email,
+            kind="website",
+            messages=demo_data.JAMIE_MESSAGES,
+            pk=JAMIE_CONVERSATION_ID,
+            minutes_ago=3,
         )
-        self._escalate(conversation, "complexity", "high",
-                       "Refund of a duplicate $49 charge, needed today", minutes_ago=2)
+        self._escalate(
+            conversation,
+            "complexity",
+            "high",
+            "Refund of a duplicate $49 charge, needed today",
+            minutes_ago=2,
+        )
 
     def reset_sequences(self):
         """Explicit ids (#4821) don't advance PostgreSQL sequences; move them past the data."""
