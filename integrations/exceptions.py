@@ -7,8 +7,8 @@ and answered as a 500 in the same shape.
 
 import logging
 
-from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from django.utils.translation import gettext as _
@@ -64,7 +64,9 @@ def api_exception_handler(exc, context):
         return Response(error_body("too_large", _("The request body is too large.")), status=413)
     if isinstance(exc, SuspiciousOperation):
         return Response(error_body("bad_request", _("The request was refused.")), status=400)
-    if isinstance(exc, Http404 | ObjectDoesNotExist):
+    if isinstance(exc, Http404):
+        # Only an edge's own "no such object" (get_object_or_404, typed not-found domain errors
+        # above): a stray ObjectDoesNotExist from deeper down is a bug and is logged as a 500.
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()

@@ -185,3 +185,18 @@ def test_unexpected_errors_are_500_in_the_same_shape(api, monkeypatch):
     assert response.status_code == 500
     assert error_of(response)["code"] == "server_error"
     assert "boom" not in response.content.decode()
+
+
+def test_a_stray_does_not_exist_is_a_logged_500_not_a_404(api, monkeypatch, caplog):
+    """A missing row deep inside a service is a bug, not "no such object at this address"."""
+    from crm.models import Contact
+    from escalation import selectors
+
+    def explode(*args, **kwargs):
+        raise Contact.DoesNotExist("Contact matching query does not exist.")
+
+    monkeypatch.setattr(selectors, "queued_escalations", explode)
+    response = api.get("/api/v1/escalations/")
+    assert response.status_code == 500
+    assert error_of(response)["code"] == "server_error"
+    assert "unhandled API error" in caplog.text
