@@ -2,6 +2,7 @@
 selector, serialise. Customer tokens reach one conversation (its detail and messages) only."""
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
@@ -283,15 +284,16 @@ class ConversationListView(ApiView):
     def post(self, request):
         data = self.body(ConversationStartSerializer)
         channel = services.find_channel(data["channel"])
-        contact = services.find_or_create_contact(
-            channel_kind=channel.kind,
-            name=data["contact"]["name"],
-            email=data["contact"]["email"],
-            external_id=data["contact"]["external_id"],
-        )
-        conversation = services.start_conversation(
-            channel=channel, contact=contact, text=data.get("text")
-        )
+        with transaction.atomic():  # a refused first message leaves no orphan contact behind
+            contact = services.find_or_create_contact(
+                channel_kind=channel.kind,
+                name=data["contact"]["name"],
+                email=data["contact"]["email"],
+                external_id=data["contact"]["external_id"],
+            )
+            conversation = services.start_conversation(
+                channel=channel, contact=contact, text=data.get("text")
+            )
         conversation = conversation_queryset().get(pk=conversation.pk)  # mode may have moved on
         conversation.first_message_id = (
             conversation.messages.order_by("id").values_list("id", flat=True).first()

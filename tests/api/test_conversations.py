@@ -48,6 +48,19 @@ def test_start_on_an_unknown_channel_is_a_400(api, api_channel):
     assert error_of(response)["code"] == "channel_not_found"
 
 
+def test_a_refused_first_message_leaves_no_orphan_contact(api, api_channel, monkeypatch):
+    from crm.errors import InvalidMessage
+
+    def refuse(**kwargs):
+        raise InvalidMessage("That message cannot be stored.")
+
+    monkeypatch.setattr(crm_services, "receive_customer_message", refuse)
+    response = start(api)
+    assert response.status_code == 400
+    assert error_of(response)["code"] == "invalid_message"
+    assert not Contact.objects.exists() and not Conversation.objects.exists()
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
