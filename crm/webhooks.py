@@ -23,10 +23,17 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.http import HttpResponse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import AuthenticationFailed, NotFound, ParseError, PermissionDenied
+from rest_framework.exceptions import (
+    APIException,
+    AuthenticationFailed,
+    NotFound,
+    ParseError,
+    PermissionDenied,
+)
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -41,6 +48,14 @@ from .models import Channel, ChannelKind, Contact, ContactIdentity, Message
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
+
+
+class PayloadTooLarge(APIException):
+    """413, like Django's own RequestDataTooBig above DATA_UPLOAD_MAX_MEMORY_SIZE."""
+
+    status_code = 413
+    default_code = "too_large"
+    default_detail = _lazy("The request body is too large.")
 
 
 @dataclass(frozen=True)
@@ -233,9 +248,15 @@ class ProviderWebhookView(APIView):
 
     def post(self, request, channel_key: str):
         channel = _channel(self.kind, channel_key)
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0
+        if declared > MAX_BODY_BYTES:
+            raise PayloadTooLarge()  # before reading it
         body = request.body
         if len(body) > MAX_BODY_BYTES:
-            raise ParseError(_("Payload too large."))
+            raise PayloadTooLarge()
         header = request.META.get("HTTP_X_HUB_SIGNATURE_256", "")
         if not signature_is_valid(channel.webhook_secret, body, header):
             raise AuthenticationFailed(_("Missing or invalid X-Hub-Signature-256."))

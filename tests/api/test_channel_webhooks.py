@@ -378,3 +378,12 @@ def test_an_oversized_body_is_413_not_a_crash(client, whatsapp, settings):
     response = client.generic("POST", WA_URL, body, content_type="application/json", **signed(body))
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "too_large"
+
+
+def test_a_body_over_our_own_limit_is_413_too(client, whatsapp):
+    """Between MAX_BODY_BYTES (1 MB) and Django's 2.5 MB, the same answer: 413."""
+    body = json.dumps(wa_payload(text="x" * (1024 * 1024 + 10))).encode()
+    response = client.generic("POST", WA_URL, body, content_type="application/json", **signed(body))
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "too_large"
+    assert not Message.objects.exists()
