@@ -33,7 +33,7 @@ EXAMPLES_PER_OPERATION = 5
 
 
 @contextmanager
-def test_transaction_kept_open():
+def _transaction_kept_open():
     """Like Django's test client: WSGI requests must not close the test's connection."""
     signals.request_started.disconnect(close_old_connections)
     signals.request_finished.disconnect(close_old_connections)
@@ -44,7 +44,7 @@ def test_transaction_kept_open():
         signals.request_finished.connect(close_old_connections)
 
 
-with test_transaction_kept_open():
+with _transaction_kept_open():
     schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
 
 
@@ -75,7 +75,7 @@ def world(db):
 )
 def test_every_operation_keeps_the_schema(case, world):
     cache.clear()  # throttles would turn later examples into 429s
-    with test_transaction_kept_open():
+    with _transaction_kept_open():
         case.call_and_validate(headers=world, checks=CHECKS)
 
 
