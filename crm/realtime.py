@@ -10,13 +10,18 @@ The database is the truth and the socket is a notification: a frame that fails t
 replayed from the database on reconnect (``?after=<message id>``).
 """
 
+import asyncio
 import logging
+import os
+import threading
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from channels_redis.core import RedisChannelLayer
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
+SEND_TIMEOUT_SECONDS = 5
 
 QUEUE_GROUP = "queue"
 
@@ -33,17 +38,42 @@ def agent_group(user_id: int) -> str:
     return f"agent.{user_id}"
 
 
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_pid: int | None = None
+_loop_lock = threading.Lock()
+
+
+def _sender_loop() -> asyncio.AbstractEventLoop:
+    """One long-lived event loop per process (re-made after a fork), so sync callers such as
+    Celery workers reuse one Redis connection instead of opening one per send."""
+    global _loop, _loop_pid
+    with _loop_lock:
+        if _loop is None or _loop.is_closed() or _loop_pid != os.getpid():
+            _loop, _loop_pid = asyncio.new_event_loop(), os.getpid()
+            threading.Thread(target=_loop.run_forever, name="realtime-sender", daemon=True).start()
+        return _loop
+
+
+def _group_send(layer, group: str, event: dict) -> None:
+    if isinstance(layer, RedisChannelLayer):
+        # Redis layers keep a connection pool per loop, so any thread may use this loop.
+        future = asyncio.run_coroutine_threadsafe(layer.group_send(group, event), _sender_loop())
+        future.result(timeout=SEND_TIMEOUT_SECONDS)
+    else:  # the in-memory layer's queues belong to the server's own loop
+        async_to_sync(layer.group_send)(group, event)
+
+
 def send_now(group: str, event: dict) -> bool:
     """Send one event to a group; False (logged) when the layer is unreachable."""
     layer = get_channel_layer()
     if layer is None:
         return False
     try:
-        async_to_sync(layer.group_send)(group, event)
+        _group_send(layer, group, event)
     except Exception:
         # Once more: after a Redis restart a pooled connection fails once, then reconnects.
         try:
-            async_to_sync(layer.group_send)(group, event)
+            _group_send(layer, group, event)
         except Exception:  # Redis down or full: the database still has everything.
             logger.warning("channel layer unavailable; %s not pushed to %s", event["type"], group)
             return False
