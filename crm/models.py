@@ -261,6 +261,9 @@ class Conversation(models.Model):
         related_name="assigned_conversations",
     )
     customer_token = models.CharField(max_length=64, unique=True, default=new_token)
+    # The customer's id at the provider (a WhatsApp number, an Instagram id): replies go there,
+    # even when the contact has several identities on that kind of channel.
+    external_id = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     last_message_at = models.DateTimeField(null=True, blank=True)

@@ -153,9 +153,11 @@ def deliver(*, message_id: int, task) -> None:
         channel = message.channel
         sender = SENDERS.get(channel.kind)
         recipient = (
-            ContactIdentity.objects.filter(
+            message.conversation.external_id
+            or ContactIdentity.objects.filter(
                 contact_id=message.conversation.contact_id, channel_kind=channel.kind
             )
+            .order_by("id")
             .values_list("external_id", flat=True)
             .first()
         )

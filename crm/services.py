@@ -96,8 +96,10 @@ def start_conversation(
     contact: Contact,
     text: str | None = None,
     provider_message_id: str | None = None,
+    external_id: str = "",
 ) -> Conversation:
-    """Open a conversation driven by the channel's assistant; ``text`` is the first message."""
+    """Open a conversation driven by the channel's assistant; ``text`` is the first message,
+    ``external_id`` the customer's id at the provider (where replies go)."""
     if text is not None:
         text = clean_text(text)
     conversation = Conversation.objects.create(
@@ -105,6 +107,7 @@ def start_conversation(
         channel=channel,
         assistant=channel.assistant,
         team=channel.default_team,
+        external_id=external_id,
     )
     if text is not None:
         receive_customer_message(

@@ -183,9 +183,15 @@ def receive_provider_message(*, channel: Channel, inbound: InboundMessage) -> Me
         )
         # One conversation per contact and channel even when two messages race.
         Contact.objects.select_for_update().filter(pk=contact.pk).first()
-        conversation = contact.conversations.filter(channel=channel).order_by("-id").first()
+        conversation = (
+            contact.conversations.filter(channel=channel, external_id=inbound.external_user_id)
+            .order_by("-id")
+            .first()
+        )
         if conversation is None:
-            conversation = services.start_conversation(channel=channel, contact=contact)
+            conversation = services.start_conversation(
+                channel=channel, contact=contact, external_id=inbound.external_user_id
+            )
         return services.receive_customer_message(
             conversation=conversation,
             text=inbound.text,

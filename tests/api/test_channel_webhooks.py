@@ -387,3 +387,17 @@ def test_a_body_over_our_own_limit_is_413_too(client, whatsapp):
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "too_large"
     assert not Message.objects.exists()
+
+
+def test_each_number_of_one_contact_keeps_its_own_conversation(client, whatsapp):
+    from crm.models import ContactIdentity, Conversation
+
+    url = f"/api/webhooks/whatsapp/{whatsapp.key}/"
+    post(client, url, wa_payload(message_id="wamid.A", wa_id="4915"))
+    first = Conversation.objects.get(external_id="4915")
+    # The same person, known by a second number.
+    ContactIdentity.objects.create(contact=first.contact, channel_kind="whatsapp",
+                                   external_id="4916")
+    post(client, url, wa_payload(message_id="wamid.B", wa_id="4916"))
+    second = Conversation.objects.get(external_id="4916")
+    assert second.pk != first.pk and second.contact_id == first.contact_id

@@ -1,6 +1,8 @@
 """Replies leave through the provider from a Celery task; failures are retried with back-off
 and visible on the message."""
 
+import json
+
 import httpx
 import pytest
 
@@ -116,3 +118,19 @@ def test_backoff_grows_and_is_capped():
     assert 10 <= outbound_senders.backoff_seconds(0) <= 12
     assert 80 <= outbound_senders.backoff_seconds(3) <= 96
     assert outbound_senders.backoff_seconds(20) <= 720
+
+
+def test_a_reply_goes_to_the_number_the_conversation_came_from(whatsapp_reply, no_wait):
+    """A contact with two WhatsApp numbers: the reply follows the conversation, not the first
+    identity on file."""
+    conversation = whatsapp_reply.conversation
+    ContactIdentity.objects.create(
+        contact=conversation.contact, channel_kind="whatsapp", external_id="4999"
+    )
+    conversation.external_id = "4999"
+    conversation.save(update_fields=["external_id"])
+    calls, transport = respond(httpx.Response(200, json={"messages": [{"id": "wamid.Y"}]}))
+    with use_transport(transport):
+        deliver_message.delay(whatsapp_reply.pk)
+    assert len(calls) == 1
+    assert json.loads(calls[0].content)["to"] == "4999"
