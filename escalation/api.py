@@ -28,10 +28,10 @@ class PriorityField(serializers.ChoiceField):
         super().__init__(choices=[(code, code) for code in reversed(Priority.codes())], **kwargs)
 
     def to_internal_value(self, data):
-        return Priority.from_code(super().to_internal_value(data))
+        return Priority.parse(super().to_internal_value(data))
 
     def to_representation(self, value):
-        return Priority(value).code
+        return Priority.parse(value).code
 
 
 def wait_seconds(escalation: Escalation, now: datetime) -> int:

@@ -35,6 +35,22 @@ class Priority(models.IntegerChoices):
             raise ValueError(f"Unknown priority {code!r}") from None
 
     @classmethod
+    def parse(cls, value) -> "Priority":
+        """The one way in for a priority: a member, its number (an int or a digit string) or
+        its code ("high", any case). Anything else raises ValueError naming the value."""
+        if isinstance(value, cls):
+            return value
+        try:
+            if isinstance(value, str):
+                text = value.strip()
+                return cls(int(text)) if text.isdigit() else cls[text.upper()]
+            if isinstance(value, int) and not isinstance(value, bool):
+                return cls(value)
+        except (KeyError, ValueError):
+            pass
+        raise ValueError(f"Unknown priority {value!r} (one of: {', '.join(cls.codes())})")
+
+    @classmethod
     def codes(cls) -> list[str]:
         return [member.name.lower() for member in cls]
 
@@ -45,9 +61,7 @@ class Priority(models.IntegerChoices):
 class MessageAnalysis(models.Model):
     """The detector's reading of one customer message, in the context of the conversation."""
 
-    message = models.OneToOneField(
-        "crm.Message", on_delete=models.CASCADE, related_name="analysis"
-    )
+    message = models.OneToOneField("crm.Message", on_delete=models.CASCADE, related_name="analysis")
     backend = models.CharField(max_length=20)
     signals = models.JSONField(default=dict)
     should_escalate = models.BooleanField(default=False)

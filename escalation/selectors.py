@@ -50,7 +50,7 @@ def queued_escalations(filters: QueueFilters = QueueFilters(), *, now: datetime 
     if filters.channel:
         rows = rows.filter(conversation__channel__kind=filters.channel)
     if filters.priority:
-        rows = rows.filter(priority=_priority_value(filters.priority))
+        rows = rows.filter(priority=Priority.parse(filters.priority))
     if filters.team:
         rows = rows.filter(team_id=filters.team)
     if filters.reason:
@@ -61,12 +61,6 @@ def queued_escalations(filters: QueueFilters = QueueFilters(), *, now: datetime 
     if filters.max_wait_seconds is not None:
         rows = rows.filter(escalated_at__gte=now - timedelta(seconds=filters.max_wait_seconds))
     return rows.order_by("-priority", "escalated_at", "id")
-
-
-def _priority_value(priority) -> int:
-    if isinstance(priority, str) and not priority.isdigit():
-        return int(Priority.from_code(priority))
-    return int(priority)
 
 
 def _ahead_q(escalation: Escalation) -> Q:
