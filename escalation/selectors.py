@@ -100,13 +100,16 @@ def recent_pickup_seconds(*, sample: int = 50) -> float:
     return max(1.0, statistics.median(w.total_seconds() for w in waits))
 
 
-def _online_agents(team_id: int | None) -> int:
+def online_agents(team_id: int | None = None):
+    """Active agents who are online: of the team, or everyone when ``team_id`` is None. A
+    queryset (each profile once: one team's membership joins one row per agent), for the wait
+    estimate to count and the notifications to list."""
     agents = AgentProfile.objects.filter(
         availability=AgentProfile.Availability.ONLINE, user__is_active=True
     )
     if team_id:
         agents = agents.filter(teams__id=team_id)
-    return agents.count()
+    return agents
 
 
 def wait_estimate(*, position: int, pickup_seconds: float, online_agents: int) -> float:
@@ -120,7 +123,7 @@ def estimated_wait_seconds(escalation: Escalation) -> float:
     return wait_estimate(
         position=queue_position(escalation),
         pickup_seconds=recent_pickup_seconds(),
-        online_agents=_online_agents(escalation.team_id),
+        online_agents=online_agents(escalation.team_id).count(),
     )
 
 
@@ -177,9 +180,7 @@ def queue_rows(
         seen_per_team[team_id] = seen_per_team.get(team_id, 0) + 1
         positions[escalation_id] = seen_per_team[team_id]
     pickup = recent_pickup_seconds()
-    online = AgentProfile.objects.filter(
-        availability=AgentProfile.Availability.ONLINE, user__is_active=True
-    )
+    online = online_agents()
     online_per_team = dict(
         online.filter(teams__isnull=False)
         .values_list("teams")

@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from crm import realtime
 from crm.models import AgentProfile
 from escalation.models import EscalationEvent
+from escalation.selectors import online_agents
 
 from .emails import build_notification_email
 from .errors import NotificationNotFound
@@ -45,12 +46,7 @@ def conversation_link(conversation_id: int) -> str:
 
 def available_agents(team_id: int | None) -> list[AgentProfile]:
     """Active agents who are online: of the team, or everyone when there is no team."""
-    agents = AgentProfile.objects.filter(
-        availability=AgentProfile.Availability.ONLINE, user__is_active=True
-    ).select_related("user")
-    if team_id:
-        agents = agents.filter(teams__id=team_id)
-    return list(agents.distinct())
+    return list(online_agents(team_id).select_related("user"))
 
 
 def fallback_recipients(team_id: int | None) -> list[AgentProfile]:

@@ -165,3 +165,23 @@ def test_the_estimate_follows_recent_pickup_times():
     assert selectors.recent_pickup_seconds() == pytest.approx(6 * 60)
     (waiting,) = make_queue([(channel, None, Priority.NORMAL, "request", 1)], now=now)
     assert selectors.estimated_wait_minutes(waiting) == 6  # first in line, nobody online → 1
+
+
+def test_online_agents_are_the_active_online_ones_of_the_team_or_everyone():
+    billing, support = TeamFactory(name="Billing"), TeamFactory(name="Support")
+    both = AgentFactory(teams=[billing, support])
+    billing_only = AgentFactory(teams=[billing])
+    AgentFactory(teams=[billing], availability="away")
+    gone = AgentFactory(teams=[billing])
+    gone.is_active = False
+    gone.save(update_fields=["is_active"])
+    teamless = AgentFactory()
+
+    def users(team_id=None):
+        return sorted(p.user_id for p in selectors.online_agents(team_id))
+
+    assert users(billing.pk) == sorted([both.pk, billing_only.pk])
+    assert users(support.pk) == [both.pk]
+    # Without a team: every online agent once, even one in two teams.
+    assert users() == sorted([both.pk, billing_only.pk, teamless.pk])
+    assert selectors.online_agents(billing.pk).count() == 2
