@@ -141,7 +141,8 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Live Escalation <alerts@loca
 
 # --- Claude ---------------------------------------------------------------------------------------
 ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
-ANTHROPIC_MODEL = env_str("ANTHROPIC_MODEL", "claude-sonnet-4-5")
+# A current model (the SDK lists claude-sonnet-4-5 as reaching end-of-life on 2026-11-30).
+ANTHROPIC_MODEL = env_str("ANTHROPIC_MODEL", "claude-sonnet-5-5")
 ANTHROPIC_TIMEOUT = env_number("ANTHROPIC_TIMEOUT", 10.0, cast=float, minimum=0.1)
 ANTHROPIC_MAX_RETRIES = env_number("ANTHROPIC_MAX_RETRIES", 1, minimum=0, maximum=10)
 
