@@ -2,6 +2,8 @@
 webhooks) and a generous one per caller on everything. Rates come from
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], read on each request so settings overrides apply."""
 
+import hashlib
+
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -21,6 +23,11 @@ class _Throttle(SimpleRateThrottle):
     def __init__(self):
         self.rate = self.get_rate()
         self.num_requests, self.duration = self.parse_rate(self.rate)
+
+    def key_for(self, ident: str) -> str:
+        """A cache key from an ident that may hold anything a client sent (URL parts)."""
+        digest = hashlib.sha256(ident.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        return self.cache_format % {"scope": self.scope, "ident": digest}
 
 
 class ApiCallerThrottle(_Throttle):
@@ -60,10 +67,7 @@ class CustomerMessageThrottle(_Throttle):
 
     def get_cache_key(self, request, view):
         conversation = view.kwargs.get("pk", "")
-        return self.cache_format % {
-            "scope": self.scope,
-            "ident": f"{conversation}:{self.get_ident(request)}",
-        }
+        return self.key_for(f"{conversation}:{self.get_ident(request)}")
 
 
 class WebhookThrottle(_Throttle):
@@ -72,7 +76,4 @@ class WebhookThrottle(_Throttle):
     scope = "webhook"
 
     def get_cache_key(self, request, view):
-        return self.cache_format % {
-            "scope": self.scope,
-            "ident": f"{view.kwargs.get('channel_key', '')}:{self.get_ident(request)}",
-        }
+        return self.key_for(f"{view.kwargs.get('channel_key', '')}:{self.get_ident(request)}")
