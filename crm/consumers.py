@@ -47,6 +47,29 @@ RATE_WINDOW_SECONDS = 10.0
 TYPING_MIN_INTERVAL_SECONDS = 2.0
 REPLAY_BATCH = 200
 SEEN_IDS_KEPT = 2000
+FRAME_QUEUE_MAX = 50  # frames a customer socket holds while a store is pending
+
+CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+class InvalidClientId(DomainError):
+    code = "invalid_client_id"
+
+
+def parse_client_id(value) -> str | None:
+    """The widget's own id for a message (absent, or 1-64 of ``[A-Za-z0-9_-]``)."""
+    if value is None:
+        return None
+    if isinstance(value, str) and CLIENT_ID_PATTERN.fullmatch(value):
+        return value
+    raise InvalidClientId(_('"client_id" must be 1 to 64 characters: letters, digits, "-" or "_".'))
+
+
+def widget_provider_message_id(conversation_id: int, client_id: str) -> str:
+    """The ``provider_message_id`` of a widget message: a resend of the same client id is
+    stored once. Namespaced by conversation because the uniqueness is per channel, and one
+    customer's id must never match (and echo back) another conversation's message."""
+    return f"widget:{conversation_id}:{client_id}"
 
 
 def max_frame_chars() -> int:
@@ -162,9 +185,14 @@ def conversation_for_token(conversation_id: int, token: str) -> Conversation | N
 
 
 @database_sync_to_async
-def store_customer_message(conversation_id: int, text) -> dict:
+def store_customer_message(conversation_id: int, text, client_id: str | None = None) -> dict:
     conversation = Conversation.objects.get(pk=conversation_id)
-    message = crm_services.receive_customer_message(conversation=conversation, text=text)
+    provider_message_id = None
+    if client_id is not None:
+        provider_message_id = widget_provider_message_id(conversation_id, client_id)
+    message = crm_services.receive_customer_message(
+        conversation=conversation, text=text, provider_message_id=provider_message_id
+    )
     return realtime.customer_message_payload(message)
 
 
@@ -196,6 +224,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
     channel layer outage, and de-duplicated message delivery."""
 
     include_private_notes = False
+    # Frames go through a queue handled by one task, so the socket keeps being read (and
+    # answering pings) while a store is pending; None: frames are handled inline.
+    queue_frames = False
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -206,7 +237,33 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.rate = RateLimit(settings.LIVE_ESCALATION["SOCKET_RATE_LIMIT"])
         self.last_typing: dict[int, float] = {}
         self.accepted = False
+        self.closed = False
         self._pending_receive = None
+        self.frame_queue: asyncio.Queue | None = None
+        self.frame_worker: asyncio.Task | None = None
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        finally:  # cancelled without a disconnect (server shutdown): no orphan task
+            if self.frame_worker is not None and not self.frame_worker.done():
+                self.frame_worker.cancel()
+
+    def start_frame_worker(self) -> None:
+        if self.queue_frames and self.frame_worker is None:
+            self.frame_queue = asyncio.Queue()
+            self.frame_worker = asyncio.ensure_future(self.run_frames())
+
+    async def run_frames(self) -> None:
+        """Handle queued frames one at a time, in arrival order; ``None`` ends the task."""
+        while True:
+            item = await self.frame_queue.get()
+            if item is None:
+                return
+            try:
+                await self.handle_frame(item)
+            except Exception:  # handle_frame answers errors itself; never let the task die
+                logger.exception("socket frame handling failed")
 
     # The base consumer reads channel-layer events through ``self.channel_receive``; a failing
     # layer would raise out of its dispatch loop and kill the socket. Wrap it so a failure
@@ -314,26 +371,41 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.replay(conversation_id, after)
 
     async def disconnect(self, code):
+        self.closed = True
         if self._pending_receive is not None:
             self._pending_receive.cancel()
         for group in list(self.joined):
             await self.leave(group)
+        if self.frame_worker is not None:
+            # Frames the socket already took are still handled (stored), only not answered:
+            # a client that sent and went away loses nothing that reached the server.
+            self.frame_queue.put_nowait(None)
+            await self.frame_worker
 
     # --- frames ----------------------------------------------------------------------------
 
     async def send_frame(self, frame: dict) -> None:
+        if self.closed:
+            return  # a queued frame handled after the socket closed: stored, not answered
         await self.send(text_data=json.dumps(frame))
 
-    async def send_error(self, code: str, message: str) -> None:
-        await self.send_frame({"type": "error", "code": code, "message": message})
+    async def send_error(self, code: str, message: str, **extra) -> None:
+        await self.send_frame({"type": "error", "code": code, "message": message, **extra})
 
-    async def send_message_frame(self, message: dict) -> None:
+    async def send_message_frame(self, message: dict, client_id: str | None = None) -> None:
+        """A message, at most once per socket; but the answer to a frame that carried a
+        ``client_id`` is always sent, with that id (the sender's acknowledgement)."""
         if message.get("is_private_note") and not self.include_private_notes:
             return
         conversation_id = message["conversation"]
         if message["id"] > self.last_message_id.get(conversation_id, message["id"]):
             self.last_message_id[conversation_id] = message["id"]  # the catch-up cursor
-        if self.seen.add(message["id"]):
+        new = self.seen.add(message["id"])
+        if client_id is not None:
+            await self.send_frame(
+                {"type": "message.created", "message": message, "client_id": client_id}
+            )
+        elif new:
             await self.send_frame({"type": "message.created", "message": message})
 
     async def replay(self, conversation_id: int, after: int) -> None:
@@ -358,20 +430,36 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if text_data is None:
             await self.send_error("unsupported_frame", _("Send JSON text frames."))
             return
+        if not await self.admit(text_data):
+            return
+        if self.frame_queue is None:
+            await self.handle_frame(text_data)
+        elif self.frame_queue.qsize() >= FRAME_QUEUE_MAX:
+            await self.send_error(
+                "busy", _("Too many frames are waiting; please send again in a moment.")
+            )
+        else:
+            self.frame_queue.put_nowait(text_data)
+
+    async def admit(self, text_data: str) -> bool:
+        """The checks made as a frame arrives (cheap, and they bound what is queued)."""
         if len(text_data) > max_frame_chars():
             await self.send_error(
                 "frame_too_large",
                 _("Frame too large: the limit is %(limit)d characters.")
                 % {"limit": max_frame_chars()},
             )
-            return
+            return False
         if not self.rate.allow():
             await self.send_error(
                 "rate_limited",
                 _("Too many frames: at most %(limit)d every %(seconds)d seconds.")
                 % {"limit": self.rate.limit, "seconds": int(self.rate.window)},
             )
-            return
+            return False
+        return True
+
+    async def handle_frame(self, text_data: str) -> None:
         try:
             frame = json.loads(text_data)
         except ValueError:
@@ -428,6 +516,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
 class CustomerConsumer(LiveConsumer):
     """``/ws/conversations/<id>/?token=<customer token>[&after=<message id>]``."""
 
+    queue_frames = True
+
     async def connect(self):
         from .widget import origin_allowed
 
@@ -450,6 +540,7 @@ class CustomerConsumer(LiveConsumer):
         self.customer_name = str(conversation.contact)
         await self.accept()
         self.accepted = True
+        self.start_frame_worker()
         await self.join(realtime.conversation_group(self.conversation_id))
         await self.send_frame(
             {"type": "connection.state", "state": "degraded" if self.degraded else "live"}
@@ -461,8 +552,29 @@ class CustomerConsumer(LiveConsumer):
         return {"message": self.on_message, "typing": self.on_typing}
 
     async def on_message(self, frame):
-        message = await store_customer_message(self.conversation_id, frame.get("text"))
-        await self.send_message_frame(message)
+        """Store the message and echo it. With a ``client_id`` the echo carries it (the
+        widget's acknowledgement), so do refusals, and a resend of it is stored only once."""
+        client_id = parse_client_id(frame.get("client_id"))
+        if client_id is None:
+            message = await store_customer_message(self.conversation_id, frame.get("text"))
+            await self.send_message_frame(message)
+            return
+        try:
+            message = await store_customer_message(
+                self.conversation_id, frame.get("text"), client_id
+            )
+        except DomainError as error:
+            await self.send_error(error.code, error.message, client_id=client_id)
+            return
+        except Exception:
+            logger.exception("storing a widget message failed")
+            await self.send_error(
+                "server_error",
+                _("Something went wrong; please try again."),
+                client_id=client_id,
+            )
+            return
+        await self.send_message_frame(message, client_id)
 
     async def on_typing(self, frame):
         if self.typing_too_soon(self.conversation_id):

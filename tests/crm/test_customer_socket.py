@@ -1,6 +1,7 @@
 """The customer's widget socket against the real ASGI application (config.asgi.application):
 AI exchange, handoff, "Now speaking with …", agent replies, replay on reconnect, and refusals."""
 
+import asyncio
 import json
 import shutil
 import socket
@@ -543,3 +544,158 @@ async def test_replayed_and_echoed_frames_carry_no_staff_only_fields(shop_conver
     for message in messages:
         assert "confidence" not in message and "is_private_note" not in message, message
     await communicator.disconnect()
+
+
+# --- at-least-once sending: client ids, acknowledgements, resends ------------------------------
+
+
+async def stored_customer_messages(conversation):
+    return await sync_to_async(list)(
+        Message.objects.filter(conversation=conversation, sender="customer")
+        .order_by("id")
+        .values_list("id", "text", "provider_message_id")
+    )
+
+
+def ack_for(client_id):
+    return lambda f: f["type"] == "message.created" and f.get("client_id") == client_id
+
+
+async def test_a_message_sent_twice_with_one_client_id_is_stored_once_and_acked_twice(
+    shop_conversation,
+):
+    communicator = customer_socket(shop_conversation)
+    await connect_and_drain(communicator)
+    frame = {"type": "message", "text": "Where is my order?", "client_id": "c-1_A"}
+    await communicator.send_json_to(frame)
+    first = (await frames_until(communicator, ack_for("c-1_A")))[-1]
+    await communicator.send_json_to(frame)
+    second = (await frames_until(communicator, ack_for("c-1_A")))[-1]
+
+    assert first["message"]["text"] == "Where is my order?"
+    assert second["message"] == first["message"]  # the stored one, acknowledged again
+    stored = await stored_customer_messages(shop_conversation)
+    assert stored == [
+        (first["message"]["id"], "Where is my order?", f"widget:{shop_conversation.pk}:c-1_A")
+    ]
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize("client_id", ["", "x" * 65, "a b", "ü", "a/b", 42, True, ["a"]])
+async def test_a_bad_client_id_gets_an_error_frame_and_nothing_is_stored(
+    shop_conversation, client_id
+):
+    communicator = customer_socket(shop_conversation)
+    await connect_and_drain(communicator)
+    await communicator.send_json_to({"type": "message", "text": "hi", "client_id": client_id})
+    frame = await communicator.receive_json_from(timeout=TIMEOUT)
+    assert frame["type"] == "error" and frame["code"] == "invalid_client_id", frame
+    assert frame["message"]
+    assert await stored_customer_messages(shop_conversation) == []
+    await communicator.disconnect()
+
+
+async def test_a_refused_message_with_a_client_id_is_answered_with_that_id(shop_conversation):
+    communicator = customer_socket(shop_conversation)
+    await connect_and_drain(communicator)
+    await communicator.send_json_to({"type": "message", "text": "", "client_id": "empty-1"})
+    frame = await communicator.receive_json_from(timeout=TIMEOUT)
+    assert frame["type"] == "error" and frame["code"] == "invalid_message"
+    assert frame["client_id"] == "empty-1"
+    await communicator.disconnect()
+
+
+async def test_a_socket_closed_before_the_ack_then_a_resend_on_reconnect_stores_one_message(
+    shop_conversation,
+):
+    communicator = customer_socket(shop_conversation)
+    await connect_and_drain(communicator)
+    await communicator.send_json_to(
+        {"type": "message", "text": "Sent before the line dropped", "client_id": "lost-ack"}
+    )
+    await communicator.disconnect()  # without reading anything: the ack never arrives
+
+    again = customer_socket(shop_conversation, after=0)
+    await connect_and_drain(again)
+    await again.send_json_to(
+        {"type": "message", "text": "Sent before the line dropped", "client_id": "lost-ack"}
+    )
+    ack = (await frames_until(again, ack_for("lost-ack")))[-1]
+    stored = await stored_customer_messages(shop_conversation)
+    assert [(row[0], row[1]) for row in stored] == [
+        (ack["message"]["id"], "Sent before the line dropped")
+    ]
+    await again.disconnect()
+
+
+async def test_the_same_client_id_in_another_conversation_is_another_message(shop_conversation):
+    other = await sync_to_async(ConversationFactory)(channel=shop_conversation.channel)
+    acks = []
+    for conversation, text in ((shop_conversation, "mine"), (other, "theirs")):
+        communicator = customer_socket(conversation)
+        await connect_and_drain(communicator)
+        await communicator.send_json_to({"type": "message", "text": text, "client_id": "same"})
+        acks.append((await frames_until(communicator, ack_for("same")))[-1]["message"])
+        await communicator.disconnect()
+    assert [a["text"] for a in acks] == ["mine", "theirs"]  # never the other one's message
+    assert [a["conversation"] for a in acks] == [shop_conversation.pk, other.pk]
+
+
+@pytest.fixture
+def slow_store(monkeypatch):
+    """Customer message stores wait until ``release`` is set (a store stuck behind a busy
+    database thread)."""
+    release = asyncio.Event()
+    original = consumers.store_customer_message
+
+    async def waiting(*args, **kwargs):
+        await release.wait()
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(consumers, "store_customer_message", waiting)
+    return release
+
+
+async def test_while_a_store_is_pending_the_socket_keeps_reading_and_forwarding(
+    shop_conversation, slow_store
+):
+    communicator = customer_socket(shop_conversation)
+    await connect_and_drain(communicator)
+    await communicator.send_json_to({"type": "message", "text": "first", "client_id": "one"})
+    await communicator.send_json_to({"type": "message", "text": "second", "client_id": "two"})
+    await asyncio.sleep(0.2)
+    # the application took both frames (a server reads on, and answers pings) ...
+    assert communicator.input_queue.qsize() == 0
+    # ... and still forwards group events while the store waits
+    await sync_to_async(realtime.send_now)(
+        realtime.conversation_group(shop_conversation.pk),
+        {
+            "type": "conversation.mode",
+            "conversation": shop_conversation.pk,
+            "mode": "awaiting_agent",
+            "agent_name": "",
+        },
+    )
+    frame = await communicator.receive_json_from(timeout=TIMEOUT)
+    assert frame["type"] == "conversation.mode" and frame["mode"] == "awaiting_agent"
+    assert await stored_customer_messages(shop_conversation) == []
+
+    slow_store.set()
+    frames = await frames_until(communicator, ack_for("two"))
+    acks = [f["client_id"] for f in frames if f.get("client_id")]
+    assert acks == ["one", "two"]  # in the order sent
+    assert [row[1] for row in await stored_customer_messages(shop_conversation)] == [
+        "first",
+        "second",
+    ]
+    await communicator.disconnect()
+
+
+async def test_frames_taken_before_a_disconnect_are_still_stored(shop_conversation, slow_store):
+    communicator = customer_socket(shop_conversation)
+    await connect_and_drain(communicator)
+    await communicator.send_json_to({"type": "message", "text": "queued", "client_id": "q1"})
+    await asyncio.sleep(0.1)
+    asyncio.get_running_loop().call_later(0.2, slow_store.set)
+    await communicator.disconnect(timeout=TIMEOUT)
+    assert [row[1] for row in await stored_customer_messages(shop_conversation)] == ["queued"]
