@@ -23,7 +23,7 @@ from integrations.throttles import (
     CustomerMessageThrottle,
 )
 
-from . import services
+from . import realtime, selectors, services
 from .errors import DomainError
 from .models import AgentProfile, ChannelKind, Conversation, Message, agent_name
 
@@ -149,12 +149,9 @@ class MessageSerializer(serializers.Serializer):
     STAFF_ONLY = ("is_private_note", "confidence", "delivery_status", "delivery_error")
 
     def to_representation(self, message):
-        data = {
-            "id": message.id,
-            "conversation": message.conversation_id,
-            "sender": message.sender,
-            "author_name": agent_name(message.author) if message.author_id else "",
-            "text": message.text,
+        # What the customer socket sends (realtime.customer_message_payload), the time in the
+        # API's format; staff also get the flags and delivery details.
+        data = realtime.customer_message_payload(message) | {
             "created_at": serializers.DateTimeField().to_representation(message.created_at),
         }
         if not self.context.get("customer"):
@@ -335,12 +332,10 @@ class MessageListView(ApiView):
     def get(self, request, pk: int):
         conversation = conversation_in_reach(request, pk)
         filters = self.query(MessageFilterSerializer)
-        rows = conversation.messages.select_related("author__agent_profile").order_by("id")
         customer = is_customer(request)
-        if customer:
-            rows = rows.filter(is_private_note=False)
-        if "after" in filters:
-            rows = rows.filter(id__gt=filters["after"])
+        rows = selectors.messages_after(
+            conversation.pk, filters.get("after", 0), private_notes=not customer
+        )
         return self.paginate(rows, MessageSerializer, context={"customer": customer})
 
     @extend_schema(

@@ -27,25 +27,24 @@ def conversation_for_customer_token(conversation_id: int, token) -> Conversation
     return conversation
 
 
+def messages_after(conversation_id: int, after_id: int = 0, *, private_notes: bool):
+    """The messages with id > after_id, oldest first, authors with them; private notes only
+    when ``private_notes`` (staff). A queryset, for the API to paginate."""
+    rows = Message.objects.filter(conversation_id=conversation_id, id__gt=after_id)
+    if not private_notes:
+        rows = rows.filter(is_private_note=False)
+    return rows.select_related("author__agent_profile").order_by("id")
+
+
 def customer_messages_after(conversation_id: int, after_id: int, limit: int) -> list[Message]:
     """At most ``limit`` messages the customer may see (no private notes) with id > after_id,
     oldest first."""
-    return list(
-        Message.objects.filter(
-            conversation_id=conversation_id, id__gt=after_id, is_private_note=False
-        )
-        .select_related("author__agent_profile")
-        .order_by("id")[:limit]
-    )
+    return list(messages_after(conversation_id, after_id, private_notes=False)[:limit])
 
 
 def staff_messages_after(conversation_id: int, after_id: int, limit: int) -> list[Message]:
     """At most ``limit`` messages, private notes included, with id > after_id, oldest first."""
-    return list(
-        Message.objects.filter(conversation_id=conversation_id, id__gt=after_id)
-        .select_related("author__agent_profile")
-        .order_by("id")[:limit]
-    )
+    return list(messages_after(conversation_id, after_id, private_notes=True)[:limit])
 
 
 def website_channel_origins() -> list[str]:

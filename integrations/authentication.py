@@ -7,7 +7,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 
-from crm.models import Conversation
+from crm.selectors import conversation_for_customer_token
 
 from .services import authenticate_api_token
 
@@ -48,18 +48,23 @@ class CustomerAccess:
 class CustomerTokenAuthentication(authentication.BaseAuthentication):
     header = "HTTP_X_CUSTOMER_TOKEN"
 
+    """The token opens the conversation named in the URL (``pk``) or nothing: it is compared
+    in constant time with that conversation's own (``conversation_for_customer_token``), never
+    looked up. A token that does not open it, a missing conversation or a URL without one all
+    answer the same 401."""
+
     def authenticate(self, request):
         raw = request.META.get(self.header)
         if raw is None:
             return None
-        conversation_id = None
-        if raw and len(raw) <= 64:
-            conversation_id = (
-                Conversation.objects.filter(customer_token=raw).values_list("id", flat=True).first()
-            )
-        if conversation_id is None:
+        kwargs = (getattr(request, "parser_context", None) or {}).get("kwargs") or {}
+        conversation_id = kwargs.get("pk")
+        conversation = None
+        if isinstance(conversation_id, int):
+            conversation = conversation_for_customer_token(conversation_id, raw)
+        if conversation is None:
             raise exceptions.AuthenticationFailed(_("Unknown customer token."))
-        return AnonymousUser(), CustomerAccess(conversation_id=conversation_id)
+        return AnonymousUser(), CustomerAccess(conversation_id=conversation.pk)
 
     def authenticate_header(self, request):
         return "X-Customer-Token"

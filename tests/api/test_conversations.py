@@ -2,6 +2,7 @@
 
 import pytest
 
+from crm import realtime
 from crm import services as crm_services
 from crm.models import Contact, Conversation, Message
 from tests.api.conftest import error_of
@@ -159,6 +160,17 @@ def test_customer_token_never_sees_private_notes(anonymous, conversation, agent)
     assert "VIP, be nice" not in texts
 
 
+def test_a_customer_reads_what_the_customer_socket_sends(anonymous, conversation):
+    _messages(conversation, "Hello")
+    anonymous.credentials(HTTP_X_CUSTOMER_TOKEN=conversation.customer_token)
+    (row,) = anonymous.get(f"{URL}{conversation.pk}/messages/").json()["results"]
+    expected = realtime.customer_message_payload(conversation.messages.get())
+    assert set(row) == set(expected)
+    assert {k: v for k, v in row.items() if k != "created_at"} == {
+        k: v for k, v in expected.items() if k != "created_at"
+    }
+
+
 def test_customer_token_cannot_reach_another_conversation(anonymous, conversation, channel):
     other = ConversationFactory(channel=channel)
     _messages(other, "my secret order number is 123")
@@ -167,9 +179,11 @@ def test_customer_token_cannot_reach_another_conversation(anonymous, conversatio
     write = anonymous.post(f"{URL}{other.pk}/messages/", {"text": "hijack"}, format="json")
     detail = anonymous.get(f"{URL}{other.pk}/")
     missing = anonymous.get(f"{URL}999999/messages/")
-    assert read.status_code == write.status_code == detail.status_code == 404
-    # the same answer as for an id that does not exist: nothing leaks
-    assert read.json() == missing.json()
+    # The token is compared with that conversation's own (constant time), never looked up:
+    # it does not open it, the same 401 as for an id that does not exist. Nothing leaks.
+    assert read.status_code == write.status_code == detail.status_code == 401
+    assert read.json() == missing.json() == detail.json()
+    assert error_of(read)["code"] == "authentication_failed"
     assert not other.messages.filter(text="hijack").exists()
 
 
