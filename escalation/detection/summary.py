@@ -41,8 +41,9 @@ def _clip(text: str, limit: int = 160) -> str:
 
 def extract_facts(turns: list[Turn]) -> list[str]:
     facts: list[str] = []
+    # The customer's words and what the AI confirmed ("two charges of $49 on June 1 and 3").
     for turn in turns:
-        if turn.role != "customer":
+        if turn.role not in ("customer", "assistant"):
             continue
         for match in _ORDER.finditer(turn.text):
             facts.append(match.group(1) or match.group(0).strip())
@@ -58,16 +59,19 @@ def extract_facts(turns: list[Turn]) -> list[str]:
 
 def summarize(turns: list[Turn], reason: str | None) -> str:
     customer = [t.text for t in turns if t.role == "customer" and t.text.strip()]
-    assistant = [t.text for t in turns if t.role == "assistant" and t.text.strip()]
-    # The longest customer message usually states the problem; the last one is where it stands.
+    answers = [t for t in turns if t.role == "assistant" and t.text.strip()]
     parts = []
     if customer:
-        main = max(customer, key=len)
+        # The first real message usually states the problem; the last one is where it stands.
+        main = next((text for text in customer if len(text.split()) >= 4), max(customer, key=len))
         parts.append(f"Customer: {_clip(main)}")
         if customer[-1] != main:
             parts.append(f"Latest: {_clip(customer[-1], 120)}")
-    if assistant:
-        parts.append(f"AI tried: {_clip(assistant[-1], 140)}")
+    if answers:
+        # What the AI actually offered: its most confident answer (the latest of equals), not
+        # the "connecting you now" line that often ends the AI's part.
+        best = max(reversed(answers), key=lambda t: t.confidence or 0.0)
+        parts.append(f"AI tried: {_clip(best.text, 140)}")
     facts = extract_facts(turns)
     if facts:
         parts.append("Facts: " + ", ".join(facts))
