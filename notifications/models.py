@@ -40,6 +40,9 @@ class Notification(models.Model):
     email_attempts = models.PositiveSmallIntegerField(default=0)
     email_last_attempt_at = models.DateTimeField(null=True, blank=True)
     email_error = models.CharField(max_length=500, blank=True)
+    # Why a requested email was deliberately not sent (e.g. its escalation was picked up before
+    # a retried send went out); set once, and the email is never tried again.
+    email_skipped_reason = models.CharField(max_length=200, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 

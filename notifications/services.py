@@ -242,13 +242,21 @@ class EmailOutcome(enum.StrEnum):
     IN_PROGRESS = "in_progress"  # another attempt holds the claim
     NOT_REQUESTED = "not_requested"
     GONE = "gone"  # the notification was deleted (pruned, or its escalation removed)
+    SKIPPED = "skipped"  # stale: its escalation was picked up (or ended) before the send
+
+
+# An alert that says the escalation waits for an agent; untrue once it has left the queue.
+QUEUE_ALERT_KINDS = (Notification.Kind.ESCALATION, Notification.Kind.REMINDER)
 
 
 def _claim_email(notification_id: int, token: str) -> bool:
     now = timezone.now()
     return bool(
         Notification.objects.filter(
-            pk=notification_id, email_requested=True, emailed_at__isnull=True
+            pk=notification_id,
+            email_requested=True,
+            emailed_at__isnull=True,
+            email_skipped_reason="",
         )
         .filter(Q(email_claimed_at__isnull=True) | Q(email_claimed_at__lt=now - EMAIL_CLAIM_LEASE))
         .update(email_claim=token, email_claimed_at=now)
@@ -258,16 +266,29 @@ def _claim_email(notification_id: int, token: str) -> bool:
 def _why_not_claimed(notification_id: int) -> EmailOutcome:
     row = (
         Notification.objects.filter(pk=notification_id)
-        .values("email_requested", "emailed_at")
+        .values("email_requested", "emailed_at", "email_skipped_reason")
         .first()
     )
     if row is None:
         return EmailOutcome.GONE
     if not row["email_requested"]:
         return EmailOutcome.NOT_REQUESTED
+    if row["email_skipped_reason"]:
+        return EmailOutcome.SKIPPED
     if row["emailed_at"] is not None:
         return EmailOutcome.ALREADY_SENT
     return EmailOutcome.IN_PROGRESS
+
+
+def _stale_reason(notification: Notification) -> str:
+    """Why this email must not go out any more, or "": an escalation or reminder alert ("needs
+    an agent") whose escalation, re-read at send time, is no longer queued."""
+    escalation = notification.escalation
+    if notification.kind not in QUEUE_ALERT_KINDS or escalation is None:
+        return ""
+    if escalation.status == escalation.Status.QUEUED:
+        return ""
+    return f"escalation {escalation.status} before the email went out"
 
 
 def send_notification_email(*, notification_id: int) -> EmailOutcome:
@@ -280,6 +301,10 @@ def send_notification_email(*, notification_id: int) -> EmailOutcome:
     message and ``emailed_at`` being stored leaves the claim to lapse after
     ``EMAIL_CLAIM_LEASE``, and the redelivered task sends again (at least once, with the same
     Message-ID): an escalation nobody hears about is worse than a rare second email.
+
+    An escalation or reminder alert whose escalation is no longer queued when the send comes
+    (e.g. a retry after an SMTP outage, after someone took it over) is not sent: the reason is
+    stored in ``email_skipped_reason`` and the email is never tried again (SKIPPED).
     """
     token = uuid.uuid4().hex
     if not _claim_email(notification_id, token):
@@ -291,6 +316,11 @@ def send_notification_email(*, notification_id: int) -> EmailOutcome:
         "escalation__team",
     ).get(pk=notification_id)
     mine = Notification.objects.filter(pk=notification_id, email_claim=token)
+    stale = _stale_reason(notification)
+    if stale:
+        mine.update(email_claim="", email_claimed_at=None, email_skipped_reason=stale[:200])
+        logger.info("email of notification %s not sent: %s", notification_id, stale)
+        return EmailOutcome.SKIPPED
     try:
         build_notification_email(notification).send(fail_silently=False)
     except Exception as exc:
@@ -326,6 +356,7 @@ def requeue_unsent_emails(*, now=None, limit: int = 200) -> int:
             created_at__lte=now - EMAIL_SWEEP_AFTER,
             created_at__gte=now - timedelta(days=1),
             email_attempts__lt=EMAIL_SWEEP_MAX_ATTEMPTS,
+            email_skipped_reason="",
         )
         .filter(Q(email_claimed_at__isnull=True) | Q(email_claimed_at__lt=now - EMAIL_CLAIM_LEASE))
         .filter(

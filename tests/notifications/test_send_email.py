@@ -18,7 +18,7 @@ from .conftest import EMAIL
 def _notification(user, **fields):
     return Notification.objects.create(
         recipient=user,
-        kind="escalation",
+        kind=fields.pop("kind", "escalation"),
         text="Jamie needs an agent",
         dedupe_key=fields.pop("dedupe_key", "k"),
         email_requested=fields.pop("email_requested", True),
@@ -171,3 +171,62 @@ def test_the_beat_schedule_runs_the_prune_and_the_email_sweep():
     } <= tasks
     app.loader.import_default_modules()
     assert tasks <= set(app.tasks)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("kind", ["escalation", "reminder"])
+def test_an_alert_retried_after_its_escalation_was_picked_up_is_not_sent(
+    kind, make_agent, escalate, team, settings
+):
+    from escalation import services as escalation_services
+
+    agent = make_agent("ava", teams=[team])  # in-app only: escalating emails nobody
+    escalation = escalate(team)
+    emma = make_agent("emma", notify_via=EMAIL)
+    notification = _notification(emma, kind=kind, escalation=escalation)
+    settings.EMAIL_BACKEND = "tests.notifications.backends.RefusingBackend"
+    with pytest.raises(ConnectionRefusedError):  # the SMTP outage: the task will retry
+        services.send_notification_email(notification_id=notification.pk)
+
+    escalation_services.take_over_escalation(escalation_id=escalation.pk, agent=agent)
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    outcome = services.send_notification_email(notification_id=notification.pk)
+
+    assert outcome == EmailOutcome.SKIPPED
+    assert mail.outbox == []
+    notification.refresh_from_db()
+    assert notification.emailed_at is None and notification.email_claim == ""
+    assert notification.email_skipped_reason == "escalation claimed before the email went out"
+    # Never tried again: not by a redelivered task, not by the sweep.
+    again = services.send_notification_email(notification_id=notification.pk)
+    assert again == EmailOutcome.SKIPPED
+    Notification.objects.filter(pk=notification.pk).update(
+        created_at=timezone.now() - timedelta(hours=1), email_last_attempt_at=None
+    )
+    assert services.requeue_unsent_emails() == 0
+    assert mail.outbox == []
+
+
+@pytest.mark.django_db
+def test_an_alert_whose_escalation_is_still_queued_is_sent(make_agent, escalate, team):
+    make_agent("ava", teams=[team])
+    escalation = escalate(team)
+    notification = _notification(make_agent("emma"), kind="reminder", escalation=escalation)
+    assert services.send_notification_email(notification_id=notification.pk) == EmailOutcome.SENT
+    assert len(mail.outbox) == 1
+
+
+@pytest.mark.django_db
+def test_an_assigned_notification_is_sent_although_its_escalation_is_claimed(
+    make_agent, escalate, team
+):
+    from escalation import services as escalation_services
+
+    agent = make_agent("ava", teams=[team])
+    escalation = escalate(team)
+    escalation_services.take_over_escalation(escalation_id=escalation.pk, agent=agent)
+    notification = _notification(
+        make_agent("emma"), kind="assigned", escalation=escalation, dedupe_key="assigned"
+    )
+    assert services.send_notification_email(notification_id=notification.pk) == EmailOutcome.SENT
+    assert len(mail.outbox) == 1
