@@ -48,11 +48,12 @@ def test_customer_message_to_metrics_in_seven_steps():
     assert not conversation.messages.filter(sender=Message.Sender.AI).exists()
 
     # 2. It is a queue row, with its contact, channel, team and position.
-    rows = selectors.queue_rows()
-    assert [row.escalation.pk for row in rows] == [escalation.pk]
-    assert rows[0].contact.name == "Jamie"
-    assert rows[0].channel == channel and rows[0].team == team
-    assert rows[0].position == 1 and rows[0].estimated_wait_seconds > 0
+    rows = list(selectors.queued_escalations())
+    assert rows == [escalation]
+    assert rows[0].conversation.contact.name == "Jamie"
+    assert rows[0].conversation.channel == channel and rows[0].team == team
+    assert selectors.queue_position(rows[0]) == 1
+    assert selectors.estimated_wait_seconds(rows[0]) > 0
 
     # 3. The available agent was notified through the notifications app.
     notification = Notification.objects.get(recipient=marina, escalation=escalation)
