@@ -228,6 +228,10 @@ def conversation_queryset():
     )
 
 
+def agent_queryset():
+    return AgentProfile.objects.select_related("user").prefetch_related("teams")
+
+
 def conversation_in_reach(request, pk) -> Conversation:
     """The conversation, or 404 when it does not exist or a customer token is for another one
     (the same answer either way, so ids are not probed)."""
@@ -412,12 +416,7 @@ class AgentListView(ApiView):
     )
     def get(self, request):
         filters = self.query(AgentFilterSerializer)
-        rows = (
-            AgentProfile.objects.select_related("user")
-            .prefetch_related("teams")
-            .filter(user__is_active=True)
-            .order_by("display_name", "id")
-        )
+        rows = agent_queryset().filter(user__is_active=True).order_by("display_name", "id")
         if "availability" in filters:
             rows = rows.filter(availability=filters["availability"])
         if "team" in filters:
@@ -426,12 +425,7 @@ class AgentListView(ApiView):
 
 
 def own_profile(request) -> AgentProfile:
-    profile = (
-        AgentProfile.objects.select_related("user")
-        .prefetch_related("teams")
-        .filter(user=request.user)
-        .first()
-    )
+    profile = agent_queryset().filter(user=request.user).first()
     if profile is None:
         raise NotAnAgent(_("The caller has no agent profile."))
     return profile

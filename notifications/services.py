@@ -249,16 +249,19 @@ class EmailOutcome(enum.StrEnum):
 QUEUE_ALERT_KINDS = (Notification.Kind.ESCALATION, Notification.Kind.REMINDER)
 
 
+def _unsent_and_unclaimed(now):
+    """Requested emails not sent, not skipped, whose claim is free or has lapsed: what an
+    attempt may claim and what the sweep looks at."""
+    return Notification.objects.filter(
+        email_requested=True, emailed_at__isnull=True, email_skipped_reason=""
+    ).filter(Q(email_claimed_at__isnull=True) | Q(email_claimed_at__lt=now - EMAIL_CLAIM_LEASE))
+
+
 def _claim_email(notification_id: int, token: str) -> bool:
     now = timezone.now()
     return bool(
-        Notification.objects.filter(
-            pk=notification_id,
-            email_requested=True,
-            emailed_at__isnull=True,
-            email_skipped_reason="",
-        )
-        .filter(Q(email_claimed_at__isnull=True) | Q(email_claimed_at__lt=now - EMAIL_CLAIM_LEASE))
+        _unsent_and_unclaimed(now)
+        .filter(pk=notification_id)
         .update(email_claim=token, email_claimed_at=now)
     )
 
@@ -350,15 +353,12 @@ def requeue_unsent_emails(*, now=None, limit: int = 200) -> int:
 
     now = now or timezone.now()
     ids = list(
-        Notification.objects.filter(
-            email_requested=True,
-            emailed_at__isnull=True,
+        _unsent_and_unclaimed(now)
+        .filter(
             created_at__lte=now - EMAIL_SWEEP_AFTER,
             created_at__gte=now - timedelta(days=1),
             email_attempts__lt=EMAIL_SWEEP_MAX_ATTEMPTS,
-            email_skipped_reason="",
         )
-        .filter(Q(email_claimed_at__isnull=True) | Q(email_claimed_at__lt=now - EMAIL_CLAIM_LEASE))
         .filter(
             Q(email_last_attempt_at__isnull=True)
             | Q(email_last_attempt_at__lt=now - EMAIL_SWEEP_IDLE)
