@@ -9,6 +9,12 @@
  * reload resumes the conversation. The socket reconnects by itself (exponential back-off with
  * jitter) and asks the server for what it missed (?after=<last message id>); while the socket
  * is down or the server says "degraded", the widget polls the messages endpoint instead.
+ *
+ * Nothing typed is lost: every message gets a client id and stays in an "unacknowledged" list
+ * (localStorage, per conversation; shown as "Sending…") until the server's echo carrying that
+ * client id arrives. On every (re)connect the whole list is sent again with the same ids; the
+ * server stores a client id once, so a resend of a message that was stored is only
+ * acknowledged. Messages typed while offline simply wait in the same list.
  */
 (function () {
   "use strict";
@@ -42,12 +48,16 @@
     degraded: "Live updates paused; checking for new messages…",
     typing: " is typing…",
     failed: "Could not start the chat. Please try again.",
+    sending: "Sending…",
+    not_sent: "Not sent",
   };
 
   var RECONNECT_MIN_MS = 1000;
   var RECONNECT_MAX_MS = 30000;
   var POLL_MS = 5000;
   var TYPING_EVERY_MS = 3000;
+  var RESEND_MS = 10000; // after "busy" / "rate_limited" / "server_error": send the list again
+  var RETRYABLE = { busy: true, rate_limited: true, server_error: true };
 
   var conversation = loadConversation(); // {id, token} or null
   var socket = null;
@@ -56,7 +66,9 @@
   var pollTimer = null;
   var lastId = 0;
   var seen = {};
-  var outbox = [];
+  var unacked = []; // [{client_id, text}] in the order typed; persisted per conversation
+  var pendingBubbles = {}; // client_id -> its "Sending…" bubble
+  var resendTimer = null;
   var lastTypingSent = 0;
   var typingTimer = null;
   var connection = "idle"; // idle | connecting | live | degraded | offline
@@ -75,6 +87,38 @@
       if (value) window.localStorage.setItem(storageKey, JSON.stringify(value));
       else window.localStorage.removeItem(storageKey);
     } catch (e) { /* the chat still works for this page view */ }
+  }
+
+  function unackedKey() {
+    return storageKey + ":unacked:" + conversation.id;
+  }
+  function loadUnacked() {
+    unacked = [];
+    if (!conversation) return;
+    try {
+      var saved = JSON.parse(window.localStorage.getItem(unackedKey()) || "[]");
+      if (Array.isArray(saved)) {
+        unacked = saved.filter(function (item) {
+          return item && typeof item.text === "string" && typeof item.client_id === "string" &&
+            /^[A-Za-z0-9_-]{1,64}$/.test(item.client_id);
+        });
+      }
+    } catch (e) { /* storage disabled or corrupt */ }
+  }
+  function saveUnacked() {
+    if (!conversation) return;
+    try {
+      if (unacked.length) window.localStorage.setItem(unackedKey(), JSON.stringify(unacked));
+      else window.localStorage.removeItem(unackedKey());
+    } catch (e) { /* kept in memory for this page view */ }
+  }
+  function newClientId() {
+    var cryptoApi = window.crypto;
+    if (cryptoApi && cryptoApi.randomUUID) return cryptoApi.randomUUID();
+    var bytes = new Uint8Array(16);
+    if (cryptoApi && cryptoApi.getRandomValues) cryptoApi.getRandomValues(bytes);
+    else for (var i = 0; i < 16; i++) bytes[i] = Math.floor(Math.random() * 256);
+    return Array.prototype.map.call(bytes, function (b) { return (b + 256).toString(16).slice(1); }).join("");
   }
 
   // --- UI ----------------------------------------------------------------------------------
@@ -106,6 +150,8 @@
     ".le-author{display:block;font-size:11px;color:#6b7280;margin-bottom:2px}" +
     ".le-note{font-size:12px;color:#6b7280;padding:0 14px;min-height:16px}" +
     ".le-error{color:#b91c1c}" +
+    ".le-state{display:block;font-size:11px;opacity:.8;margin-top:2px}" +
+    ".le-pending{opacity:.7}.le-failed{background:#fee2e2;color:#7f1d1d}" +
     ".le-form{display:flex;border-top:1px solid #e5e7eb}" +
     ".le-input{flex:1;border:0;padding:12px;font:inherit;resize:none;outline:none}" +
     ".le-send{background:none;border:0;color:" + color + ";font:inherit;font-weight:600;padding:0 14px;cursor:pointer}";
@@ -180,15 +226,54 @@
       bubble.appendChild(el("span", "le-author", message.author_name));
     }
     bubble.appendChild(document.createTextNode(String(message.text || "")));
-    // Replayed frames arrive in id order; a late live frame is put in its place.
+    // Replayed frames arrive in id order; a late live frame is put in its place. Messages not
+    // yet stored (no id: sending or not sent) stay below every stored one.
     var after = null;
     for (var i = list.children.length - 1; i >= 0; i--) {
-      if (Number(list.children[i].getAttribute("data-id")) < message.id) break;
-      after = list.children[i];
+      var child = list.children[i];
+      if (child.hasAttribute("data-id") && Number(child.getAttribute("data-id")) < message.id) break;
+      after = child;
     }
     bubble.setAttribute("data-id", String(message.id));
     list.insertBefore(bubble, after);
     if (!after) list.scrollTop = list.scrollHeight;
+  }
+
+  function renderPending(item) {
+    var bubble = el("div", "le-msg le-customer le-pending");
+    bubble.appendChild(document.createTextNode(item.text));
+    bubble.appendChild(el("span", "le-state", TEXT.sending));
+    bubble.setAttribute("data-client-id", item.client_id);
+    pendingBubbles[item.client_id] = bubble;
+    list.appendChild(bubble);
+    list.scrollTop = list.scrollHeight;
+  }
+
+  function dropPending(clientId) {
+    var kept = unacked.filter(function (item) { return item.client_id !== clientId; });
+    var found = kept.length !== unacked.length;
+    unacked = kept;
+    if (found) saveUnacked();
+    return found;
+  }
+
+  // The server's echo of a message it stored (or had stored): the message is sent.
+  function acknowledge(clientId, message) {
+    dropPending(clientId);
+    var bubble = pendingBubbles[clientId];
+    delete pendingBubbles[clientId];
+    if (bubble && bubble.parentNode) bubble.parentNode.removeChild(bubble);
+    renderMessage(message);
+  }
+
+  // A refusal that a resend would not change (too long, conversation gone, …).
+  function markNotSent(clientId, reason) {
+    dropPending(clientId);
+    var bubble = pendingBubbles[clientId];
+    delete pendingBubbles[clientId];
+    if (!bubble) return;
+    bubble.className = "le-msg le-customer le-failed";
+    bubble.lastChild.textContent = TEXT.not_sent + (reason ? ": " + reason : "");
   }
 
   function showMode(mode, agentName) {
@@ -210,12 +295,30 @@
     input.value = "";
     if (!conversation) {
       startConversation(text);
-    } else if (socket && socket.readyState === WebSocket.OPEN) {
-      socket.send(JSON.stringify({ type: "message", text: text }));
-    } else {
-      outbox.push(text);
-      showNote(TEXT.offline);
+      return;
     }
+    var item = { client_id: newClientId(), text: text };
+    unacked.push(item);
+    saveUnacked();
+    renderPending(item);
+    if (!sendMessage(item)) showNote(TEXT.offline);
+  }
+
+  function sendMessage(item) {
+    if (!socket || socket.readyState !== WebSocket.OPEN) return false;
+    socket.send(JSON.stringify({ type: "message", text: item.text, client_id: item.client_id }));
+    return true;
+  }
+
+  function resendUnacked() {
+    clearTimeout(resendTimer);
+    resendTimer = null;
+    unacked.slice().forEach(sendMessage);
+  }
+
+  function scheduleResend() {
+    if (resendTimer || !unacked.length) return;
+    resendTimer = setTimeout(resendUnacked, RESEND_MS * (0.75 + Math.random() / 2));
   }
 
   function sendTyping() {
@@ -238,6 +341,7 @@
       .then(function (result) {
         if (!result.ok) throw { shown: (result.body && result.body.message) || TEXT.failed };
         saveConversation({ id: result.body.id, token: result.body.customer_token });
+        loadUnacked();
         showMode(result.body.mode, "");
         connect();
       })
@@ -263,7 +367,7 @@
     socket = ws;
     ws.onopen = function () {
       attempt = 0;
-      while (outbox.length) ws.send(JSON.stringify({ type: "message", text: outbox.shift() }));
+      resendUnacked(); // the server stores each client id once: resending is safe
     };
     ws.onmessage = function (event) {
       var data;
@@ -295,7 +399,8 @@
   function handle(data) {
     switch (data && data.type) {
       case "message.created":
-        renderMessage(data.message);
+        if (typeof data.client_id === "string") acknowledge(data.client_id, data.message);
+        else renderMessage(data.message);
         break;
       case "conversation.mode":
         showMode(data.mode, data.agent_name);
@@ -312,12 +417,24 @@
         else stopPolling();
         break;
       case "error":
+        if (typeof data.client_id === "string" && !RETRYABLE[data.code]) {
+          markNotSent(data.client_id, data.message || data.code);
+        } else if (RETRYABLE[data.code]) {
+          scheduleResend(); // "busy" and "rate_limited" do not say which message: resend all
+        }
         showNote(data.message || data.code, true);
         break;
     }
   }
 
   function forget() {
+    if (conversation) {
+      unacked = [];
+      saveUnacked(); // the conversation is not ours any more: nothing to send to it
+    }
+    pendingBubbles = {};
+    clearTimeout(resendTimer);
+    resendTimer = null;
     saveConversation(null);
     stopPolling();
     clearTimeout(reconnectTimer);
@@ -366,7 +483,11 @@
 
   function mount() {
     document.body.appendChild(host);
-    if (conversation) connect();
+    if (conversation) {
+      loadUnacked();
+      unacked.forEach(renderPending);
+      connect();
+    }
   }
   if (document.body) mount();
   else document.addEventListener("DOMContentLoaded", mount);
