@@ -23,6 +23,7 @@ import time
 from collections import deque
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -249,6 +250,19 @@ class LiveConsumer(AsyncWebsocketConsumer):
             if self.frame_worker is not None and not self.frame_worker.done():
                 self.frame_worker.cancel()
 
+    async def dispatch(self, message):
+        """As Channels' own, but without its ``aclose_old_connections()`` before each event
+        when frames are queued: that runs on the one database thread of the process, so every
+        incoming frame and layer event would wait behind a pending store, and the socket
+        would stop being read again. Every database call here goes through
+        ``database_sync_to_async``, which closes old connections itself."""
+        if not self.queue_frames:
+            return await super().dispatch(message)
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     def start_frame_worker(self) -> None:
         if self.queue_frames and self.frame_worker is None:
             self.frame_queue = asyncio.Queue()
@@ -387,7 +401,13 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def send_frame(self, frame: dict) -> None:
         if self.closed:
             return  # a queued frame handled after the socket closed: stored, not answered
-        await self.send(text_data=json.dumps(frame))
+        try:
+            await self.send(text_data=json.dumps(frame))
+        except Exception:  # the client went away before its disconnect reached us
+            if not self.queue_frames:
+                raise
+            logger.info("socket %s gone; frames are no longer sent", self.channel_name)
+            self.closed = True
 
     async def send_error(self, code: str, message: str, **extra) -> None:
         await self.send_frame({"type": "error", "code": code, "message": message, **extra})

@@ -11,6 +11,7 @@ import time
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer
 from channels.testing import WebsocketCommunicator
 from django.db import connections
@@ -643,17 +644,23 @@ async def test_the_same_client_id_in_another_conversation_is_another_message(sho
 
 @pytest.fixture
 def slow_store(monkeypatch):
-    """Customer message stores wait until ``release`` is set (a store stuck behind a busy
-    database thread)."""
-    release = asyncio.Event()
-    original = consumers.store_customer_message
+    """Customer message stores wait, on the process's one database thread, until the returned
+    event is set: a store stuck behind a busy database."""
+    release = threading.Event()
+    store = consumers.store_customer_message.func
 
-    async def waiting(*args, **kwargs):
-        await release.wait()
-        return await original(*args, **kwargs)
+    def waiting(*args, **kwargs):
+        release.wait(TIMEOUT)
+        return store(*args, **kwargs)
 
-    monkeypatch.setattr(consumers, "store_customer_message", waiting)
-    return release
+    monkeypatch.setattr(consumers, "store_customer_message", database_sync_to_async(waiting))
+    yield release
+    release.set()
+
+
+def off_the_database_thread(function):
+    """The database thread is busy with the stuck store: run elsewhere."""
+    return sync_to_async(function, thread_sensitive=False)
 
 
 async def test_while_a_store_is_pending_the_socket_keeps_reading_and_forwarding(
@@ -663,11 +670,12 @@ async def test_while_a_store_is_pending_the_socket_keeps_reading_and_forwarding(
     await connect_and_drain(communicator)
     await communicator.send_json_to({"type": "message", "text": "first", "client_id": "one"})
     await communicator.send_json_to({"type": "message", "text": "second", "client_id": "two"})
-    await asyncio.sleep(0.2)
-    # the application took both frames (a server reads on, and answers pings) ...
+    await communicator.send_json_to({"type": "message", "text": "third", "client_id": "three"})
+    await asyncio.sleep(0.3)
+    # the application took every frame (a server reads on, and answers pings) ...
     assert communicator.input_queue.qsize() == 0
     # ... and still forwards group events while the store waits
-    await sync_to_async(realtime.send_now)(
+    await off_the_database_thread(realtime.send_now)(
         realtime.conversation_group(shop_conversation.pk),
         {
             "type": "conversation.mode",
@@ -678,15 +686,19 @@ async def test_while_a_store_is_pending_the_socket_keeps_reading_and_forwarding(
     )
     frame = await communicator.receive_json_from(timeout=TIMEOUT)
     assert frame["type"] == "conversation.mode" and frame["mode"] == "awaiting_agent"
-    assert await stored_customer_messages(shop_conversation) == []
+    count = off_the_database_thread(
+        lambda: Message.objects.filter(conversation=shop_conversation).count()
+    )
+    assert await count() == 0
 
     slow_store.set()
-    frames = await frames_until(communicator, ack_for("two"))
+    frames = await frames_until(communicator, ack_for("three"))
     acks = [f["client_id"] for f in frames if f.get("client_id")]
-    assert acks == ["one", "two"]  # in the order sent
+    assert acks == ["one", "two", "three"]  # in the order sent
     assert [row[1] for row in await stored_customer_messages(shop_conversation)] == [
         "first",
         "second",
+        "third",
     ]
     await communicator.disconnect()
 
