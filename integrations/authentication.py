@@ -50,8 +50,9 @@ class CustomerTokenAuthentication(authentication.BaseAuthentication):
 
     """The token opens the conversation named in the URL (``pk``) or nothing: it is compared
     in constant time with that conversation's own (``conversation_for_customer_token``), never
-    looked up. A token that does not open it, a missing conversation or a URL without one all
-    answer the same 401."""
+    looked up. A conversation the token does not open answers 404 exactly like a missing one
+    (objects outside the caller's reach don't exist for it); a URL without a conversation
+    answers 401."""
 
     def authenticate(self, request):
         raw = request.META.get(self.header)
@@ -59,11 +60,11 @@ class CustomerTokenAuthentication(authentication.BaseAuthentication):
             return None
         kwargs = (getattr(request, "parser_context", None) or {}).get("kwargs") or {}
         conversation_id = kwargs.get("pk")
-        conversation = None
-        if isinstance(conversation_id, int):
-            conversation = conversation_for_customer_token(conversation_id, raw)
+        if not isinstance(conversation_id, int):
+            raise exceptions.AuthenticationFailed(_("A customer token opens one conversation."))
+        conversation = conversation_for_customer_token(conversation_id, raw)
         if conversation is None:
-            raise exceptions.AuthenticationFailed(_("Unknown customer token."))
+            raise exceptions.NotFound(_("No such conversation."))
         return AnonymousUser(), CustomerAccess(conversation_id=conversation.pk)
 
     def authenticate_header(self, request):
