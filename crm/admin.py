@@ -49,8 +49,14 @@ class AssistantForm(forms.ModelForm):
     class Meta:
         model = Assistant
         fields = [
-            "name", "instructions", "backend", "handoff_enabled", "sentiment_threshold",
-            "confidence_threshold", "loop_threshold", "always_human_topics",
+            "name",
+            "instructions",
+            "backend",
+            "handoff_enabled",
+            "sentiment_threshold",
+            "confidence_threshold",
+            "loop_threshold",
+            "always_human_topics",
         ]
 
     def clean_always_human_topics(self):
@@ -66,15 +72,29 @@ class AssistantForm(forms.ModelForm):
 @admin.register(Assistant)
 class AssistantAdmin(admin.ModelAdmin):
     form = AssistantForm
-    list_display = ["name", "handoff_enabled", "backend", "sentiment_threshold",
-                    "confidence_threshold"]
+    list_display = [
+        "name",
+        "handoff_enabled",
+        "backend",
+        "sentiment_threshold",
+        "confidence_threshold",
+    ]
     list_filter = ["handoff_enabled", "backend"]
     search_fields = ["name"]
     fieldsets = [
         (None, {"fields": ["name", "instructions", "backend"]}),
         ("Agent Framework", {"fields": ["handoff_enabled"]}),
-        ("Detection", {"fields": ["sentiment_threshold", "confidence_threshold",
-                                  "loop_threshold", "always_human_topics"]}),
+        (
+            "Detection",
+            {
+                "fields": [
+                    "sentiment_threshold",
+                    "confidence_threshold",
+                    "loop_threshold",
+                    "always_human_topics",
+                ]
+            },
+        ),
     ]
 
 
@@ -88,8 +108,15 @@ class ChannelAdmin(admin.ModelAdmin):
 class MessageInline(admin.TabularInline):
     model = Message
     extra = 0
-    fields = ["created_at", "sender", "author", "text", "confidence", "is_private_note",
-              "delivery_status"]
+    fields = [
+        "created_at",
+        "sender",
+        "author",
+        "text",
+        "confidence",
+        "is_private_note",
+        "delivery_status",
+    ]
     readonly_fields = fields
     can_delete = False
 
@@ -99,8 +126,16 @@ class MessageInline(admin.TabularInline):
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
-    list_display = ["id", "contact", "channel", "mode", "assigned_agent", "team", "created_at",
-                    "last_message_at"]
+    list_display = [
+        "id",
+        "contact",
+        "channel",
+        "mode",
+        "assigned_agent",
+        "team",
+        "created_at",
+        "last_message_at",
+    ]
     list_filter = ["mode", "channel__kind", "team", "created_at"]
     search_fields = ["id", "contact__name", "contact__email"]
     list_select_related = ["contact", "channel", "assigned_agent", "team"]
@@ -114,8 +149,15 @@ class ConversationAdmin(admin.ModelAdmin):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["id", "conversation", "sender", "short_text", "confidence", "delivery_status",
-                    "created_at"]
+    list_display = [
+        "id",
+        "conversation",
+        "sender",
+        "short_text",
+        "confidence",
+        "delivery_status",
+        "created_at",
+    ]
     list_filter = ["sender", "delivery_status", "channel__kind", "is_private_note"]
     search_fields = ["text", "provider_message_id"]
     list_select_related = ["conversation"]

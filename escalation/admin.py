@@ -21,14 +21,36 @@ class EscalationEventInline(admin.TabularInline):
 class EscalationAdmin(admin.ModelAdmin):
     """Read-mostly: state changes go through the services (the actions below)."""
 
-    list_display = ["id", "contact", "channel", "reason", "priority", "status", "team",
-                    "claimed_by", "escalated_at", "claimed_at", "resolved_at"]
-    list_filter = ["status", "reason", "priority", "team", "triggered_by",
-                   "conversation__channel__kind", "escalated_at"]
-    search_fields = ["id", "conversation__contact__name", "conversation__contact__email",
-                     "detail", "summary"]
-    list_select_related = ["conversation__contact", "conversation__channel", "team",
-                           "claimed_by"]
+    list_display = [
+        "id",
+        "contact",
+        "channel",
+        "reason",
+        "priority",
+        "status",
+        "team",
+        "claimed_by",
+        "escalated_at",
+        "claimed_at",
+        "resolved_at",
+    ]
+    list_filter = [
+        "status",
+        "reason",
+        "priority",
+        "team",
+        "triggered_by",
+        "conversation__channel__kind",
+        "escalated_at",
+    ]
+    search_fields = [
+        "id",
+        "conversation__contact__name",
+        "conversation__contact__email",
+        "detail",
+        "summary",
+    ]
+    list_select_related = ["conversation__contact", "conversation__channel", "team", "claimed_by"]
     readonly_fields = [f.name for f in Escalation._meta.fields]
     inlines = [EscalationEventInline]
     actions = ["take_over", "back_to_queue"]
@@ -56,19 +78,35 @@ class EscalationAdmin(admin.ModelAdmin):
 
     @admin.action(description="Take over (as me)")
     def take_over(self, request, queryset):
-        self._each(request, queryset, lambda e: services.take_over_escalation(
-            escalation_id=e.pk, agent=request.user), "taken over")
+        self._each(
+            request,
+            queryset,
+            lambda e: services.take_over_escalation(escalation_id=e.pk, agent=request.user),
+            "taken over",
+        )
 
     @admin.action(description="Send back to the queue")
     def back_to_queue(self, request, queryset):
-        self._each(request, queryset, lambda e: services.reassign_escalation(
-            escalation_id=e.pk, actor=request.user), "back in the queue")
+        self._each(
+            request,
+            queryset,
+            lambda e: services.reassign_escalation(escalation_id=e.pk, actor=request.user),
+            "back in the queue",
+        )
 
 
 @admin.register(MessageAnalysis)
 class MessageAnalysisAdmin(admin.ModelAdmin):
-    list_display = ["message", "backend", "should_escalate", "would_escalate", "reason",
-                    "priority", "duration_ms", "created_at"]
+    list_display = [
+        "message",
+        "backend",
+        "should_escalate",
+        "would_escalate",
+        "reason",
+        "priority",
+        "duration_ms",
+        "created_at",
+    ]
     list_filter = ["backend", "should_escalate", "would_escalate", "reason"]
     search_fields = ["message__text", "detail"]
     readonly_fields = [f.name for f in MessageAnalysis._meta.fields]

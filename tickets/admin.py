@@ -18,8 +18,17 @@ class TicketEventInline(admin.TabularInline):
 class TicketAdmin(admin.ModelAdmin):
     """Read-only here: status and assignee change through the CRM screens and the API."""
 
-    list_display = ["reference", "subject", "contact", "status", "priority", "reason", "assignee",
-                    "created_at", "resolved_at"]
+    list_display = [
+        "reference",
+        "subject",
+        "contact",
+        "status",
+        "priority",
+        "reason",
+        "assignee",
+        "created_at",
+        "resolved_at",
+    ]
     list_filter = ["status", "priority", "reason", "assignee", "created_at"]
     search_fields = ["id", "subject", "contact__name", "contact__email"]
     list_select_related = ["contact", "assignee"]

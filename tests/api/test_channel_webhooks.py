@@ -396,8 +396,9 @@ def test_each_number_of_one_contact_keeps_its_own_conversation(client, whatsapp)
     post(client, url, wa_payload(message_id="wamid.A", wa_id="4915"))
     first = Conversation.objects.get(external_id="4915")
     # The same person, known by a second number.
-    ContactIdentity.objects.create(contact=first.contact, channel_kind="whatsapp",
-                                   external_id="4916")
+    ContactIdentity.objects.create(
+        contact=first.contact, channel_kind="whatsapp", external_id="4916"
+    )
     post(client, url, wa_payload(message_id="wamid.B", wa_id="4916"))
     second = Conversation.objects.get(external_id="4916")
     assert second.pk != first.pk and second.contact_id == first.contact_id

@@ -25,9 +25,15 @@ def test_manager_sees_jamies_escalation_in_the_admin(manager_client):
     assert "Jamie Patel" in page.content.decode()
 
 
-@pytest.mark.parametrize("model", [m for m in admin.site._registry if m._meta.app_label in
-                                   {"crm", "escalation", "tickets", "notifications"}],
-                         ids=lambda m: m._meta.label)
+@pytest.mark.parametrize(
+    "model",
+    [
+        m
+        for m in admin.site._registry
+        if m._meta.app_label in {"crm", "escalation", "tickets", "notifications"}
+    ],
+    ids=lambda m: m._meta.label,
+)
 def test_every_admin_list_and_detail_renders(manager_client, model):
     opts = model._meta
     listing = manager_client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
@@ -35,7 +41,8 @@ def test_every_admin_list_and_detail_renders(manager_client, model):
     first = model.objects.first()
     if first is not None:
         detail = manager_client.get(
-            reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[first.pk]))
+            reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[first.pk])
+        )
         assert detail.status_code == 200
 
 
@@ -63,8 +70,9 @@ def test_crm_settings_in_the_admin_refuse_unknown_placeholders(manager_client):
 
     settings_row = CRMSettings.load()
     url = reverse("admin:crm_crmsettings_change", args=[settings_row.pk])
-    page = manager_client.post(url, {"handoff_message": "Wait {minutes}",
-                                     "takeover_message": "Hi, I'm {agent_name}."})
+    page = manager_client.post(
+        url, {"handoff_message": "Wait {minutes}", "takeover_message": "Hi, I'm {agent_name}."}
+    )
     assert page.status_code == 200 and "unknown placeholders" in page.content.decode()
     settings_row.refresh_from_db()
     assert "{wait_minutes}" in settings_row.handoff_message

@@ -23,7 +23,10 @@ def knowledge(db):
 
 def say(conversation, sender, text, **fields) -> Message:
     return Message.objects.create(
-        conversation=conversation, channel=conversation.channel, sender=sender, text=text,
+        conversation=conversation,
+        channel=conversation.channel,
+        sender=sender,
+        text=text,
         **fields,
     )
 

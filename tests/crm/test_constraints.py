@@ -13,8 +13,12 @@ pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
 def _escalation(conversation, status="queued"):
     return Escalation.objects.create(
-        conversation=conversation, status=status, reason="request", priority=Priority.HIGH,
-        triggered_by="detection", escalated_at=timezone.now(),
+        conversation=conversation,
+        status=status,
+        reason="request",
+        priority=Priority.HIGH,
+        triggered_by="detection",
+        escalated_at=timezone.now(),
     )
 
 
@@ -32,16 +36,26 @@ def test_finished_escalations_do_not_block_a_new_one(conversation):
 
 def test_a_second_ticket_for_one_escalation_is_refused(conversation):
     escalation = _escalation(conversation)
-    fields = dict(escalation=escalation, conversation=conversation,
-                  contact=conversation.contact, subject="x", reason="request")
+    fields = dict(
+        escalation=escalation,
+        conversation=conversation,
+        contact=conversation.contact,
+        subject="x",
+        reason="request",
+    )
     Ticket.objects.create(**fields)
     with pytest.raises(IntegrityError), transaction.atomic():
         Ticket.objects.create(**fields)
 
 
 def test_a_repeated_provider_message_id_on_one_channel_is_refused(conversation):
-    fields = dict(conversation=conversation, channel=conversation.channel, sender="customer",
-                  text="hi", provider_message_id="wamid.1")
+    fields = dict(
+        conversation=conversation,
+        channel=conversation.channel,
+        sender="customer",
+        text="hi",
+        provider_message_id="wamid.1",
+    )
     Message.objects.create(**fields)
     with pytest.raises(IntegrityError), transaction.atomic():
         Message.objects.create(**fields)
@@ -51,15 +65,28 @@ def test_the_same_provider_id_on_another_channel_is_accepted(conversation):
     from tests.factories import ChannelFactory, ConversationFactory
 
     other = ConversationFactory(channel=ChannelFactory(kind="whatsapp"))
-    Message.objects.create(conversation=conversation, channel=conversation.channel,
-                           sender="customer", text="hi", provider_message_id="wamid.1")
-    Message.objects.create(conversation=other, channel=other.channel,
-                           sender="customer", text="hi", provider_message_id="wamid.1")
+    Message.objects.create(
+        conversation=conversation,
+        channel=conversation.channel,
+        sender="customer",
+        text="hi",
+        provider_message_id="wamid.1",
+    )
+    Message.objects.create(
+        conversation=other,
+        channel=other.channel,
+        sender="customer",
+        text="hi",
+        provider_message_id="wamid.1",
+    )
     assert Message.objects.filter(provider_message_id="wamid.1").count() == 2
 
 
 def test_a_customer_token_belongs_to_one_conversation(conversation):
-    clash = Conversation(contact=conversation.contact, channel=conversation.channel,
-                         customer_token=conversation.customer_token)
+    clash = Conversation(
+        contact=conversation.contact,
+        channel=conversation.channel,
+        customer_token=conversation.customer_token,
+    )
     with pytest.raises(IntegrityError), transaction.atomic():
         clash.save()

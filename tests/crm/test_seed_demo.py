@@ -20,7 +20,11 @@ def test_seed_demo_creates_jamies_escalation_once(settings):
     escalation = Escalation.objects.get(conversation=jamie)
     assert (escalation.reason, escalation.status) == ("complexity", "queued")
     assert set(Conversation.objects.values_list("mode", flat=True)) == {
-        "ai", "awaiting_agent", "agent", "closed"}
+        "ai",
+        "awaiting_agent",
+        "agent",
+        "closed",
+    }
     assert Escalation.objects.filter(conversation=jamie).count() == 1
 
 

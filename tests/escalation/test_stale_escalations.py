@@ -17,7 +17,9 @@ pytestmark = pytest.mark.django_db
 
 def escalate(conversation):
     escalation, _ = services.escalate_conversation(
-        conversation=conversation, reason="request", priority=Priority.HIGH,
+        conversation=conversation,
+        reason="request",
+        priority=Priority.HIGH,
         triggered_by=Escalation.Trigger.AGENT,
     )
     return escalation
@@ -41,7 +43,9 @@ def test_handing_back_an_old_escalation_cannot_take_the_chat_from_its_new_agent(
         services.hand_back_to_ai(escalation_id=first.pk, agent=agent)
     conversation.refresh_from_db()
     assert (conversation.mode, conversation.assigned_agent) == (
-        Conversation.Mode.AGENT, other_agent)
+        Conversation.Mode.AGENT,
+        other_agent,
+    )
 
 
 def test_closing_an_old_escalation_cannot_close_a_conversation_with_an_open_one(
@@ -60,7 +64,8 @@ def test_a_released_escalation_is_not_overdue_the_moment_it_is_back(conversation
     AgentFactory(display_name="Sam")
     escalation = escalate(conversation)
     Escalation.objects.filter(pk=escalation.pk).update(
-        escalated_at=timezone.now() - timedelta(hours=1))
+        escalated_at=timezone.now() - timedelta(hours=1)
+    )
     services.take_over_escalation(escalation_id=escalation.pk, agent=agent)
     services.reassign_escalation(escalation_id=escalation.pk, actor=agent)
 

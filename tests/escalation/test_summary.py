@@ -4,8 +4,12 @@ from escalation.detection import Turn, summarize
 
 JAMIE = [
     Turn("customer", "My subscription was charged twice this month."),
-    Turn("assistant", "I can see two charges of $49 on your card: one on June 1 and one on "
-                      "June 3. The June 3 charge looks like a duplicate.", 0.86),
+    Turn(
+        "assistant",
+        "I can see two charges of $49 on your card: one on June 1 and one on "
+        "June 3. The June 3 charge looks like a duplicate.",
+        0.86,
+    ),
     Turn("customer", "Yes, can you refund the duplicate? I need this resolved today."),
     Turn("assistant", "This requires a human agent. Connecting you now…", 0.4),
 ]
