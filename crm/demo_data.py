@@ -78,7 +78,8 @@ KNOWLEDGE_BASE = [
     (
         "Business hours",
         "hours open support time",
-        "Our team is available Monday to Friday, 8am–8pm ET; the assistant answers around the clock.",
+        "Our team is available Monday to Friday, 8am–8pm ET; "
+        "the assistant answers around the clock.",
     ),
     (
         "Gift cards",
