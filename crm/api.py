@@ -48,6 +48,17 @@ class PersonSerializer(serializers.Serializer):
         return {"id": user.pk, "name": agent_name(user)}
 
 
+class AuditEventSerializer(serializers.Serializer):
+    """One row of an audit trail (escalation or ticket events); subclasses set ``kind``."""
+
+    kind = serializers.CharField()
+    actor = PersonSerializer(allow_null=True)
+    old_value = serializers.CharField()
+    new_value = serializers.CharField()
+    note = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
 class ContactSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()

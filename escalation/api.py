@@ -11,7 +11,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from crm.api import ContactSerializer, PersonSerializer, conversation_in_reach
+from crm.api import AuditEventSerializer, ContactSerializer, PersonSerializer, conversation_in_reach
 from crm.models import ChannelKind, Team
 from integrations.api_base import MAX_USER_ID, ApiView, IdField
 from integrations.pagination import ApiPagination
@@ -74,13 +74,8 @@ class EscalationSerializer(serializers.Serializer):
         return wait_seconds(escalation, self.context.get("now") or timezone.now())
 
 
-class EscalationEventSerializer(serializers.Serializer):
+class EscalationEventSerializer(AuditEventSerializer):
     kind = serializers.ChoiceField(choices=EscalationEvent.Kind.choices)
-    actor = PersonSerializer(allow_null=True)
-    old_value = serializers.CharField()
-    new_value = serializers.CharField()
-    note = serializers.CharField()
-    created_at = serializers.DateTimeField()
 
 
 class EscalationDetailSerializer(EscalationSerializer):

@@ -9,7 +9,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from crm.api import ContactSerializer, PersonSerializer
+from crm.api import AuditEventSerializer, ContactSerializer, PersonSerializer
 from escalation.api import PriorityField
 from escalation.models import Reason
 from integrations.api_base import MAX_USER_ID, ApiView, IdField
@@ -36,13 +36,8 @@ class TicketSerializer(serializers.Serializer):
     resolved_at = serializers.DateTimeField(allow_null=True)
 
 
-class TicketEventSerializer(serializers.Serializer):
+class TicketEventSerializer(AuditEventSerializer):
     kind = serializers.ChoiceField(choices=TicketEvent.Kind.choices)
-    actor = PersonSerializer(allow_null=True)
-    old_value = serializers.CharField()
-    new_value = serializers.CharField()
-    note = serializers.CharField()
-    created_at = serializers.DateTimeField()
 
 
 class TicketDetailSerializer(TicketSerializer):
