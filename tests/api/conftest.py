@@ -9,12 +9,6 @@ from tests.factories import AgentFactory, ChannelFactory
 
 
 @pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """Factories set passwords; the production hasher is deliberately slow."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def clean_throttles():
     cache.clear()
     yield

@@ -13,11 +13,6 @@ from tests.factories import AssistantFactory, ChannelFactory, ConversationFactor
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 REFUNDS = "Refunds go back to your card within 5 business days of approval."
 
 

@@ -21,11 +21,6 @@ except ImportError:  # pragma: no cover - older SDKs use httpx itself
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 REFUNDS = "Refunds go back to your card within 5 business days of approval."
 
 

@@ -130,13 +130,6 @@ def browser():
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # Factories hash "pw" for every user; a cheap hasher keeps that from costing a second each.
-    # Users who log in through the real login page get a real hash (real_password below).
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def _orm_next_to_playwright(monkeypatch):
     # Playwright's sync API keeps an event loop in this thread; the ORM calls the tests make
     # between browser steps are ordinary blocking calls, so Django's async guard is lifted

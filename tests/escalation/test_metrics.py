@@ -20,11 +20,6 @@ from tests.factories import ChannelFactory, TeamFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 NOW = timezone.now().replace(microsecond=0)
 PERIOD = MetricsFilters(start=NOW - timedelta(days=7), end=NOW)
 

@@ -11,11 +11,6 @@ from escalation.pipeline import analyze_and_act
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def customer_says(conversation, text) -> Message:
     return Message.objects.create(
         conversation=conversation, channel=conversation.channel, sender="customer", text=text

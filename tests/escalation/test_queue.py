@@ -14,11 +14,6 @@ from tests.factories import AgentFactory, ChannelFactory, TeamFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def make_queue(specs, *, now):
     """Escalations from (channel, team, priority, reason, waited minutes), in bulk."""
     contacts = Contact.objects.bulk_create(

@@ -24,11 +24,6 @@ pytestmark = pytest.mark.django_db
 Kind = EscalationEvent.Kind
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def sent(monkeypatch):
     """Every event pushed to the channel layer, as (group, type)."""

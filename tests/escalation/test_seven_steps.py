@@ -16,11 +16,6 @@ from tickets.models import Ticket
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def test_customer_message_to_metrics_in_seven_steps():
     team = TeamFactory(name="Billing")
     channel = ChannelFactory(default_team=team)

@@ -15,11 +15,6 @@ from tickets.models import Ticket, TicketEvent
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def _race(workers: int, work) -> list:
     """Run ``work(i)`` in ``workers`` threads released at once; return what each returned or
     raised, in worker order."""

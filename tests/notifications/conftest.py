@@ -26,12 +26,6 @@ def project_celery_app():
     app.set_default()
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """Agents are made with a password; PBKDF2 at full strength costs ~0.5 s each here."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def team(db):
     return TeamFactory(name="Billing", target_wait_seconds=60)

@@ -11,11 +11,6 @@ from tickets.models import Ticket, TicketEvent
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def escalation(conversation):
     return Escalation.objects.create(
