@@ -4,6 +4,7 @@ without pickle, and the committed weights match the training code's features."""
 from io import StringIO
 
 import numpy as np
+import pytest
 from django.core.management import call_command
 
 from escalation.detection.features import WEIGHTS_PATH, load_models
@@ -55,3 +56,33 @@ def test_the_labelled_set_is_held_out_from_the_training_examples():
     }
     leaked = [e.text for e in own_examples() if e.text.strip().lower() in turns]
     assert leaked == []
+
+
+def test_multilingual_examples_name_a_language_and_cover_the_languages_customers_write_in():
+    examples = [e for e in own_examples() if e.source.startswith("examples_multilingual_")]
+    assert examples and all(e.lang for e in examples)
+    languages = {e.lang for e in examples}
+    assert {"en", "ja", "zh", "ko", "ar", "hi", "ru", "tr"} <= languages
+    for language in languages:
+        lines = [e for e in examples if e.lang == language]
+        hard_negatives = [e for e in lines if (e.intent, e.emotion) == ("other", "neutral")]
+        assert any(e.intent == "request" for e in lines), language
+        assert len(hard_negatives) * 3 >= len(lines), language  # a third asks for no one
+
+
+def test_a_language_file_line_without_its_four_fields_names_file_and_line(tmp_path):
+    header = "# lang\tintent\temotion\ttext\n"
+    (tmp_path / "examples_x.tsv").write_text(
+        header + "nl\trequest\tneutral\tmag ik iemand spreken\nnl\trequest\tneutral\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ValueError, match=r"examples_x\.tsv:3: expected lang<TAB>intent"):
+        own_examples(tmp_path)
+    (tmp_path / "examples_x.tsv").write_text(header + "Dutch\tother\tneutral\tok\n", "utf-8")
+    with pytest.raises(ValueError, match=r"examples_x\.tsv:2: 'Dutch' is not an ISO"):
+        own_examples(tmp_path)
+    (tmp_path / "examples_x.tsv").write_text(
+        header + "nl\tother\tneutral\tprima, dank je\n", "utf-8"
+    )
+    [example] = own_examples(tmp_path)
+    assert (example.lang, example.intent, example.text) == ("nl", "other", "prima, dank je")

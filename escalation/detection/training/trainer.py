@@ -56,23 +56,31 @@ class Example:
     intent: str
     emotion: str | None  # None: not used for the emotion model
     source: str
+    lang: str | None = None  # ISO code, where the file names it
 
 
 def own_examples(folder: Path = TRAINING_DIR) -> list[Example]:
     examples = []
     for path in sorted(folder.glob("examples_*.tsv")):
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        # A header "# lang<TAB>intent<TAB>emotion<TAB>text" means each line names its language.
+        with_lang = bool(lines) and lines[0].startswith("# lang\t")
+        columns = (
+            ("lang", "intent", "emotion", "text") if with_lang else ("intent", "emotion", "text")
+        )
+        for number, line in enumerate(lines, 1):
             if not line.strip() or line.startswith("#"):
                 continue
-            try:
-                intent, emotion, text = line.split("\t", 2)
-            except ValueError as exc:
-                raise ValueError(
-                    f"{path.name}:{number}: expected intent<TAB>emotion<TAB>text"
-                ) from exc
+            fields = line.split("\t", len(columns) - 1)
+            if len(fields) != len(columns) or not fields[-1].strip():
+                raise ValueError(f"{path.name}:{number}: expected {'<TAB>'.join(columns)}")
+            row = dict(zip(columns, fields, strict=True))
+            lang, intent, emotion = row.get("lang"), row["intent"], row["emotion"]
             if intent not in INTENTS or emotion not in EMOTIONS:
                 raise ValueError(f"{path.name}:{number}: unknown label {intent!r}/{emotion!r}")
-            examples.append(Example(text.strip(), intent, emotion, path.name))
+            if with_lang and not re.fullmatch(r"[a-z]{2,3}", lang):
+                raise ValueError(f"{path.name}:{number}: {lang!r} is not an ISO language code")
+            examples.append(Example(row["text"].strip(), intent, emotion, path.name, lang))
     return examples
 
 
