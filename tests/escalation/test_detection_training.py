@@ -43,13 +43,15 @@ def test_committed_weights_load_and_agree_with_the_feature_code():
     assert "w:human" in intent.index  # the vocabulary is made of features.analyze's output
 
 
-def test_the_labelled_set_is_held_out_from_the_training_examples():
+def test_no_training_example_is_a_turn_of_a_held_out_set():
     import json
     from pathlib import Path
 
-    dataset = Path(__file__).resolve().parent.parent / "data" / "escalation_conversations.jsonl"
+    datasets = sorted((Path(__file__).resolve().parent.parent / "data").glob("*.jsonl"))
+    assert len(datasets) >= 2  # the labelled set and the multilingual held-out set
     turns = {
         turn["text"].strip().lower()
+        for dataset in datasets
         for line in dataset.read_text(encoding="utf-8").splitlines()
         if line.strip()
         for turn in json.loads(line)["turns"]
