@@ -30,6 +30,7 @@ run: install
 	DEBUG=1 $(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT)
 
 test: install
+	$(BIN)/lint-imports --no-cache
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: install
@@ -39,6 +40,7 @@ faults: install
 	$(TEST_ENV) $(BIN)/pytest tests/faults $(PYTEST_ARGS)
 
 lint: install
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 

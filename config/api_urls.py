@@ -4,9 +4,9 @@ from django.urls import include, path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from crm import api as crm_api
-from crm import webhooks
 from escalation import api as escalation_api
 from integrations import api as integrations_api
+from integrations import webhooks
 from integrations.api_base import IdConverter
 from integrations.exceptions import api_not_found
 from tickets import api as tickets_api

@@ -23,7 +23,7 @@ app.conf.beat_schedule = {
         "schedule": 3600.0,
     },
     "resend-stuck-provider-deliveries": {
-        "task": "crm.tasks.resend_stuck_deliveries",
+        "task": "integrations.tasks.resend_stuck_deliveries",
         "schedule": 300.0,
     },
     "resend-stuck-webhook-deliveries": {

@@ -4,19 +4,18 @@ selector, serialise. Customer tokens reach one conversation (its detail and mess
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
-from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from integrations.api_base import MAX_ID, ApiView, IdField
 from integrations.authentication import ApiTokenAuthentication, CustomerTokenAuthentication
 from integrations.pagination import ApiPagination
-from integrations.permissions import is_customer
+from integrations.permissions import conversation_in_reach, conversation_queryset, is_customer
 from integrations.schema import error_response
+from integrations.serializers import ContactSerializer, PersonSerializer
 from integrations.throttles import (
     ApiCallerThrottle,
     ConversationStartThrottle,
@@ -25,7 +24,7 @@ from integrations.throttles import (
 
 from . import realtime, selectors, services
 from .errors import DomainError
-from .models import AgentProfile, ChannelKind, Conversation, Message, agent_name
+from .models import AgentProfile, ChannelKind, Conversation, Message
 
 
 class NotAnAgent(DomainError):
@@ -38,32 +37,6 @@ def max_message_chars() -> int:
 
 
 # --- Serializers ------------------------------------------------------------------------------
-
-
-class PersonSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    name = serializers.CharField()
-
-    def to_representation(self, user):
-        return {"id": user.pk, "name": agent_name(user)}
-
-
-class AuditEventSerializer(serializers.Serializer):
-    """One row of an audit trail (escalation or ticket events); subclasses set ``kind``."""
-
-    kind = serializers.CharField()
-    actor = PersonSerializer(allow_null=True)
-    old_value = serializers.CharField()
-    new_value = serializers.CharField()
-    note = serializers.CharField()
-    created_at = serializers.DateTimeField()
-
-
-class ContactSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    name = serializers.CharField()
-    email = serializers.CharField()
-    phone = serializers.CharField()
 
 
 class ChannelSummarySerializer(serializers.Serializer):
@@ -233,22 +206,8 @@ class AvailabilityInputSerializer(serializers.Serializer):
 # --- Views ------------------------------------------------------------------------------------
 
 
-def conversation_queryset():
-    return Conversation.objects.select_related(
-        "contact", "channel", "assigned_agent__agent_profile"
-    )
-
-
 def agent_queryset():
     return AgentProfile.objects.select_related("user").prefetch_related("teams")
-
-
-def conversation_in_reach(request, pk) -> Conversation:
-    """The conversation, or 404 when it does not exist or a customer token is for another one
-    (the same answer either way, so ids are not probed)."""
-    if is_customer(request) and request.auth.conversation_id != pk:
-        raise NotFound()
-    return get_object_or_404(conversation_queryset(), pk=pk)
 
 
 CUSTOMER_AUTH = [ApiTokenAuthentication, SessionAuthentication, CustomerTokenAuthentication]

@@ -12,6 +12,13 @@ class DomainError(Exception):
         self.message = message
 
 
+class InvalidTransition(DomainError):
+    """A move its current state does not allow (escalations and tickets both raise it)."""
+
+    code = "invalid_transition"
+    status = 409
+
+
 class InvalidMessage(DomainError):
     code = "invalid_message"
 

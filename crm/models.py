@@ -132,6 +132,10 @@ class ChannelKind(models.TextChoices):
     API = "api", _("API")
 
 
+# Channels whose replies leave through a provider's API (``integrations.senders``), not a socket.
+PROVIDER_CHANNELS = frozenset({ChannelKind.WHATSAPP, ChannelKind.INSTAGRAM})
+
+
 class ContactIdentity(models.Model):
     """How a contact is known on one kind of channel (a phone number, an Instagram id...)."""
 

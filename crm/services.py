@@ -8,11 +8,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from integrations.payloads import emit_message_created
-
-from . import outbound, realtime
+from . import hooks, realtime
 from .errors import ChannelNotFound, ConversationClosed, InvalidMessage, NotAssigned
 from .models import (
+    PROVIDER_CHANNELS,
     AgentProfile,
     Channel,
     ChannelKind,
@@ -122,7 +121,7 @@ def _store_message(*, conversation: Conversation, **fields) -> Message:
     )
     Conversation.objects.filter(pk=conversation.pk).update(last_message_at=message.created_at)
     realtime.publish_message(message)
-    emit_message_created(message)
+    hooks.message_stored.announce(message=message)
     return message
 
 
@@ -130,13 +129,12 @@ def _store_message(*, conversation: Conversation, **fields) -> Message:
 def receive_customer_message(
     *, conversation: Conversation, text: str, provider_message_id: str | None = None
 ) -> Message:
-    """Store a customer's message first, then (after commit) broadcast and queue analysis.
+    """Store a customer's message first, then (after commit) broadcast it; ``escalation``
+    queues its analysis through the ``message_stored`` hook.
 
     A repeated ``provider_message_id`` on the channel returns the stored message: provider
     retries are processed once. A message to a closed conversation reopens it with the AI.
     """
-    from escalation.tasks import queue_analysis
-
     text = clean_text(text)
     if provider_message_id:
         existing = Message.objects.filter(
@@ -163,20 +161,15 @@ def receive_customer_message(
         return Message.objects.get(
             channel_id=conversation.channel_id, provider_message_id=provider_message_id
         )
-    queue_analysis(message)
     return message
 
 
 def _outgoing(conversation: Conversation, **fields) -> Message:
-    needs_provider = conversation.channel.kind in outbound.PROVIDER_CHANNELS and not fields.get(
-        "is_private_note"
-    )
-    if needs_provider:
+    """A message to the customer; on a provider channel it is stored pending, and
+    ``integrations`` (listening to ``message_stored``) queues its delivery."""
+    if conversation.channel.kind in PROVIDER_CHANNELS and not fields.get("is_private_note"):
         fields["delivery_status"] = Message.Delivery.PENDING
-    message = _store_message(conversation=conversation, **fields)
-    if needs_provider:
-        outbound.schedule_delivery(message)
-    return message
+    return _store_message(conversation=conversation, **fields)
 
 
 @transaction.atomic

@@ -11,27 +11,20 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from crm.api import AuditEventSerializer, ContactSerializer, PersonSerializer, conversation_in_reach
 from crm.models import ChannelKind, Team
 from integrations.api_base import MAX_USER_ID, ApiView, IdField
 from integrations.pagination import ApiPagination
+from integrations.permissions import conversation_in_reach
 from integrations.schema import error_response
+from integrations.serializers import (
+    AuditEventSerializer,
+    ContactSerializer,
+    PersonSerializer,
+    PriorityField,
+)
 
 from . import selectors, services
 from .models import Escalation, EscalationEvent, Priority, Reason
-
-
-class PriorityField(serializers.ChoiceField):
-    """Stored as a number, spoken as a code: urgent, high, normal, low."""
-
-    def __init__(self, **kwargs):
-        super().__init__(choices=[(code, code) for code in reversed(Priority.codes())], **kwargs)
-
-    def to_internal_value(self, data):
-        return Priority.parse(super().to_internal_value(data))
-
-    def to_representation(self, value):
-        return Priority.parse(value).code
 
 
 def wait_seconds(escalation: Escalation, now: datetime) -> int:

@@ -1,6 +1,14 @@
 from django.utils.translation import gettext as _
 
-from crm.errors import DomainError
+from crm.errors import DomainError, InvalidTransition
+
+__all__ = [
+    "AlreadyClaimed",
+    "EscalationNotFound",
+    "InvalidTransition",
+    "NotYourEscalation",
+    "ReasonRequired",
+]
 
 
 class AlreadyClaimed(DomainError):
@@ -12,11 +20,6 @@ class AlreadyClaimed(DomainError):
             _("%(name)s already took this conversation.") % {"name": agent_display_name}
         )
         self.agent_name = agent_display_name
-
-
-class InvalidTransition(DomainError):
-    code = "invalid_transition"
-    status = 409
 
 
 class ReasonRequired(DomainError):

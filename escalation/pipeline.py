@@ -1,7 +1,10 @@
 """From a stored customer message to a decision: detect, record, escalate or let the AI answer."""
 
+import logging
+
 from django.db import IntegrityError, transaction
 
+from crm.assistant import take_assistant_turn
 from crm.models import Conversation, Message
 
 from . import services
@@ -9,6 +12,8 @@ from .detection import DetectorSettings, detect
 from .errors import InvalidTransition
 from .models import Escalation, MessageAnalysis, Priority
 from .selectors import conversation_turns
+
+logger = logging.getLogger(__name__)
 
 
 def detector_settings(assistant) -> DetectorSettings:
@@ -88,3 +93,38 @@ def analyze_and_act(*, message_id: int, act: bool = True) -> MessageAnalysis | N
         if not escalated and conversation.mode == Conversation.Mode.AI:
             transaction.on_commit(lambda: answer_customer.delay(message_id), robust=True)
     return analysis
+
+
+# The priority of an escalation the assistant asked for (its Claude tool); else normal.
+ASSISTANT_PRIORITY = {"request": "high", "sentiment": "high"}
+
+
+def answer_customer_message(*, message_id: int) -> Message | None:
+    """Let the assistant take its turn on a customer message, and hand the conversation to a
+    person when the assistant asks for one. Returns the AI's stored reply, if it answered."""
+    signals = (
+        MessageAnalysis.objects.filter(message_id=message_id)
+        .values_list("signals", flat=True)
+        .first()
+    )
+    detected_request = bool(((signals or {}).get("intent") or {}).get("request_human"))
+    turn = take_assistant_turn(message_id=message_id, detected_request=detected_request)
+    if turn.needs_person is not None:
+        _escalate_from_assistant(message_id, turn.needs_person)
+    return turn.reply
+
+
+def _escalate_from_assistant(message_id: int, request) -> None:
+    """Refused quietly if an agent or a close got there first."""
+    conversation = Conversation.objects.get(messages__id=message_id)
+    try:
+        services.escalate_conversation(
+            conversation=conversation,
+            reason=request.reason,
+            priority=ASSISTANT_PRIORITY.get(request.reason, "normal"),
+            triggered_by=Escalation.Trigger.ASSISTANT,
+            detail=request.detail,
+            summary=request.summary,
+        )
+    except InvalidTransition:
+        logger.info("conversation %s changed hands before the assistant escalated", conversation.pk)

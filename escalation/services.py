@@ -21,11 +21,10 @@ from crm import realtime
 from crm import services as crm_services
 from crm.models import Conversation, CRMSettings, agent_name
 from integrations.payloads import emit_escalation_event
-from notifications import services as notification_services
 from tickets import services as ticket_services
 from tickets.models import Ticket
 
-from . import selectors
+from . import alerts, selectors
 from .errors import (
     AlreadyClaimed,
     EscalationNotFound,
@@ -184,7 +183,7 @@ def escalate_conversation(
         ),
     )
     ticket_services.open_ticket_for_escalation(escalation=escalation)
-    notification_services.notify_agents_of_escalation(escalation=escalation)
+    alerts.notify_agents_of_escalation(escalation=escalation)
     emit_escalation_event("escalation.created", escalation)
     return escalation, True
 
@@ -342,7 +341,7 @@ def reassign_escalation(
             conversation=conversation,
             text=_("You're back in the queue; the next available agent will be with you shortly."),
         )
-    notification_services.notify_agents_of_escalation(escalation=escalation)
+    alerts.notify_agents_of_escalation(escalation=escalation)
     realtime.publish_queue_event("added" if was_claimed else "updated", escalation.pk)
     return escalation
 
@@ -506,6 +505,6 @@ def remind_overdue_escalation(*, escalation_id: int, now=None) -> bool:
         new=Priority(escalation.priority).code,
         note=_("Waiting longer than %(seconds)s seconds.") % {"seconds": target},
     )
-    notification_services.notify_agents_of_reminder(escalation=escalation)
+    alerts.notify_agents_of_reminder(escalation=escalation)
     realtime.publish_queue_event("updated", escalation.pk)
     return True

@@ -11,8 +11,11 @@ from django.utils import timezone
 logger = logging.getLogger(__name__)
 
 
-def queue_analysis(message) -> None:
-    """After commit, analyse a stored customer message (the sweep catches a lost enqueue)."""
+def queue_analysis(*, message) -> None:
+    """Listener of ``crm.hooks.message_stored``: after commit, analyse a customer's message
+    (the sweep catches a lost enqueue)."""
+    if message.sender != message.Sender.CUSTOMER:
+        return
     message_id = message.id
 
     def enqueue():
@@ -34,7 +37,7 @@ def analyze_message(message_id: int) -> None:
 
 @shared_task(acks_late=True)
 def answer_customer(message_id: int) -> None:
-    from crm.assistant import answer_customer_message
+    from .pipeline import answer_customer_message
 
     answer_customer_message(message_id=message_id)
 

@@ -1,7 +1,7 @@
 """The JSON bodies of outbound webhook events: the same fields the REST API returns."""
 
+from crm.codes import Priority
 from crm.models import agent_name
-from escalation.models import Priority
 
 
 def _person(user) -> dict | None:
@@ -76,8 +76,8 @@ def emit_ticket_created(ticket) -> None:
     emit_event("ticket.created", lambda: ticket_payload(ticket))
 
 
-def emit_message_created(message) -> None:
-    """Private notes never leave the CRM."""
+def emit_message_created(*, message) -> None:
+    """Listener of ``crm.hooks.message_stored``. Private notes never leave the CRM."""
     if message.is_private_note:
         return
     from .services import emit_event

@@ -5,6 +5,7 @@ and write; managers and superusers also manage. Customer tokens pass only where 
 so (``allow_customer``), and only for their own conversation (the view checks the id).
 """
 
+from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from rest_framework import exceptions, permissions
 
@@ -55,3 +56,19 @@ class HasScope(permissions.BasePermission):
         if scope not in caller_scopes(request):
             raise InsufficientScope(_("This call needs the %(scope)s scope.") % {"scope": scope})
         return True
+
+
+def conversation_queryset():
+    from crm.models import Conversation
+
+    return Conversation.objects.select_related(
+        "contact", "channel", "assigned_agent__agent_profile"
+    )
+
+
+def conversation_in_reach(request, pk):
+    """The conversation, or 404 when it does not exist or a customer token is for another one
+    (the same answer either way, so ids are not probed)."""
+    if is_customer(request) and request.auth.conversation_id != pk:
+        raise exceptions.NotFound()
+    return get_object_or_404(conversation_queryset(), pk=pk)

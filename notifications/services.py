@@ -18,8 +18,6 @@ from django.utils.translation import gettext as _
 
 from crm import realtime
 from crm.models import AgentProfile
-from escalation.models import EscalationEvent
-from escalation.selectors import online_agents
 
 from .emails import build_notification_email
 from .errors import NotificationNotFound
@@ -44,52 +42,35 @@ def conversation_link(conversation_id: int) -> str:
     return f"/crm/conversations/{conversation_id}/"
 
 
-def available_agents(team_id: int | None) -> list[AgentProfile]:
-    """Active agents who are online: of the team, or everyone when there is no team."""
-    return list(online_agents(team_id).select_related("user"))
-
-
-def fallback_recipients(team_id: int | None) -> list[AgentProfile]:
-    """When nobody is available: every active agent of the team (whatever their availability)
-    and every active manager, so an escalation is never unseen. Without a team, everyone."""
-    people = AgentProfile.objects.filter(user__is_active=True).select_related("user")
-    if team_id:
-        people = people.filter(Q(teams__id=team_id) | Q(role=AgentProfile.Role.MANAGER))
-    return list(people.distinct().order_by("pk"))
-
-
-def recipients_for(escalation) -> tuple[list[AgentProfile], bool]:
-    """``(profiles, is_fallback)``: the available agents, or the fallback list if none."""
-    available = available_agents(escalation.team_id)
-    if available:
-        return available, False
-    return fallback_recipients(escalation.team_id), True
-
-
-def notification_payload(notification: Notification, escalation) -> dict:
+def notification_payload(notification: Notification, details: dict) -> dict:
     """What an agent socket receives: enough for the bell and a toast without a query."""
-    contact = escalation.conversation.contact
     return {
         "id": notification.id,
         "kind": notification.kind,
         "text": notification.text,
         "link": notification.link,
-        "escalation": escalation.pk,
-        "conversation": escalation.conversation_id,
-        "contact": str(contact),
-        "reason": escalation.reason,
-        "reason_label": str(escalation.get_reason_display()),
-        "priority": escalation.priority_code,
-        "priority_label": str(escalation.get_priority_display()),
+        **details,
         "created_at": notification.created_at.isoformat(),
     }
 
 
-def _notify(*, escalation, kind: str, dedupe_key: str, text: str) -> list[Notification]:
+@transaction.atomic
+def notify_people(
+    *,
+    recipients: list[AgentProfile],
+    is_fallback: bool,
+    kind: str,
+    dedupe_key: str,
+    text: str,
+    escalation,
+    details: dict,
+) -> list[Notification]:
     """Store one notification per recipient (idempotent per recipient and ``dedupe_key``), push
-    the in-app ones after commit and queue the emails after commit. A fixed number of queries
-    whatever the team's size: this runs inside the escalation's transaction and its lock."""
-    profiles, is_fallback = recipients_for(escalation)
+    the in-app ones after commit and queue the emails after commit. The caller chose whom
+    (``is_fallback``: nobody was available, so everyone listed is emailed) and what; ``details``
+    go into the live payload. A fixed number of queries whatever the team's size: this runs
+    inside the escalation's transaction and its lock."""
+    profiles = recipients
     already = set(
         Notification.objects.filter(
             dedupe_key=dedupe_key, recipient_id__in=[p.user_id for p in profiles]
@@ -139,7 +120,7 @@ def _notify(*, escalation, kind: str, dedupe_key: str, text: str) -> list[Notifi
                 notification.recipient_id,
                 {
                     "type": "notification.created",
-                    "notification": notification_payload(notification, escalation),
+                    "notification": notification_payload(notification, details),
                     "unread": unread.get(notification.recipient_id, 1),
                 },
             )
@@ -174,46 +155,6 @@ def _store_new(rows: list[Notification]) -> list[Notification]:
             if is_new:
                 created.append(notification)
         return created
-
-
-@transaction.atomic
-def notify_agents_of_escalation(*, escalation) -> list[Notification]:
-    """One notification per available agent of the escalation's team (every available agent
-    when it has no team; the team's agents and the managers by email when nobody is available),
-    in-app and/or email as each prefers. Idempotent per (agent, time in the queue): a second call
-    adds nothing, a hop back to the queue notifies again."""
-    contact = escalation.conversation.contact
-    releases = escalation.events.filter(kind=EscalationEvent.Kind.RELEASED).count()
-    key = f"escalation:{escalation.pk}" + (f":{releases}" if releases else "")
-    text = _("%(contact)s needs an agent: %(reason)s, %(priority)s priority") % {
-        "contact": contact,
-        "reason": escalation.get_reason_display(),
-        "priority": escalation.get_priority_display().lower(),
-    }
-    return _notify(
-        escalation=escalation, kind=Notification.Kind.ESCALATION, dedupe_key=key, text=text
-    )
-
-
-@transaction.atomic
-def notify_agents_of_reminder(*, escalation) -> list[Notification]:
-    """Re-notify that an escalation is still waiting past its target: one notification per
-    recipient per reminder, to the same people an escalation would reach."""
-    contact = escalation.conversation.contact
-    # The escalation service logs the REMINDED event before calling: its count numbers reminders.
-    number = escalation.events.filter(kind=EscalationEvent.Kind.REMINDED).count()
-    waited = max(1, int((timezone.now() - escalation.escalated_at).total_seconds() // 60))
-    text = _("Still waiting after %(minutes)d min: %(contact)s, now %(priority)s priority") % {
-        "minutes": waited,
-        "contact": contact,
-        "priority": escalation.get_priority_display().lower(),
-    }
-    return _notify(
-        escalation=escalation,
-        kind=Notification.Kind.REMINDER,
-        dedupe_key=f"reminder:{escalation.pk}:{number}",
-        text=text,
-    )
 
 
 # --- Email ----------------------------------------------------------------------------------

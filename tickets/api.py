@@ -9,12 +9,16 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from crm.api import AuditEventSerializer, ContactSerializer, PersonSerializer
-from escalation.api import PriorityField
-from escalation.models import Reason
+from crm.codes import Reason
 from integrations.api_base import MAX_USER_ID, ApiView, IdField
 from integrations.pagination import ApiPagination
 from integrations.schema import error_response
+from integrations.serializers import (
+    AuditEventSerializer,
+    ContactSerializer,
+    PersonSerializer,
+    PriorityField,
+)
 
 from . import services
 from .models import Ticket, TicketEvent

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from escalation.models import Priority, Reason
+from crm.codes import Priority, Reason
 
 
 class Ticket(models.Model):

@@ -4,8 +4,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from crm.errors import InvalidTransition
 from crm.models import agent_name
-from escalation.errors import InvalidTransition
 from integrations.payloads import emit_ticket_created
 
 from .errors import EscalationActive
@@ -123,11 +123,11 @@ def _locked_outside_escalation(ticket: Ticket) -> Ticket:
 
     Locks the escalation row before the ticket row, the order the escalation services use,
     so a handoff move in flight finishes first and its new state is what we read."""
-    from escalation.models import Escalation  # escalation imports this module
-
     if ticket.escalation_id:
+        # Through the ticket's own reference: escalation is the layer above and calls us.
+        escalations = Ticket.escalation.field.related_model.objects
         status = (
-            Escalation.objects.select_for_update()
+            escalations.select_for_update()
             .filter(pk=ticket.escalation_id)
             .values_list("status", flat=True)
             .first()

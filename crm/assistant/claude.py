@@ -170,7 +170,7 @@ class ClaudeResponder:
     def __init__(self, fallback=None):
         self.fallback = fallback if fallback is not None else LocalResponder()
 
-    def answer(self, *, conversation, message) -> Answer:
+    def answer(self, *, conversation, message, detected_request: bool = False) -> Answer:
         from crm.llm import anthropic_client
 
         matches = best_articles(message.text, articles_for(conversation.assistant))[
@@ -189,4 +189,6 @@ class ClaudeResponder:
             )
         except Exception as exc:  # any failure: the customer still gets the local answer
             logger.warning("Claude responder failed, answering locally: %r", exc)
-            return self.fallback.answer(conversation=conversation, message=message)
+            return self.fallback.answer(
+                conversation=conversation, message=message, detected_request=detected_request
+            )

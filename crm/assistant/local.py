@@ -80,18 +80,10 @@ def confidence_threshold(assistant) -> float:
     return assistant.confidence_threshold if assistant else DEFAULT_CONFIDENCE_THRESHOLD
 
 
-def asked_for_a_person(message) -> bool:
-    """The detector's reading of the message (any language) when it has one, else keywords."""
-    from escalation.models import MessageAnalysis
-
-    signals = (
-        MessageAnalysis.objects.filter(message_id=message.pk)
-        .values_list("signals", flat=True)
-        .first()
-    )
-    if signals and (signals.get("intent") or {}).get("request_human"):
-        return True
-    return bool(_HANDOFF_ASK.search(message.text))
+def asked_for_a_person(message, *, detected_request: bool = False) -> bool:
+    """The detector's reading of the message (any language) when the caller has it, else
+    keywords."""
+    return detected_request or bool(_HANDOFF_ASK.search(message.text))
 
 
 def handoff_disabled(assistant) -> bool:
@@ -146,9 +138,11 @@ def small_talk_answer(text: str) -> Answer | None:
 class LocalResponder:
     STRENGTH_FOR_FULL_CONFIDENCE = STRENGTH_FOR_FULL_CONFIDENCE
 
-    def answer(self, *, conversation, message) -> Answer:
+    def answer(self, *, conversation, message, detected_request: bool = False) -> Answer:
         assistant = conversation.assistant
-        if handoff_disabled(assistant) and asked_for_a_person(message):
+        if handoff_disabled(assistant) and asked_for_a_person(
+            message, detected_request=detected_request
+        ):
             return no_person_available_answer(assistant, message.text)
         small_talk = small_talk_answer(message.text)
         if small_talk is not None:

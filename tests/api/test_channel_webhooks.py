@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from crm import services as crm_services
-from crm import webhooks
 from crm.models import Contact, ContactIdentity, Conversation, Message
 from escalation.models import Escalation
 from integrations import services as integration_services
+from integrations import webhooks
 from integrations.models import WebhookDelivery
 from integrations.transport import use_transport
 from tests.factories import ChannelFactory

@@ -6,9 +6,9 @@ import json
 import httpx
 import pytest
 
-from crm import outbound_senders
 from crm.models import ContactIdentity, Message
-from crm.tasks import deliver_message
+from integrations import senders as outbound_senders
+from integrations.tasks import deliver_message
 from integrations.transport import use_transport
 from tests.factories import ChannelFactory, ConversationFactory
 

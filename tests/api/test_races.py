@@ -10,10 +10,10 @@ import httpx
 import pytest
 from django.db import connection
 
-from crm import outbound_senders
 from crm.models import Contact, ContactIdentity, Conversation, Message
 from escalation import services as escalation_services
 from escalation.models import Escalation, Priority
+from integrations import senders as outbound_senders
 from integrations import services as integration_services
 from integrations.models import WebhookDelivery
 from integrations.transport import use_transport

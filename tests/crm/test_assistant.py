@@ -4,10 +4,10 @@ sure, stays silent when a person drives, and is honest when handoff is disabled.
 import pytest
 
 from crm import services as crm_services
-from crm.assistant import answer_customer_message
 from crm.assistant.local import LocalResponder
 from crm.models import Conversation, KnowledgeArticle, Message
 from escalation.models import Escalation, MessageAnalysis
+from escalation.pipeline import answer_customer_message
 from tests.factories import AssistantFactory, ChannelFactory, ConversationFactory
 
 pytestmark = pytest.mark.django_db

@@ -3,10 +3,10 @@ failure — not only API errors — falls back to the local answer."""
 
 import pytest
 
-from crm.assistant import answer_customer_message
 from crm.assistant.local import small_talk_answer
 from crm.llm import override_transport
 from crm.models import KnowledgeArticle, Message
+from escalation.pipeline import answer_customer_message
 from tests.factories import AssistantFactory, ChannelFactory, ConversationFactory
 
 pytestmark = pytest.mark.django_db

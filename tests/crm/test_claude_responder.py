@@ -4,12 +4,13 @@ import json
 
 import pytest
 
-from crm.assistant import answer_customer_message, responder_for
+from crm.assistant import responder_for
 from crm.assistant.claude import TOOL_NAME, ClaudeResponder
 from crm.assistant.local import LocalResponder
 from crm.llm import override_transport
 from crm.models import Conversation, KnowledgeArticle, Message
 from escalation.models import Escalation
+from escalation.pipeline import answer_customer_message
 from tests.factories import AssistantFactory, ChannelFactory, ConversationFactory
 from tickets.models import Ticket
 

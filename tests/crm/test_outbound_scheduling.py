@@ -6,8 +6,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from crm import realtime, services, tasks
+from crm import realtime, services
 from crm.models import Message
+from integrations import tasks
 from tests.factories import ChannelFactory, ConversationFactory
 
 pytestmark = pytest.mark.django_db

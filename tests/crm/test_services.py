@@ -132,7 +132,7 @@ def test_availability_must_be_known(agent):
 def test_the_system_and_agent_posts_on_a_provider_channel_are_queued_for_delivery(
     django_capture_on_commit_callbacks, monkeypatch
 ):
-    from crm import tasks
+    from integrations import tasks
     from tests.factories import ChannelFactory, ConversationFactory
 
     delivered = []

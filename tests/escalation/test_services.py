@@ -413,7 +413,7 @@ def test_cancelling_when_the_customer_left_before_pickup(conversation, agent):
 
 
 def test_handing_back_lets_the_ai_answer_again(conversation, agent, other_agent):
-    from crm.assistant import answer_customer_message
+    from escalation.pipeline import answer_customer_message
 
     escalation = taken(conversation, agent)
     question = Message.objects.create(

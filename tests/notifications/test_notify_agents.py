@@ -4,6 +4,7 @@ import pytest
 from django.core import mail
 
 from crm.models import AgentProfile
+from escalation import alerts
 from escalation import services as escalation_services
 from notifications import services
 from notifications.models import Notification
@@ -97,7 +98,7 @@ def test_notifying_twice_adds_nothing_and_sends_no_second_email(
     with django_capture_on_commit_callbacks(execute=True):
         escalation = escalate(team)
     with django_capture_on_commit_callbacks(execute=True):
-        again = services.notify_agents_of_escalation(escalation=escalation)
+        again = alerts.notify_agents_of_escalation(escalation=escalation)
     assert again == []
     assert Notification.objects.count() == 1
     assert len(mail.outbox) == 1
@@ -171,7 +172,7 @@ def test_notifying_a_large_team_runs_a_fixed_number_of_queries(team, make_agent,
         escalation = escalate(team_here)
         Notification.objects.filter(escalation=escalation).delete()
         with CaptureQueriesContext(connection) as ctx:
-            created = services.notify_agents_of_escalation(escalation=escalation)
+            created = alerts.notify_agents_of_escalation(escalation=escalation)
         assert len(created) == team_size
         return len(ctx.captured_queries)
 

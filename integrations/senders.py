@@ -1,7 +1,7 @@
 """Provider senders: AI, agent and system messages leave through WhatsApp or Instagram.
 
-``crm.tasks.deliver_message`` calls :func:`deliver` for a message marked pending. A send that
-fails for a reason that may pass (network error, timeout, HTTP 429 or 5xx) is retried by the
+``integrations.tasks.deliver_message`` calls :func:`deliver` for a message marked pending. A send
+that fails for a reason that may pass (network error, timeout, HTTP 429 or 5xx) is retried by the
 task with exponential back-off; a refusal (other 4xx) or the last failed attempt marks the
 message failed. Every attempt's error is stored on the message (``delivery_error``), so agents
 see "failed" and why on the conversation, and the API returns it.
@@ -15,9 +15,9 @@ import httpx
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from integrations import transport
+from crm.models import Channel, ChannelKind, ContactIdentity, Message
 
-from .models import Channel, ChannelKind, ContactIdentity, Message
+from . import transport
 
 logger = logging.getLogger(__name__)
 
@@ -193,3 +193,15 @@ def deliver(*, message_id: int, task) -> None:
             )
     if retry_after is not None:  # outside the transaction: the failure is recorded first
         raise task.retry(countdown=backoff_seconds(task.request.retries)) from retry_after
+
+
+def schedule_delivery(*, message: Message) -> None:
+    """Listener of ``crm.hooks.message_stored``: queue the provider send of a message the crm
+    stored pending, after commit."""
+    if message.delivery_status != Message.Delivery.PENDING:
+        return
+    from .tasks import deliver_message
+
+    message_id = message.id
+    # robust: a broker outage must not cancel the other after-commit effects (broadcasts...).
+    transaction.on_commit(lambda: deliver_message.delay(message_id), robust=True)

@@ -38,12 +38,13 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from integrations.schema import error_response
-from integrations.throttles import WebhookThrottle
+from crm import services as crm_services
+from crm.errors import DomainError
+from crm.models import Channel, ChannelKind, Contact, ContactIdentity, Message
 
-from . import outbound_senders, services
-from .errors import DomainError
-from .models import Channel, ChannelKind, Contact, ContactIdentity, Message
+from . import senders
+from .schema import error_response
+from .throttles import WebhookThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -178,7 +179,7 @@ def receive_provider_message(*, channel: Channel, inbound: InboundMessage) -> Me
         ).exists()
         if not known:
             Channel.objects.select_for_update().filter(pk=channel.pk).first()
-        contact = services.find_or_create_contact(
+        contact = crm_services.find_or_create_contact(
             channel_kind=channel.kind, name=inbound.name, external_id=inbound.external_user_id
         )
         # One conversation per contact and channel even when two messages race.
@@ -189,10 +190,10 @@ def receive_provider_message(*, channel: Channel, inbound: InboundMessage) -> Me
             .first()
         )
         if conversation is None:
-            conversation = services.start_conversation(
+            conversation = crm_services.start_conversation(
                 channel=channel, contact=contact, external_id=inbound.external_user_id
             )
-        return services.receive_customer_message(
+        return crm_services.receive_customer_message(
             conversation=conversation,
             text=inbound.text,
             provider_message_id=inbound.provider_message_id,
@@ -285,7 +286,7 @@ class ProviderWebhookView(APIView):
                     exc.message,
                 )
         for update in statuses:
-            outbound_senders.apply_provider_status(
+            senders.apply_provider_status(
                 channel=channel,
                 provider_message_id=update.provider_message_id,
                 status=update.status,

@@ -1,0 +1,101 @@
+"""Who hears about an escalation, and what they are told.
+
+The escalation services call these inside their transaction; ``notifications`` stores, pushes
+and emails what it is handed (it knows nothing of escalations beyond the row it links to).
+"""
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from crm.models import AgentProfile
+from notifications import services as notification_services
+from notifications.models import Notification
+
+from .models import EscalationEvent
+from .selectors import online_agents
+
+
+def available_agents(team_id: int | None) -> list[AgentProfile]:
+    """Active agents who are online: of the team, or everyone when there is no team."""
+    return list(online_agents(team_id).select_related("user"))
+
+
+def fallback_recipients(team_id: int | None) -> list[AgentProfile]:
+    """When nobody is available: every active agent of the team (whatever their availability)
+    and every active manager, so an escalation is never unseen. Without a team, everyone."""
+    people = AgentProfile.objects.filter(user__is_active=True).select_related("user")
+    if team_id:
+        people = people.filter(Q(teams__id=team_id) | Q(role=AgentProfile.Role.MANAGER))
+    return list(people.distinct().order_by("pk"))
+
+
+def recipients_for(escalation) -> tuple[list[AgentProfile], bool]:
+    """``(profiles, is_fallback)``: the available agents, or the fallback list if none."""
+    available = available_agents(escalation.team_id)
+    if available:
+        return available, False
+    return fallback_recipients(escalation.team_id), True
+
+
+def alert_details(escalation) -> dict:
+    """What the live alert carries, so the bell and the toast need no query."""
+    return {
+        "escalation": escalation.pk,
+        "conversation": escalation.conversation_id,
+        "contact": str(escalation.conversation.contact),
+        "reason": escalation.reason,
+        "reason_label": str(escalation.get_reason_display()),
+        "priority": escalation.priority_code,
+        "priority_label": str(escalation.get_priority_display()),
+    }
+
+
+def _alert(escalation, *, kind: str, dedupe_key: str, text: str) -> list[Notification]:
+    recipients, is_fallback = recipients_for(escalation)
+    return notification_services.notify_people(
+        recipients=recipients,
+        is_fallback=is_fallback,
+        kind=kind,
+        dedupe_key=dedupe_key,
+        text=text,
+        escalation=escalation,
+        details=alert_details(escalation),
+    )
+
+
+@transaction.atomic
+def notify_agents_of_escalation(*, escalation) -> list[Notification]:
+    """One notification per available agent of the escalation's team (every available agent
+    when it has no team; the team's agents and the managers by email when nobody is available),
+    in-app and/or email as each prefers. Idempotent per (agent, time in the queue): a second call
+    adds nothing, a hop back to the queue notifies again."""
+    releases = escalation.events.filter(kind=EscalationEvent.Kind.RELEASED).count()
+    key = f"escalation:{escalation.pk}" + (f":{releases}" if releases else "")
+    text = _("%(contact)s needs an agent: %(reason)s, %(priority)s priority") % {
+        "contact": escalation.conversation.contact,
+        "reason": escalation.get_reason_display(),
+        "priority": escalation.get_priority_display().lower(),
+    }
+    return _alert(escalation, kind=Notification.Kind.ESCALATION, dedupe_key=key, text=text)
+
+
+@transaction.atomic
+def notify_agents_of_reminder(*, escalation) -> list[Notification]:
+    """Re-notify that an escalation is still waiting past its target: one notification per
+    recipient per reminder, to the same people an escalation would reach."""
+    # The escalation service logs the REMINDED event before calling: its count numbers reminders.
+    number = escalation.events.filter(kind=EscalationEvent.Kind.REMINDED).count()
+    waited = max(1, int((timezone.now() - escalation.escalated_at).total_seconds() // 60))
+    text = _("Still waiting after %(minutes)d min: %(contact)s, now %(priority)s priority") % {
+        "minutes": waited,
+        "contact": escalation.conversation.contact,
+        "priority": escalation.get_priority_display().lower(),
+    }
+    return _alert(
+        escalation,
+        kind=Notification.Kind.REMINDER,
+        dedupe_key=f"reminder:{escalation.pk}:{number}",
+        text=text,
+    )

@@ -1,0 +1,49 @@
+"""Serializers every API edge shares: people, contacts, audit trails, priorities.
+
+They live here, below the edges, so that the crm, escalation and tickets APIs need not import
+one another.
+"""
+
+from rest_framework import serializers
+
+from crm.codes import Priority
+from crm.models import agent_name
+
+
+class PersonSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+    def to_representation(self, user):
+        return {"id": user.pk, "name": agent_name(user)}
+
+
+class AuditEventSerializer(serializers.Serializer):
+    """One row of an audit trail (escalation or ticket events); subclasses set ``kind``."""
+
+    kind = serializers.CharField()
+    actor = PersonSerializer(allow_null=True)
+    old_value = serializers.CharField()
+    new_value = serializers.CharField()
+    note = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class ContactSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    email = serializers.CharField()
+    phone = serializers.CharField()
+
+
+class PriorityField(serializers.ChoiceField):
+    """Stored as a number, spoken as a code: urgent, high, normal, low."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=[(code, code) for code in reversed(Priority.codes())], **kwargs)
+
+    def to_internal_value(self, data):
+        return Priority.parse(super().to_internal_value(data))
+
+    def to_representation(self, value):
+        return Priority.parse(value).code
