@@ -34,4 +34,3 @@ def test_every_module_of_the_project_belongs_to_a_layer():
         if module not in packages and _layer_of(module, named) is None
     ]
     assert loose == [], f"add these modules to a layer in pyproject.toml: {loose}"
-
