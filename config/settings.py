@@ -4,6 +4,8 @@ Without DATABASE_URL: a SQLite file. Without REDIS_URL: in-memory channel layer 
 Nothing outside config/ reads the environment.
 """
 
+import hashlib
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -91,11 +93,26 @@ if DATABASE_URL:
         )
     }
 else:
+    _CHECKOUT = hashlib.sha1(str(BASE_DIR).encode()).hexdigest()[:10]  # one test file per checkout
+    # Safe for concurrent writers (two agents taking over at once): every transaction takes the
+    # write lock when it begins (IMMEDIATE), so a reader never has to upgrade to a writer and
+    # fail with "database is locked"; others wait up to the busy timeout. WAL lets readers go
+    # on while one writes. Tests use a file too (an in-memory database can't be shared safely
+    # across threads), so the race tests run on SQLite as well as on PostgreSQL.
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": env_str("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
-            "OPTIONS": {"timeout": 20},
+            "OPTIONS": {
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+            "TEST": {
+                "NAME": str(
+                    Path(tempfile.gettempdir()) / f"live-escalation-test-{_CHECKOUT}.sqlite3"
+                )
+            },
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -1,6 +1,9 @@
 """What every CRM page shares: the header (availability, bell) and the response helpers."""
 
-from django.shortcuts import render
+from functools import wraps
+
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 
 from crm.models import AgentProfile
@@ -31,3 +34,20 @@ def querystring_without(request, *names: str) -> str:
     for name in names:
         params.pop(name, None)
     return params.urlencode()
+
+
+def fragment_of(page: str):
+    """An htmx fragment view; opened directly (a bookmark, a new tab, a crawler) it sends the
+    browser to the page that holds the fragment, named by its URL name (URL kwargs passed on),
+    instead of showing an unstyled piece of a page."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if not request.htmx:
+                return redirect(reverse(page, kwargs=kwargs))
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator

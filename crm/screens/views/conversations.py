@@ -17,7 +17,7 @@ from .. import charts, selectors
 from ..access import is_manager, staff_required
 from ..errors import maps_domain_errors, safe_next, toast_response
 from ..forms import CloseForm, ReassignForm
-from .base import render_page
+from .base import fragment_of, render_page
 
 
 def _conversation_or_404(conversation_id: int) -> Conversation:
@@ -84,6 +84,7 @@ def conversation_detail(request, conversation_id: int):
 
 @staff_required
 @require_GET
+@fragment_of("crm:conversation")
 def conversation_messages(request, conversation_id: int):
     """Messages after ``?after=<id>``: the live view and its polling fallback append these."""
     get_object_or_404(Conversation.objects.only("id"), pk=conversation_id)
@@ -97,6 +98,7 @@ def conversation_messages(request, conversation_id: int):
 
 @staff_required
 @require_GET
+@fragment_of("crm:conversation")
 def conversation_panel(request, conversation_id: int):
     conversation = _conversation_or_404(conversation_id)
     return render(request, "crm/conversations/_panel.html", _panel_context(request, conversation))
@@ -104,6 +106,7 @@ def conversation_panel(request, conversation_id: int):
 
 @staff_required
 @require_GET
+@fragment_of("crm:conversation")
 def conversation_sentiment(request, conversation_id: int):
     conversation = _conversation_or_404(conversation_id)
     history = selectors.conversation_messages(conversation.pk)

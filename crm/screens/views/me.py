@@ -12,6 +12,7 @@ from .. import selectors
 from ..access import staff_required
 from ..errors import maps_domain_errors, safe_next
 from ..forms import AvailabilityForm
+from .base import fragment_of, render_page
 from .conversations import _bad_request
 
 
@@ -36,6 +37,7 @@ def set_availability(request):
 
 @staff_required
 @require_GET
+@fragment_of("crm:notifications")
 def notification_badge(request):
     return render(
         request,
@@ -47,11 +49,11 @@ def notification_badge(request):
 @staff_required
 @require_GET
 def notification_list(request):
-    return render(
-        request,
-        "crm/notifications/_list.html",
-        {"notifications": selectors.recent_notifications(request.user)},
-    )
+    """The bell's drop-down (htmx), or the same list as a page of its own when opened directly."""
+    context = {"notifications": selectors.recent_notifications(request.user)}
+    if request.htmx:
+        return render(request, "crm/notifications/_list.html", context)
+    return render_page(request, "crm/notifications/page.html", context)
 
 
 @staff_required

@@ -9,6 +9,8 @@ from escalation.models import Escalation, MessageAnalysis
 from tests.factories import ConversationFactory
 from tickets.models import Ticket
 
+HTMX = {"HTTP_HX_REQUEST": "true"}  # how the page asks for its fragments
+
 HTMX_PANEL = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "conversation-panel"}
 
 
@@ -70,7 +72,7 @@ def test_sentiment_of_customer_messages_is_drawn_as_a_chart(agent_client, escala
     assert html.count("<circle cx=") == 3
     assert "dot-negative" in html and "dot-positive" in html
     assert "latest -0.9" in html
-    partial = agent_client.get(f"/crm/conversations/{conversation.pk}/sentiment/")
+    partial = agent_client.get(f"/crm/conversations/{conversation.pk}/sentiment/", **HTMX)
     assert partial.content.decode().count("<circle cx=") == 3
 
 
@@ -85,7 +87,7 @@ def test_customer_and_ai_text_is_escaped(agent_client, escalate):
     assert "<img src=x" not in html
     assert "&lt;script&gt;alert(&quot;xss&quot;)&lt;/script&gt;" in html
     assert "&lt;b&gt;Eve&lt;/b&gt;" in html
-    fragment = agent_client.get(f"/crm/conversations/{conversation.pk}/messages/?after=0")
+    fragment = agent_client.get(f"/crm/conversations/{conversation.pk}/messages/?after=0", **HTMX)
     assert "<script>alert" not in fragment.content.decode()
 
 
@@ -155,7 +157,7 @@ def test_replies_need_the_conversation_and_notes_stay_private(agent_client, agen
     assert not Message.objects.get(text="Hi Jamie").is_private_note
 
     html = agent_client.get(
-        f"/crm/conversations/{escalation.conversation_id}/messages/?after=0"
+        f"/crm/conversations/{escalation.conversation_id}/messages/?after=0", **HTMX
     ).content.decode()
     assert "Private note · Marina" in html and "staff only" in html
     assert "Agent · Marina" in html
@@ -179,10 +181,12 @@ def test_messages_after_an_id_are_only_the_new_ones(agent_client, escalate):
     last_id = first.last().id
     crm_services.receive_customer_message(conversation=escalation.conversation, text="new one")
     html = agent_client.get(
-        f"/crm/conversations/{escalation.conversation_id}/messages/?after={last_id}"
+        f"/crm/conversations/{escalation.conversation_id}/messages/?after={last_id}", **HTMX
     ).content.decode()
     assert "new one" in html and html.count("data-message-id=") == 1
-    bad = agent_client.get(f"/crm/conversations/{escalation.conversation_id}/messages/?after=x")
+    bad = agent_client.get(
+        f"/crm/conversations/{escalation.conversation_id}/messages/?after=x", **HTMX
+    )
     assert bad.status_code == 400
 
 

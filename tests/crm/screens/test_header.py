@@ -3,6 +3,8 @@
 from crm.models import AgentProfile
 from notifications.models import Notification
 
+HTMX = {"HTTP_HX_REQUEST": "true"}  # how the page asks for its fragments
+
 
 def test_availability_changes_through_the_service(agent_client, agent):
     response = agent_client.post(
@@ -22,7 +24,7 @@ def test_the_bell_counts_unread_and_marks_read(agent_client, agent, other_agent,
     assert Notification.objects.filter(recipient=agent).count() == 1
     page = agent_client.get("/crm/live-escalation/").content.decode()
     assert 'data-unread="1"' in page
-    listing = agent_client.get("/crm/notifications/").content.decode()
+    listing = agent_client.get("/crm/notifications/", **HTMX).content.decode()
     assert "Bell Person" in listing
     notification = Notification.objects.get(recipient=agent)
     response = agent_client.post(
@@ -30,7 +32,7 @@ def test_the_bell_counts_unread_and_marks_read(agent_client, agent, other_agent,
     )
     assert response.status_code == 204 and response["HX-Trigger"] == "le-notifications"
     assert response["HX-Redirect"] == notification.link  # opens the conversation
-    badge = agent_client.get("/crm/notifications/badge/").content.decode()
+    badge = agent_client.get("/crm/notifications/badge/", **HTMX).content.decode()
     assert 'data-unread="0"' in badge
     # someone else's notification is not found, not marked
     theirs = Notification.objects.get(recipient=other_agent)
@@ -38,3 +40,25 @@ def test_the_bell_counts_unread_and_marks_read(agent_client, agent, other_agent,
     assert response.status_code == 404
     theirs.refresh_from_db()
     assert theirs.read_at is None
+
+
+def test_the_notifications_opened_directly_are_a_whole_page(agent_client):
+    page = agent_client.get("/crm/notifications/")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "<html" in html and 'class="notification-list"' in html
+    assert "crm/crm.css" in html  # styled, inside the CRM's frame
+
+
+def test_a_fragment_opened_directly_leads_to_its_page(agent_client, conversation):
+    for part in ("messages", "panel", "sentiment"):
+        response = agent_client.get(f"/crm/conversations/{conversation.pk}/{part}/")
+        assert response.status_code == 302
+        assert response["Location"] == f"/crm/conversations/{conversation.pk}/"
+    assert agent_client.get("/crm/notifications/badge/")["Location"] == "/crm/notifications/"
+
+
+def test_the_favicon_is_served(client):
+    response = client.get("/favicon.ico", follow=True)
+    assert response.status_code == 200
+    assert b"<svg" in b"".join(response.streaming_content)
