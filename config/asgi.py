@@ -10,10 +10,12 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from .routing import websocket_application  # noqa: E402
+from .scheduler import lifespan  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": websocket_application,
+        "lifespan": lifespan,
     }
 )
