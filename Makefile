@@ -8,7 +8,7 @@ PORT ?= 8000
 # Tests run with production-like settings (DEBUG off) but plain HTTP on loopback.
 TEST_ENV := SECRET_KEY=test-secret-key-not-for-production HTTPS_ONLY=0 DEBUG=0
 
-.PHONY: install run test bench faults lint format train-detector
+.PHONY: install run serve test bench faults lint format train-detector
 
 install: $(STAMP)
 
@@ -28,6 +28,17 @@ run: install
 	@echo "  Logins (password 'demo'): marina (billing agent), alex (support agent), manager"
 	@echo ""
 	DEBUG=1 $(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT)
+
+# The production stack on one node (Procfile, honcho): WEB_CONCURRENCY uvicorn processes, a Celery
+# worker and beat against DATABASE_URL / REDIS_URL. Ctrl-C or SIGTERM stops it gracefully.
+METRICS_DIR ?= /tmp/live-escalation-metrics-$(PORT)
+serve: install
+	@test -n "$$DATABASE_URL" && test -n "$$REDIS_URL" || { echo "make serve needs DATABASE_URL and REDIS_URL (see README: Running in production)"; exit 2; }
+	$(BIN)/python manage.py migrate --noinput
+	rm -rf "$(METRICS_DIR)" && mkdir -p "$(METRICS_DIR)"
+	PROMETHEUS_MULTIPROC_DIR="$(METRICS_DIR)" SERVE_HOST="$(HOST)" \
+	  CELERY_BEAT_SCHEDULE="$(METRICS_DIR)/../live-escalation-beat-$(PORT)" \
+	  $(BIN)/honcho start --port $(PORT)
 
 test: install
 	$(BIN)/lint-imports --no-cache

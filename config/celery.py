@@ -1,6 +1,7 @@
 import os
+import time
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -35,3 +36,68 @@ app.conf.beat_schedule = {
         "schedule": 60.0,
     },
 }
+
+
+# --- Operations: log context and metrics for every task (config/ops.py, crm/metrics.py) ---------
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _log_with_context(logger=None, **kwargs):
+    """Celery's own handlers get the request/conversation ids and, like the web, JSON lines."""
+    from django.conf import settings
+
+    from crm.logcontext import ContextFilter
+
+    for handler in logger.handlers:
+        handler.addFilter(ContextFilter())
+        if settings.LOG_FORMAT == "json":
+            from pythonjsonlogger.json import JsonFormatter
+
+            handler.setFormatter(
+                JsonFormatter(
+                    "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s "
+                    "%(conversation_id)s %(process)d",
+                    rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+                )
+            )
+
+
+# task id -> (start, context tokens); reset, not cleared, so an eager task inside a request
+# gives the request its own ids back.
+_running: dict[str, tuple] = {}
+
+
+@signals.task_prerun.connect
+def _task_context(task_id=None, task=None, **kwargs):
+    from crm import logcontext
+
+    _running[task_id] = (
+        time.perf_counter(),
+        logcontext.request_id.set(f"task-{task_id}"),
+        logcontext.conversation_id.set(None),
+    )
+
+
+@signals.task_postrun.connect
+def _task_done(task_id=None, task=None, state=None, **kwargs):
+    from crm import logcontext, metrics
+
+    outcome = {"SUCCESS": "succeeded", "FAILURE": "failed", "RETRY": "retried"}.get(state)
+    if outcome:
+        metrics.task_runs.labels(task.name, outcome).inc()
+    running = _running.pop(task_id, None)
+    if running is None:
+        return
+    started, id_token, conversation_token = running
+    metrics.task_duration.labels(task.name).observe(time.perf_counter() - started)
+    try:
+        logcontext.request_id.reset(id_token)
+        logcontext.conversation_id.reset(conversation_token)
+    except ValueError:  # set in another context (not the case for workers or eager runs)
+        pass
+
+
+@signals.worker_process_shutdown.connect
+def _forget_pool_process(pid=None, **kwargs):
+    from config.ops import forget_process
+
+    forget_process(pid)

@@ -29,7 +29,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from . import realtime, selectors
+from . import logcontext, metrics, realtime, selectors
 from . import services as crm_services
 from .errors import DomainError
 from .models import Conversation, Message, agent_name
@@ -225,6 +225,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
     channel layer outage, and de-duplicated message delivery."""
 
     include_private_notes = False
+    socket_kind = "customer"  # the label of the open-sockets metric
     # Frames go through a queue handled by one task, so the socket keeps being read (and
     # answering pings) while a store is pending; None: frames are handled inline.
     queue_frames = False
@@ -244,11 +245,21 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.frame_worker: asyncio.Task | None = None
 
     async def __call__(self, scope, receive, send):
+        # Every log line of this socket carries its id (this task's own context).
+        logcontext.request_id.set(logcontext.new_request_id("ws-"))
+        logcontext.conversation_id.set(None)
         try:
             await super().__call__(scope, receive, send)
         finally:  # cancelled without a disconnect (server shutdown): no orphan task
             if self.frame_worker is not None and not self.frame_worker.done():
                 self.frame_worker.cancel()
+            if self.accepted:
+                metrics.open_sockets.labels(self.socket_kind).dec()
+
+    async def accept(self, subprotocol=None, headers=None):
+        await super().accept(subprotocol, headers)
+        self.accepted = True
+        metrics.open_sockets.labels(self.socket_kind).inc()
 
     async def dispatch(self, message):
         """As Channels' own, but without its ``aclose_old_connections()`` before each event
@@ -557,9 +568,9 @@ class CustomerConsumer(LiveConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.conversation_id = conversation.id
+        logcontext.bind_conversation(conversation.id)
         self.customer_name = str(conversation.contact)
         await self.accept()
-        self.accepted = True
         self.start_frame_worker()
         await self.join(realtime.conversation_group(self.conversation_id))
         await self.send_frame(
@@ -619,6 +630,7 @@ class AgentConsumer(LiveConsumer):
     """``/ws/agent/``: logged-in staff only (session cookie, origin checked by the router)."""
 
     include_private_notes = True
+    socket_kind = "agent"
 
     async def connect(self):
         user = self.scope.get("user")
@@ -632,7 +644,6 @@ class AgentConsumer(LiveConsumer):
         self.display_name = await database_sync_to_async(agent_name)(user)
         self.subscribed: set[int] = set()
         await self.accept()
-        self.accepted = True
         await self.join(realtime.QUEUE_GROUP)
         await self.join(realtime.agent_group(user.pk))
         await self.send_frame(
@@ -651,6 +662,7 @@ class AgentConsumer(LiveConsumer):
         conversation_id = as_id(frame.get("conversation"))
         if conversation_id is None:
             raise DomainError(_('"conversation" must be a conversation id.'))
+        logcontext.bind_conversation(conversation_id)
         return conversation_id
 
     async def on_subscribe(self, frame):

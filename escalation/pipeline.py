@@ -3,7 +3,9 @@
 import logging
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
+from crm import logcontext, metrics
 from crm.assistant import take_assistant_turn
 from crm.models import Conversation, Message
 
@@ -65,8 +67,10 @@ def analyze_and_act(*, message_id: int, act: bool = True) -> MessageAnalysis | N
     if message is None or MessageAnalysis.objects.filter(message_id=message_id).exists():
         return None
     conversation = message.conversation
+    logcontext.bind_conversation(conversation.pk)
     turns = conversation_turns(conversation.pk, up_to_message_id=message.pk)
     result = detect(turns, detector_settings(conversation.assistant))
+    metrics.detector_latency.labels(result.backend).observe(result.duration_ms / 1000)
     decision = result.decision
     with transaction.atomic():
         try:
@@ -85,11 +89,24 @@ def analyze_and_act(*, message_id: int, act: bool = True) -> MessageAnalysis | N
                 )
         except IntegrityError:
             return None  # another worker stored this message's analysis first
+        logger.info(
+            "message %s analysed by %s in %.1f ms: %s",
+            message_id,
+            result.backend,
+            result.duration_ms,
+            f"escalate ({decision.reason})" if decision.escalate else "no escalation",
+        )
         if not act:
             return analysis
         escalated = False
         if decision.escalate:
             escalated = _escalate_from_detection(conversation, result)
+        if escalated:  # registered after the handoff's broadcasts, so it times them too
+            transaction.on_commit(
+                lambda: metrics.handoff_latency.observe(
+                    (timezone.now() - message.created_at).total_seconds()
+                )
+            )
         if not escalated and conversation.mode == Conversation.Mode.AI:
             transaction.on_commit(lambda: answer_customer.delay(message_id), robust=True)
     return analysis

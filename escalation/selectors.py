@@ -312,3 +312,26 @@ def conversation_turns(
         Turn(role=ROLE_OF_SENDER[sender], text=text, confidence=confidence)
         for sender, text, confidence in reversed(rows)
     ]
+
+
+def queue_depth() -> list[dict]:
+    """Queued escalations counted by team and priority, with the oldest wait in each (one
+    grouped query; for the metrics scrape)."""
+    from django.db.models import Count, Min
+
+    now = timezone.now()
+    rows = (
+        Escalation.objects.filter(status=Escalation.Status.QUEUED)
+        .values("team__name", "priority")
+        .annotate(count=Count("id"), oldest=Min("escalated_at"))
+        .order_by()
+    )
+    return [
+        {
+            "team": row["team__name"] or "",
+            "priority": Priority(row["priority"]).code,
+            "count": row["count"],
+            "oldest_wait_seconds": (now - row["oldest"]).total_seconds(),
+        }
+        for row in rows
+    ]

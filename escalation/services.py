@@ -17,7 +17,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from crm import realtime
+from crm import metrics, realtime
 from crm import services as crm_services
 from crm.models import Conversation, CRMSettings, agent_name
 from integrations.payloads import emit_escalation_event
@@ -241,6 +241,10 @@ def take_over_escalation(*, escalation_id: int, agent) -> Escalation:
     _hand_conversation_to(escalation, agent)
     realtime.publish_queue_event("claimed", escalation.pk, agent_name=agent_name(agent))
     emit_escalation_event("escalation.claimed", escalation)
+    if escalation.claimed_at == now:  # the first pickup (a re-queued one keeps its first)
+        waited = (now - escalation.escalated_at).total_seconds()
+        priority = Priority(escalation.priority).code
+        transaction.on_commit(lambda: metrics.escalation_wait.labels(priority).observe(waited))
     return escalation
 
 
