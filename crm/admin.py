@@ -7,6 +7,7 @@ from .models import (
     COMPLEXITY_TOPICS,
     AgentProfile,
     Assistant,
+    CannedReply,
     Channel,
     Contact,
     ContactIdentity,
@@ -14,6 +15,7 @@ from .models import (
     CRMSettings,
     KnowledgeArticle,
     Message,
+    MessageTemplate,
     Team,
 )
 
@@ -213,3 +215,40 @@ class KnowledgeArticleAdmin(admin.ModelAdmin):
     list_display = ["title", "assistant", "is_published", "updated_at"]
     list_filter = ["is_published", "assistant"]
     search_fields = ["title", "body", "keywords"]
+
+
+class CannedReplyForm(forms.ModelForm):
+    class Meta:
+        model = CannedReply
+        fields = ["team", "owner", "shortcut", "title", "body"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if bool(cleaned.get("team")) == bool(cleaned.get("owner")):
+            raise forms.ValidationError("Choose a team (shared) or an owner (personal), not both.")
+        try:
+            cleaned.update(
+                services.validate_canned_reply_fields(
+                    shortcut=cleaned.get("shortcut", ""),
+                    title=cleaned.get("title", ""),
+                    body=cleaned.get("body", ""),
+                )
+            )
+        except InvalidMessage as error:
+            raise forms.ValidationError(error.message) from None
+        return cleaned
+
+
+@admin.register(CannedReply)
+class CannedReplyAdmin(admin.ModelAdmin):
+    form = CannedReplyForm
+    list_display = ["shortcut", "title", "team", "owner", "use_count", "updated_at"]
+    list_filter = ["team"]
+    search_fields = ["shortcut", "title", "body"]
+    readonly_fields = ["use_count"]
+
+
+@admin.register(MessageTemplate)
+class MessageTemplateAdmin(admin.ModelAdmin):
+    list_display = ["name", "language", "channel", "is_approved"]
+    list_filter = ["channel", "is_approved"]

@@ -357,6 +357,9 @@ class AgentMessageView(ApiView):
             403: error_response(
                 "403", "not_assigned: take the conversation over before replying; or scope."
             ),
+            409: error_response(
+                "409", "reply_window_closed: WhatsApp's 24-hour window has closed."
+            ),
         },
         summary="Reply as the agent (the token's owner), or add a private note",
         description="A reply needs the conversation to be taken over by the caller; on "

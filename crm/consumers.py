@@ -49,6 +49,10 @@ TYPING_MIN_INTERVAL_SECONDS = 2.0
 REPLAY_BATCH = 200
 SEEN_IDS_KEPT = 2000
 FRAME_QUEUE_MAX = 50  # frames a customer socket holds while a store is pending
+# "Alex is viewing": agents' sockets repeat their presence well within this; a tab that
+# crashed (no "left") disappears from colleagues' screens when it runs out.
+PRESENCE_TTL_SECONDS = 30
+PRESENCE_STATES = ("viewing", "left")
 
 CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -540,6 +544,12 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 "conversation": event["conversation"],
                 "sender": event["sender"],
                 "name": event.get("name", ""),
+                # staff tell their own typing apart; customers never see staff ids
+                **(
+                    {"user_id": event["user_id"]}
+                    if self.include_private_notes and "user_id" in event
+                    else {}
+                ),
             }
         )
 
@@ -643,6 +653,7 @@ class AgentConsumer(LiveConsumer):
         self.user = user
         self.display_name = await database_sync_to_async(agent_name)(user)
         self.subscribed: set[int] = set()
+        self.last_presence: dict[int, float] = {}
         await self.accept()
         await self.join(realtime.QUEUE_GROUP)
         await self.join(realtime.agent_group(user.pk))
@@ -656,6 +667,7 @@ class AgentConsumer(LiveConsumer):
             "unsubscribe": self.on_unsubscribe,
             "reply": self.on_reply,
             "typing": self.on_typing,
+            "presence": self.on_presence,
         }
 
     def conversation_of(self, frame) -> int:
@@ -678,6 +690,7 @@ class AgentConsumer(LiveConsumer):
             raise DomainError(_("No conversation %(id)s.") % {"id": conversation_id})
         self.subscribed.add(conversation_id)
         await self.join(realtime.staff_conversation_group(conversation_id))
+        await self.announce_presence(conversation_id, "viewing")
         if after is not None:
             await self.replay(conversation_id, after)
         else:  # live from now on; a later catch-up starts from the newest message
@@ -693,9 +706,50 @@ class AgentConsumer(LiveConsumer):
 
     async def on_unsubscribe(self, frame):
         conversation_id = self.conversation_of(frame)
+        if conversation_id in self.subscribed:
+            await self.announce_presence(conversation_id, "left")
         self.subscribed.discard(conversation_id)
         self.last_message_id.pop(conversation_id, None)
         await self.leave(realtime.staff_conversation_group(conversation_id))
+
+    async def on_presence(self, frame):
+        """``{"type": "presence", "conversation", "state": "viewing" | "left"}``: the page
+        repeats "viewing" while it is open; colleagues on the conversation are told."""
+        conversation_id = self.conversation_of(frame)
+        state = frame.get("state")
+        if state not in PRESENCE_STATES:
+            raise DomainError(_('"state" must be "viewing" or "left".'))
+        if conversation_id not in self.subscribed:
+            raise DomainError(_("Subscribe to the conversation first."))
+        now = time.monotonic()
+        if state == "viewing" and now - self.last_presence.get(conversation_id, 0.0) < 2.0:
+            return  # at most one "viewing" per 2 s per conversation
+        self.last_presence[conversation_id] = now
+        await self.announce_presence(conversation_id, state)
+
+    async def announce_presence(self, conversation_id: int, state: str) -> None:
+        await self.publish(
+            realtime.staff_conversation_group(conversation_id),
+            {
+                "type": "presence",
+                "conversation": conversation_id,
+                "user_id": self.user.pk,
+                "name": self.display_name,
+                "state": state,
+                "ttl": PRESENCE_TTL_SECONDS,
+                "origin": self.channel_name,
+            },
+        )
+
+    async def presence(self, event):
+        if event.get("origin") == self.channel_name:
+            return  # one's own
+        await self.send_frame({k: v for k, v in event.items() if k != "origin"})
+
+    async def disconnect(self, code):
+        for conversation_id in list(getattr(self, "subscribed", ())):
+            await self.announce_presence(conversation_id, "left")
+        await super().disconnect(code)
 
     async def on_reply(self, frame):
         conversation_id = self.conversation_of(frame)
@@ -714,6 +768,7 @@ class AgentConsumer(LiveConsumer):
             "conversation": conversation_id,
             "sender": "agent",
             "name": self.display_name,
+            "user_id": self.user.pk,
             "origin": self.channel_name,
         }
         await self.publish(realtime.staff_conversation_group(conversation_id), event)

@@ -36,3 +36,15 @@ class NotAssigned(DomainError):
 class ChannelNotFound(DomainError):
     code = "channel_not_found"
     status = 400
+
+
+class ReplyWindowClosed(DomainError):
+    """WhatsApp: the customer last wrote more than 24 hours ago; only a template may go out."""
+
+    code = "reply_window_closed"
+    status = 409
+
+
+class NotFound(DomainError):
+    code = "not_found"
+    status = 404

@@ -272,6 +272,8 @@ class Conversation(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     last_message_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    # What the last agent who handed the conversation back told the assistant (its context).
+    assistant_note = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -316,6 +318,10 @@ class Message(models.Model):
         max_length=10, choices=Delivery.choices, default=Delivery.NOT_NEEDED, blank=True
     )
     delivery_error = models.TextField(blank=True)
+    # An approved provider template this message was sent as (WhatsApp, outside the 24 h window).
+    template = models.ForeignKey(
+        "MessageTemplate", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -378,3 +384,92 @@ class KnowledgeArticle(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+# --- The agent's workspace: canned replies, provider templates, wait notices -------------------
+CANNED_PLACEHOLDERS = ("contact.first_name", "agent.name", "ticket.reference")
+
+
+class CannedReply(models.Model):
+    """A saved answer an agent inserts with ``/shortcut``: a team's (shared) or one agent's."""
+
+    team = models.ForeignKey(
+        Team, on_delete=models.CASCADE, null=True, blank=True, related_name="canned_replies"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="canned_replies",
+    )
+    shortcut = models.SlugField(max_length=40, help_text=_("Typed after / in the reply box."))
+    title = models.CharField(max_length=120)
+    body = models.TextField(
+        max_length=4000,
+        help_text=_("Placeholders: {contact.first_name}, {agent.name}, {ticket.reference}."),
+    )
+    use_count = models.PositiveIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["shortcut"]
+        verbose_name_plural = "canned replies"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(team__isnull=True, owner__isnull=False)
+                | Q(team__isnull=False, owner__isnull=True),
+                name="canned_reply_team_xor_owner",
+            ),
+            models.UniqueConstraint(
+                fields=["team", "shortcut"],
+                condition=Q(team__isnull=False),
+                name="unique_canned_shortcut_per_team",
+            ),
+            models.UniqueConstraint(
+                fields=["owner", "shortcut"],
+                condition=Q(owner__isnull=False),
+                name="unique_canned_shortcut_per_owner",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"/{self.shortcut} {self.title}"
+
+
+class MessageTemplate(models.Model):
+    """A message template the provider approved (WhatsApp): the only thing a business may send
+    once the customer's 24-hour window has closed."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="templates")
+    name = models.SlugField(max_length=100, help_text=_("The template's name at the provider."))
+    language = models.CharField(max_length=15, default="en_US")
+    body = models.TextField(help_text=_("The approved text, as the customer will read it."))
+    is_approved = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "name", "language"], name="unique_template_per_channel"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.language})"
+
+
+class WaitNotice(models.Model):
+    """The last queue estimate a provider-channel customer was told (one row per conversation),
+    so updates go out only when the estimate moved enough, and not too often."""
+
+    conversation = models.OneToOneField(
+        Conversation, on_delete=models.CASCADE, related_name="wait_notice"
+    )
+    position = models.PositiveIntegerField()
+    wait_minutes = models.PositiveIntegerField()
+    sent_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"Wait notice for conversation #{self.conversation_id}"

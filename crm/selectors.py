@@ -3,8 +3,14 @@ polling, the public API): one place for the customer-token check and for "what a
 see", so the edges cannot drift apart."""
 
 import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from .models import Channel, ChannelKind, Conversation, Message
+from django.db.models import Q
+
+from .models import CannedReply, Channel, ChannelKind, Conversation, Message
+
+WHATSAPP_REPLY_WINDOW = timedelta(hours=24)
 
 
 def conversation_for_customer_token(conversation_id: int, token) -> Conversation | None:
@@ -56,3 +62,60 @@ def website_channel_origins() -> list[str]:
     for origins in rows:
         patterns += [o for o in (origins or []) if isinstance(o, str) and o]
     return patterns
+
+
+def is_manager(user) -> bool:
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if user.is_superuser:
+        return True
+    profile = getattr(user, "agent_profile", None)
+    return profile is not None and profile.is_manager
+
+
+def canned_replies_for(user):
+    """The canned replies ``user`` may insert: their own and their teams' (managers: every
+    team's)."""
+    replies = CannedReply.objects.select_related("team")
+    if is_manager(user):
+        return replies.filter(Q(owner=user) | Q(team__isnull=False))
+    return replies.filter(Q(owner=user) | Q(team__agents__user=user)).distinct()
+
+
+def search_canned_replies(user, query: str, *, limit: int = 8):
+    """Shortcut prefix matches first, then title matches; most used first within each."""
+    query = (query or "").strip().lstrip("/")[:40]
+    replies = canned_replies_for(user)
+    if query:
+        replies = replies.filter(Q(shortcut__istartswith=query) | Q(title__icontains=query))
+    rows = list(replies.order_by("-use_count", "shortcut")[:50])
+    rows.sort(key=lambda reply: not reply.shortcut.startswith(query.lower()))
+    return rows[:limit]
+
+
+@dataclass(frozen=True)
+class ReplyWindow:
+    applies: bool  # only WhatsApp limits free text
+    closes_at: datetime | None = None
+    is_open: bool = True
+
+
+def reply_window(conversation: Conversation, *, now: datetime | None = None) -> ReplyWindow:
+    """WhatsApp's customer-service window: free text only within 24 h of the customer's last
+    message (one query)."""
+    if conversation.channel.kind != ChannelKind.WHATSAPP:
+        return ReplyWindow(applies=False)
+    from django.utils import timezone
+
+    last = (
+        Message.objects.filter(conversation_id=conversation.pk, sender=Message.Sender.CUSTOMER)
+        .order_by("-id")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    if last is None:
+        return ReplyWindow(applies=True, closes_at=None, is_open=False)
+    closes_at = last + WHATSAPP_REPLY_WINDOW
+    return ReplyWindow(
+        applies=True, closes_at=closes_at, is_open=(now or timezone.now()) < closes_at
+    )

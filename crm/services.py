@@ -8,11 +8,20 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import hooks, realtime
-from .errors import ChannelNotFound, ConversationClosed, InvalidMessage, NotAssigned
+from . import hooks, realtime, selectors
+from .errors import (
+    ChannelNotFound,
+    ConversationClosed,
+    InvalidMessage,
+    NotAssigned,
+    NotFound,
+    ReplyWindowClosed,
+)
 from .models import (
+    CANNED_PLACEHOLDERS,
     PROVIDER_CHANNELS,
     AgentProfile,
+    CannedReply,
     Channel,
     ChannelKind,
     Contact,
@@ -20,6 +29,9 @@ from .models import (
     Conversation,
     CRMSettings,
     Message,
+    MessageTemplate,
+    Team,
+    WaitNotice,
 )
 
 
@@ -220,6 +232,13 @@ def send_agent_message(
         )
     if conversation.mode != Conversation.Mode.AGENT or conversation.assigned_agent_id != agent.pk:
         raise NotAssigned(_("Take over this conversation before replying."))
+    if not selectors.reply_window(conversation).is_open:
+        raise ReplyWindowClosed(
+            _(
+                "The customer last wrote more than 24 hours ago, so WhatsApp accepts no free "
+                "text. Send an approved template instead."
+            )
+        )
     return _outgoing(conversation, sender=Message.Sender.AGENT, author=agent, text=text)
 
 
@@ -344,3 +363,160 @@ def update_agent_preferences(*, profile, notify_via: str, availability: str | No
         update_fields.append("availability")
     profile.save(update_fields=update_fields)
     return profile
+
+
+# --- The agent's workspace ----------------------------------------------------------------------
+def validate_canned_reply_fields(*, shortcut: str, title: str, body: str) -> dict:
+    from django.utils.text import slugify
+
+    shortcut = (shortcut or "").strip().lstrip("/")
+    if not shortcut or slugify(shortcut) != shortcut.lower() or len(shortcut) > 40:
+        raise InvalidMessage(
+            _("The shortcut must be 1 to 40 letters, digits, hyphens or underscores.")
+        )
+    title = (title or "").strip()
+    if not title or len(title) > 120:
+        raise InvalidMessage(_("The title must be 1 to 120 characters."))
+    body = _check_placeholders(body, set(CANNED_PLACEHOLDERS), _("The reply"))
+    if len(body) > 4000:
+        raise InvalidMessage(_("The reply is longer than 4000 characters."))
+    return {"shortcut": shortcut.lower(), "title": title, "body": body}
+
+
+def _may_edit_canned(user, reply: CannedReply) -> bool:
+    if reply.owner_id is not None:
+        return reply.owner_id == user.pk
+    return selectors.is_manager(user)
+
+
+@transaction.atomic
+def save_canned_reply(
+    *,
+    actor,
+    shortcut: str,
+    title: str,
+    body: str,
+    team: Team | None = None,
+    reply: CannedReply | None = None,
+) -> CannedReply:
+    """Create (``reply`` None) or change a canned reply. Personal replies belong to ``actor``;
+    team replies (``team`` given) are a manager's to write. Placeholders are checked here."""
+    fields = validate_canned_reply_fields(shortcut=shortcut, title=title, body=body)
+    if reply is None:
+        if team is not None and not selectors.is_manager(actor):
+            raise NotAssigned(_("Only a manager can write a team's canned replies."))
+        reply = CannedReply(team=team, owner=None if team is not None else actor)
+    else:
+        reply = CannedReply.objects.select_for_update().get(pk=reply.pk)
+        if not _may_edit_canned(actor, reply):
+            raise NotAssigned(_("You can't change this canned reply."))
+    for name, value in fields.items():
+        setattr(reply, name, value)
+    try:
+        with transaction.atomic():
+            reply.save()
+    except IntegrityError:
+        raise InvalidMessage(
+            _("The shortcut /%(shortcut)s is already used.") % {"shortcut": fields["shortcut"]}
+        ) from None
+    return reply
+
+
+@transaction.atomic
+def delete_canned_reply(*, actor, reply: CannedReply) -> None:
+    if not _may_edit_canned(actor, reply):
+        raise NotAssigned(_("You can't delete this canned reply."))
+    reply.delete()
+
+
+def render_canned_text(
+    body: str, *, conversation: Conversation, agent, ticket_reference: str = ""
+) -> str:
+    """Fill the three placeholders for this conversation and agent (no format(): a body is
+    plain text with a few known names, nothing else is interpreted)."""
+    from .models import agent_name
+
+    contact_name = (conversation.contact.name or "").strip()
+    return fill_template(
+        body,
+        **{
+            "contact.first_name": contact_name.split()[0] if contact_name else "",
+            "agent.name": agent_name(agent),
+            "ticket.reference": ticket_reference,
+        },
+    )
+
+
+@transaction.atomic
+def use_canned_reply(
+    *, reply_id: int, conversation: Conversation, agent, ticket_reference: str = ""
+) -> str:
+    """The reply's text filled in for this conversation; counts the use (an F() update, so
+    agents inserting at once never lose a count)."""
+    from django.db.models import F
+
+    reply = selectors.canned_replies_for(agent).filter(pk=reply_id).first()
+    if reply is None:
+        raise NotFound(_("That canned reply does not exist."))
+    CannedReply.objects.filter(pk=reply.pk).update(use_count=F("use_count") + 1)
+    return render_canned_text(
+        reply.body, conversation=conversation, agent=agent, ticket_reference=ticket_reference
+    )
+
+
+@transaction.atomic
+def send_template_message(
+    *, conversation: Conversation, agent, template: MessageTemplate
+) -> Message:
+    """Send an approved provider template (the only way to write after the 24 h window)."""
+    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    if conversation.mode != Conversation.Mode.AGENT or conversation.assigned_agent_id != agent.pk:
+        raise NotAssigned(_("Take over this conversation before replying."))
+    if template.channel_id != conversation.channel_id or not template.is_approved:
+        raise InvalidMessage(_("That template is not approved for this channel."))
+    return _outgoing(
+        conversation,
+        sender=Message.Sender.AGENT,
+        author=agent,
+        text=template.body,
+        template=template,
+    )
+
+
+@transaction.atomic
+def post_wait_update(
+    *, conversation_id: int, position: int, wait_minutes: int, min_change: int, min_interval
+) -> Message | None:
+    """Tell a provider-channel customer their new place and estimate, when it moved by at
+    least ``min_change`` minutes (or they reached the front) and the last notice is older than
+    ``min_interval``. The notice row is locked, so two workers never send the same update."""
+    conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+    if conversation.mode != Conversation.Mode.AWAITING_AGENT:
+        return None
+    now = timezone.now()
+    notice = WaitNotice.objects.select_for_update().filter(conversation=conversation).first()
+    if notice is not None:
+        moved = abs(notice.wait_minutes - wait_minutes) >= min_change or (
+            position == 1 and notice.position != 1
+        )
+        if not moved or now - notice.sent_at < min_interval:
+            return None
+    else:
+        notice = WaitNotice(conversation=conversation)
+    notice.position, notice.wait_minutes, notice.sent_at = position, wait_minutes, now
+    notice.save()
+    return _outgoing(
+        conversation, sender=Message.Sender.SYSTEM, text=wait_update_text(position, wait_minutes)
+    )
+
+
+def wait_update_text(position: int, wait_minutes: int) -> str:
+    from django.utils.translation import ngettext
+
+    minutes = ngettext("about %(n)d minute", "about %(n)d minutes", wait_minutes) % {
+        "n": wait_minutes
+    }
+    return _("You are number %(position)d in the queue — %(minutes)s.") % {
+        "position": position,
+        "minutes": minutes,
+    }

@@ -472,7 +472,9 @@ def hand_back_to_ai(*, escalation_id: int, agent, note: str = "") -> Escalation:
     )
     conversation.mode = Conversation.Mode.AI
     conversation.assigned_agent = None
-    conversation.save(update_fields=["mode", "assigned_agent", "updated_at"])
+    # The assistant's next answers take the agent's account into account (crm.assistant).
+    conversation.assistant_note = note.strip()[:1000]
+    conversation.save(update_fields=["mode", "assigned_agent", "assistant_note", "updated_at"])
     realtime.publish_mode(conversation)
     if note.strip():
         crm_services.post_private_note(conversation=conversation, agent=agent, text=note)

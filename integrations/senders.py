@@ -77,6 +77,23 @@ def send_whatsapp(channel: Channel, recipient: str, text: str) -> str:
     return str(messages[0].get("id", "")) if messages else ""
 
 
+def send_whatsapp_template(channel: Channel, recipient: str, template) -> str:
+    """WhatsApp Cloud API template message (allowed outside the 24-hour window)."""
+    data = _post(
+        f"{GRAPH_API}/{channel.provider_account_id}/messages",
+        token=channel.access_token,
+        body={
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": recipient,
+            "type": "template",
+            "template": {"name": template.name, "language": {"code": template.language}},
+        },
+    )
+    messages = data.get("messages") if isinstance(data, dict) else None
+    return str(messages[0].get("id", "")) if messages else ""
+
+
 def send_instagram(channel: Channel, recipient: str, text: str) -> str:
     """Instagram messaging (Graph API): POST /<account id>/messages. Returns the mid."""
     data = _post(
@@ -144,7 +161,7 @@ def deliver(*, message_id: int, task) -> None:
     with transaction.atomic():
         message = (
             Message.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("channel", "conversation")
+            .select_related("channel", "conversation", "template")
             .filter(pk=message_id, delivery_status=Message.Delivery.PENDING)
             .first()
         )
@@ -175,7 +192,10 @@ def deliver(*, message_id: int, task) -> None:
             return
         attempt = task.request.retries + 1
         try:
-            provider_id = sender(channel, recipient, message.text)
+            if message.template is not None and channel.kind == ChannelKind.WHATSAPP:
+                provider_id = send_whatsapp_template(channel, recipient, message.template)
+            else:
+                provider_id = sender(channel, recipient, message.text)
         except SendError as exc:
             final = not exc.retryable or task.request.retries >= task.max_retries
             error = _("Attempt %(n)d: %(error)s") % {"n": attempt, "error": exc}

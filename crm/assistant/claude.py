@@ -73,7 +73,7 @@ class ClaudeReplyError(Exception):
     """Claude gave nothing usable; the responder falls back to the local one."""
 
 
-def system_prompt(assistant, matches) -> str:
+def system_prompt(assistant, matches, *, agent_note: str = "") -> str:
     parts = [
         "You are the customer-support assistant in a live chat. Be brief, warm and concrete. "
         "Answer from the knowledge base below; if it does not cover the question, say you are "
@@ -89,6 +89,12 @@ def system_prompt(assistant, matches) -> str:
         parts.append("Knowledge base, best matches for the customer's message:\n" + articles)
     else:
         parts.append("The knowledge base has nothing on this message.")
+    if agent_note.strip():
+        parts.append(
+            "A human agent handled this conversation and handed it back to you with this note "
+            "on what was done; take it into account, and don't undo or contradict it:\n"
+            f"<agent_note>\n{agent_note.strip()}\n</agent_note>"
+        )
     if handoff_disabled(assistant):
         parts.append(
             "No human agent is available in this chat. Never promise or offer a person. If the "
@@ -132,7 +138,9 @@ def build_request(conversation, message, matches) -> dict:
     request = {
         "model": settings.ANTHROPIC_MODEL,
         "max_tokens": MAX_TOKENS,
-        "system": system_prompt(conversation.assistant, matches),
+        "system": system_prompt(
+            conversation.assistant, matches, agent_note=conversation.assistant_note
+        ),
         "messages": conversation_messages(conversation, message),
     }
     if not handoff_disabled(conversation.assistant):

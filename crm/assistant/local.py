@@ -135,6 +135,16 @@ def small_talk_answer(text: str) -> Answer | None:
     return Answer(text=reply, confidence=None)
 
 
+class AgentNote:
+    """The note of the agent who handed the conversation back, retrieved like an article, so
+    a question about what was done is answered from it."""
+
+    def __init__(self, text: str):
+        self.title = _("What our team did")
+        self.keywords = ""
+        self.body = text
+
+
 class LocalResponder:
     STRENGTH_FOR_FULL_CONFIDENCE = STRENGTH_FOR_FULL_CONFIDENCE
 
@@ -147,7 +157,10 @@ class LocalResponder:
         small_talk = small_talk_answer(message.text)
         if small_talk is not None:
             return small_talk
-        matches = best_articles(message.text, articles_for(assistant))
+        candidates = list(articles_for(assistant))
+        if conversation.assistant_note.strip():
+            candidates.append(AgentNote(conversation.assistant_note.strip()))
+        matches = best_articles(message.text, candidates)
         if not matches:
             return Answer(
                 text=_(
@@ -165,6 +178,12 @@ class LocalResponder:
                     "more? The closest I found is “%(title)s”."
                 )
                 % {"title": article.title},
+                confidence=confidence,
+            )
+        if isinstance(article, AgentNote):
+            return Answer(
+                text=_("Here is where things stand, from our team: %(note)s")
+                % {"note": article.body},
                 confidence=confidence,
             )
         return Answer(text=article.body, confidence=confidence)

@@ -3,13 +3,34 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from .views import analytics, conversations, me, queue, settings, tickets
+from .views import analytics, canned, contacts, conversations, inbox, me, queue, settings, tickets
 
 app_name = "crm"
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="crm:queue", permanent=False), name="home"),
     path("live-escalation/", queue.queue, name="queue"),
+    # The agent's workspace: the inbox, canned replies, search and contacts
+    path("inbox/", inbox.inbox, name="inbox"),
+    path("inbox/lists/", inbox.inbox_lists, name="inbox-lists"),
+    path(
+        "inbox/conversations/<int:conversation_id>/",
+        inbox.inbox_conversation,
+        name="inbox-conversation",
+    ),
+    path("canned-replies/", canned.canned_list, name="canned"),
+    path("canned-replies/new/", canned.canned_save, name="canned-create"),
+    path("canned-replies/<int:reply_id>/", canned.canned_save, name="canned-update"),
+    path("canned-replies/<int:reply_id>/delete/", canned.canned_delete, name="canned-delete"),
+    path("canned-replies/search/", canned.canned_search, name="canned-search"),
+    path("conversations/<int:conversation_id>/canned/", canned.canned_use, name="canned-use"),
+    path(
+        "conversations/<int:conversation_id>/template/",
+        conversations.send_template,
+        name="conversation-template",
+    ),
+    path("search/", contacts.search, name="search"),
+    path("contacts/<int:contact_id>/", contacts.contact_detail, name="contact"),
     # Conversations
     path("conversations/", conversations.conversation_list, name="conversations"),
     path(

@@ -294,7 +294,7 @@
   }
   on("typing", function (frame) {
     if (frame.conversation !== conversationId()) return;
-    if (frame.sender === "agent" && String(frame.user_id || "") === body.dataset.userId) return;
+    if (frame.sender === "agent") return;  // colleagues: workspace.js shows "… is typing a reply"
     var el = document.getElementById("typing");
     if (!el) return;
     var who = frame.sender === "customer" ? "The customer" : (frame.name || "An agent");
@@ -345,5 +345,22 @@
   if (id) subscriptions.add(id);
   if (body.dataset.agentSocket) connect();
 
-  window.LiveEscalation = { send: send, on: on, state: function () { return state; }, toast: toast };
+  // The inbox swaps the open conversation in place: follow it on the socket.
+  function watch(id) {
+    subscriptions.forEach(function (old) {
+      if (old !== id) {
+        send({ type: "unsubscribe", conversation: old });
+        subscriptions.delete(old);
+      }
+    });
+    if (id && !subscriptions.has(id)) {
+      subscriptions.add(id);
+      send({ type: "subscribe", conversation: id });
+    }
+  }
+
+  window.LiveEscalation = {
+    send: send, on: on, state: function () { return state; }, toast: toast, isLive: isLive,
+    watch: watch, refreshPanel: refreshPanel, fetchMessages: fetchMessages
+  };
 })();

@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from crm import selectors as crm_selectors
 from crm import services as crm_services
 from crm.models import Conversation, Team, agent_name
 from escalation import services as escalation_services
@@ -39,6 +40,12 @@ def _panel_context(request, conversation: Conversation, **extra) -> dict:
         "can_manage": owner or is_manager(request.user),
         "can_reply": conversation.mode == Conversation.Mode.AGENT
         and conversation.assigned_agent_id == request.user.pk,
+        "handled_by_other": conversation.mode == Conversation.Mode.AGENT
+        and conversation.assigned_agent_id not in (None, request.user.pk),
+        "reply_window": crm_selectors.reply_window(conversation),
+        "templates": list(conversation.channel.templates.filter(is_approved=True))
+        if conversation.channel.kind == "whatsapp"
+        else [],
         **selectors.reassign_targets(),
         **extra,
     }
@@ -67,18 +74,23 @@ def conversation_list(request):
     )
 
 
-@staff_required
-@require_GET
-def conversation_detail(request, conversation_id: int):
-    conversation = _conversation_or_404(conversation_id)
+def conversation_pane_context(request, conversation: Conversation) -> dict:
+    """What the conversation page and the inbox's conversation pane render."""
     history = list(selectors.conversation_messages(conversation.pk))
-    context = {
+    return {
         **_panel_context(request, conversation),
         **selectors.contact_profile(conversation.contact, exclude_conversation=conversation.pk),
         **_sentiment_context(history),
         "history": history,
         "last_message_id": history[-1].id if history else 0,
     }
+
+
+@staff_required
+@require_GET
+def conversation_detail(request, conversation_id: int):
+    conversation = _conversation_or_404(conversation_id)
+    context = conversation_pane_context(request, conversation)
     return render_page(request, "crm/conversations/detail.html", context, nav="conversations")
 
 
@@ -187,7 +199,9 @@ def close(request, escalation_id: int):
 @maps_domain_errors
 def hand_back(request, escalation_id: int):
     escalation = _escalation_or_404(escalation_id)
-    escalation_services.hand_back_to_ai(escalation_id=escalation.pk, agent=request.user)
+    escalation_services.hand_back_to_ai(
+        escalation_id=escalation.pk, agent=request.user, note=request.POST.get("note", "")[:1000]
+    )
     return _after_action(request, escalation.conversation_id)
 
 
@@ -254,3 +268,27 @@ def _bad_request(request, message: str):
 def _form_error(request, form):
     errors = "; ".join(f"{field}: {' '.join(errs)}" for field, errs in form.errors.items())
     return _bad_request(request, errors)
+
+
+@staff_required
+@require_POST
+@maps_domain_errors
+def send_template(request, conversation_id: int):
+    """An approved WhatsApp template, the only message allowed once the 24 h window closed."""
+    conversation = get_object_or_404(Conversation, pk=conversation_id)
+    template_id = request.POST.get("template", "")
+    template = (
+        conversation.channel.templates.filter(pk=int(template_id)).first()
+        if template_id.isdigit() and len(template_id) < 19
+        else None
+    )
+    if template is None:
+        return _bad_request(request, _("Choose an approved template."))
+    crm_services.send_template_message(
+        conversation=conversation, agent=request.user, template=template
+    )
+    if request.htmx:
+        response = HttpResponse(status=204)
+        response["HX-Trigger"] = "le-messages"
+        return response
+    return redirect("crm:conversation", conversation_id=conversation_id)
