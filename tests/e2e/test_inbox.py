@@ -128,9 +128,7 @@ def test_two_agents_in_the_inbox_counts_shortcuts_canned_reply_and_collision(ope
     marina.keyboard.press("Enter")
     ticket = Escalation.objects.get(pk=first.pk).ticket
     expected = f"Hi Jamie, Marina here: {ticket.reference} is refunded."
-    marina.wait_for_function(
-        "t => document.querySelector('#reply-text').value === t", arg=expected
-    )
+    marina.wait_for_function("t => document.querySelector('#reply-text').value === t", arg=expected)
 
     # Alex types a note; Marina sees it and her send asks to confirm first.
     alex.fill("#reply-text", "I could take this one")

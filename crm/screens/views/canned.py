@@ -11,11 +11,12 @@ from crm.models import CannedReply, Conversation, Team
 from .. import selectors
 from ..access import staff_required
 from ..errors import maps_domain_errors
-from .base import render_page
+from .base import fragment_of, render_page
 
 
 @staff_required
 @require_GET
+@fragment_of("crm:canned")
 def canned_search(request):
     """The ``/`` menu: matches by shortcut prefix or title, as an htmx-free HTML fragment."""
     replies = crm_selectors.search_canned_replies(request.user, request.GET.get("q", ""))

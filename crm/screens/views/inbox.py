@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET
 
 from .. import inbox_selectors, selectors
 from ..access import staff_required
-from .base import render_page
+from .base import fragment_of, render_page
 from .conversations import conversation_pane_context
 
 
@@ -48,12 +48,14 @@ def inbox(request):
 
 @staff_required
 @require_GET
+@fragment_of("crm:inbox")
 def inbox_lists(request):
     return render(request, "crm/inbox/_lists.html", _lists_context(request))
 
 
 @staff_required
 @require_GET
+@fragment_of("crm:conversation")
 def inbox_conversation(request, conversation_id: int):
     conversation = selectors.conversation_for_screen(conversation_id)
     if conversation is None:

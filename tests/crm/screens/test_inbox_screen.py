@@ -42,6 +42,11 @@ def test_the_inbox_shows_four_lists_with_counts_and_opens_the_first_conversation
     pane = agent_client.get(f"/crm/inbox/conversations/{mine.conversation_id}/", **HTMX)
     assert pane.status_code == 200
     assert "You are handling this conversation." in pane.content.decode()
+    # Opened directly (a new tab), a fragment leads to its page.
+    direct = agent_client.get(f"/crm/inbox/conversations/{mine.conversation_id}/")
+    assert direct.status_code == 302
+    assert direct["Location"] == f"/crm/conversations/{mine.conversation_id}/"
+    assert agent_client.get("/crm/inbox/lists/")["Location"] == "/crm/inbox/"
 
 
 def test_inbox_lists_run_a_fixed_number_of_queries(
