@@ -142,6 +142,16 @@ class Encoder:
                     self._cache.popitem(last=False)
         return out
 
+    def forget(self, texts: Sequence[str] | None = None) -> None:
+        """Drop cached vectors (of ``texts``, or all): benchmarks measure uncached calls."""
+        with self._lock:
+            if texts is None:
+                self._cache.clear()
+                return
+            for text in texts:
+                for query in (True, False):
+                    self._cache.pop((query, clean(text)), None)
+
 
 _encoder: Encoder | None = None
 _loading = threading.Lock()

@@ -22,6 +22,7 @@ class Conversation:
     id: str
     turns: list[Turn]
     expected: dict | None  # {"escalate": bool, "reasons": [codes]} or None
+    lang: str = "?"  # "lang", or the id's prefix ("en-request-3" → "en")
 
 
 def _expected(expected, where: str) -> dict | None:
@@ -84,7 +85,11 @@ def parse_line(line: str, number: int, with_expected: bool = True) -> Conversati
     if not any(t.role == "customer" and t.text.strip() for t in turns):
         raise ConversationFormatError(f"{where}: no customer turn to decide on")
     expected = _expected(data.get("expected"), where) if with_expected else None
-    return Conversation(id=str(data["id"]), turns=turns, expected=expected)
+    lang = data.get("lang")
+    if not isinstance(lang, str) or not lang:
+        prefix = str(data["id"]).split("-", 1)[0]
+        lang = prefix if len(prefix) == 2 and prefix.isalpha() else "?"
+    return Conversation(id=str(data["id"]), turns=turns, expected=expected, lang=lang)
 
 
 def read_conversations(lines, with_expected: bool = True) -> list[Conversation]:

@@ -1,42 +1,46 @@
 """Local signals: the conversation so far → sentiment, intent, complexity, loop, confidence.
 
-Everything here is offline and cheap: two linear text classifiers (``features.TextModel``), VADER
-for English polarity and intensity cues, short regex lists, and n-gram overlap for loops. The last
-customer turn counts most; earlier turns add context (a request or a topic raised before, anger
-that has been building).
+Every message is embedded once by the multilingual sentence encoder (``crm.encoder``; earlier
+turns come from its cache) and scored by the model's calibrated heads (``model.py``). Lexical cues
+(shouting, profanity, strongly negative words, VADER) are extra features of those heads and are
+shown to the agent; the few strict patterns only adjust a score the model already gives (a
+decline caps a request, an unmistakable request or topic phrase lifts the model's own score), so
+no decision rests on a pattern alone. The last customer turn counts most; earlier turns add
+context (a request or a topic raised before, anger that has been building).
 """
 
 from __future__ import annotations
 
-import math
 import re
-from collections import Counter
-from functools import lru_cache
+from collections.abc import Callable
+
+import numpy as np
 
 from escalation.detection import patterns
-from escalation.detection.features import analyze, load_models, normalize
+from escalation.detection.features import normalize
+from escalation.detection.model import EMOTIONS, DetectorModel, lexical_cues, load_model
 from escalation.detection.types import TOPICS, DetectorSettings, Turn
 
-REQUEST_THRESHOLD = 0.5
-TOPIC_THRESHOLD = 0.5
 CONTEXT_DECAY = 0.7  # weight of a request or topic raised in an earlier customer turn
-REPEAT_SIMILARITY = 0.6
 MIN_REPEAT_CHARS = 12
 LOOP_LOOKBACK = 6  # earlier turns per role compared for repeats
+EARLIER_TURNS = 4  # earlier customer turns whose signals carry into this one
+# A strict pattern lifts the model's own score by this much, never from nothing.
+PATTERN_LIFT = 0.35
 
-_SHOUTED = re.compile(r"\b[A-ZÀ-ÖØ-Þ]{3,}\b")
-_WORD = re.compile(r"\b\w{3,}\b")
-_EXCLAIM = re.compile(r"[!?]{2,}")
-_ELONGATED = re.compile(r"([a-zA-Z])\1{3,}")
-_CLAUSE_BREAK = re.compile(r"[.!?;,\n]+\s*|\s+-\s+")
-MIN_CLAUSE_WORDS = 3
+Embed = Callable[[list[str]], np.ndarray]
+# A longer message mixes a story with the ask ("that's what you said last week. I want a
+# person"): its sentences are also scored on their own, and the strongest counts for the request
+# and the topics (not for the feeling: that belongs to the whole message).
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?。！？;\n])\s*")
+MIN_SENTENCE_CHARS = 8
+MAX_SENTENCES = 4
 
 
-@lru_cache(maxsize=1)
-def _vader():
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+def _embed_queries(texts: list[str]) -> np.ndarray:
+    from crm.encoder import embed_queries
 
-    return SentimentIntensityAnalyzer()
+    return embed_queries(texts)
 
 
 def customer_turns(turns: list[Turn]) -> list[Turn]:
@@ -50,154 +54,114 @@ def last_customer_index(turns: list[Turn]) -> int | None:
     return None
 
 
-def clauses(text: str) -> list[str]:
-    """The sentences/clauses of a longer message (none for a short one)."""
-    if len(text) < 40:
+def analyse_messages(texts: list[str], model: DetectorModel, embeddings: np.ndarray) -> list[dict]:
+    """Per-message signals for several messages at once (one matrix product per head)."""
+    if not texts:
         return []
-    parts = [p.strip() for p in _CLAUSE_BREAK.split(text)]
-    parts = [p for p in parts if len(p.split()) >= MIN_CLAUSE_WORDS]
-    return parts if len(parts) > 1 else []
+    cues = [lexical_cues(t) for t in texts]
+    rows = model.rows(embeddings, cues)
+    probabilities = model.probabilities(rows)
+    emotions = model.emotions(rows)
+    out = []
+    for i, text in enumerate(texts):
+        norm = normalize(text)
+        p = {name: float(values[i]) for name, values in probabilities.items()}
+        emotion = {label: float(v) for label, v in zip(EMOTIONS, emotions[i], strict=True)}
+        declined = bool(patterns.DECLINE.search(norm))
+        request = p["request"]
+        source = "model"
+        if declined:
+            request, source = min(request, 0.2), "declined"
+        elif patterns.REQUEST.search(norm):
+            request, source = min(1.0, request + PATTERN_LIFT), "model+pattern"
+        topics = {t: p[t] for t in TOPICS}
+        for topic, regex in patterns.TOPIC_PATTERNS.items():
+            if regex.search(norm):
+                topics[topic] = min(1.0, topics[topic] + PATTERN_LIFT)
+        labels = [lab for lab in ("anger", "frustration", "confusion") if emotion[lab] >= 0.35]
+        if patterns.CONFUSION.search(norm) and "confusion" not in labels:
+            labels.append("confusion")
+        out.append(
+            {
+                "request": (request, source),
+                "request_threshold": model.heads["request"].threshold,
+                "declined": declined,
+                "topics": topics,
+                "topic_thresholds": {t: model.heads[t].threshold for t in TOPICS},
+                "emotion": emotion,
+                "upset": p["upset"],
+                "intensity": model.intensity(p["upset"]),
+                "vader": cues[i]["vader"],
+                "labels": labels,
+                "cues": cues[i],
+                "already_told": bool(patterns.ALREADY_TOLD.search(norm)),
+                "closing": patterns.is_closing(norm, text),
+            }
+        )
+    return out
 
 
-def message_analysis(text: str) -> dict:
-    """Per-message signals; cached by the caller across a conversation where useful."""
-    models = load_models()
-    norm = normalize(text)
-    features = Counter(analyze(text))
-    intent = models["intent"].predict_proba(features)
-    emotion = models["emotion"].predict_proba(features)
-    # A long message mixes a story with the ask ("the kettle broke after a day, I want a
-    # refund"): each clause is scored on its own too, and the strongest clause counts for the
-    # topics. (Requests are not: the strict patterns already find them anywhere in a message,
-    # and a short clause like "I spoke with someone yesterday" reads as one out of context.)
-    for clause in clauses(text):
-        by_clause = models["intent"].predict_proba(clause)
-        for label in TOPICS:
-            intent[label] = max(intent[label], by_clause[label])
-    vader = _vader().polarity_scores(text)["compound"]
-
-    words = _WORD.findall(text)
-    shouted = [w for w in _SHOUTED.findall(text) if not w.isdigit()]
-    caps_ratio = len(shouted) / len(words) if words else 0.0
-    profanity = bool(patterns.PROFANITY.search(norm) or patterns.PROFANITY.search(text.lower()))
-    exclaims = len(_EXCLAIM.findall(text))
-    elongated = bool(_ELONGATED.search(text))
-
-    base = (
-        emotion.get("anger", 0)
-        + 0.8 * emotion.get("frustration", 0)
-        + 0.35 * emotion.get("confusion", 0)
-        + 0.15 * emotion.get("mild", 0)
-    )
-    cues = 0.0
-    if len(shouted) >= 3 and caps_ratio >= 0.6:  # the whole message shouted
-        cues += 0.3
-    elif shouted and (caps_ratio >= 0.2 or len(shouted) >= 2):
-        cues += min(0.2, 0.1 + caps_ratio * 0.3)
-    if profanity:
-        cues += 0.2
-    negative_words = len(patterns.NEGATIVE_WORDS.findall(norm))
-    if negative_words:
-        cues += 0.1 if negative_words == 1 else 0.2
-    cues += min(0.1, 0.05 * exclaims)
-    if elongated:
-        cues += 0.05
-    intensity = 0.8 * base + 0.25 * max(0.0, -vader) + cues
-    # Cues amplify negativity; on their own (a shouted order number, "thanks!!") they don't count.
-    if base < 0.25 and vader > -0.3 and not negative_words:
-        intensity = min(intensity, 0.4)
-
-    labels = [lab for lab in ("anger", "frustration", "confusion") if emotion.get(lab, 0) >= 0.35]
-    if patterns.CONFUSION.search(norm) and "confusion" not in labels:
-        labels.append("confusion")
-    if profanity and base >= 0.3 and "anger" not in labels:
-        labels.append("anger")
-
-    declined = bool(patterns.DECLINE.search(norm))
-    pattern_hit = bool(patterns.REQUEST.search(norm))
-    request_p = intent.get("request", 0.0)
-    if declined:
-        request_conf, request_source = min(request_p, 0.2), "declined"
-    elif pattern_hit:
-        request_conf, request_source = max(0.97, request_p), "pattern"
-    else:
-        request_conf, request_source = request_p, "model"
-
-    topics = {t: round(intent.get(t, 0.0), 3) for t in TOPICS}
-    for topic, regex in patterns.TOPIC_PATTERNS.items():
-        if regex.search(norm):
-            topics[topic] = max(topics[topic], 0.9)
-
-    return {
-        "request": (request_conf, request_source),
-        "declined": declined,
-        "topics": topics,
-        "emotion": emotion,
-        "vader": vader,
-        "base": base,
-        "intensity": max(0.0, min(1.0, intensity)),
-        "labels": labels,
-        "cues": {
-            "caps_ratio": round(caps_ratio, 3),
-            "profanity": profanity,
-            "exclamations": exclaims,
-            "elongated": elongated,
-        },
-        "already_told": bool(patterns.ALREADY_TOLD.search(norm)),
-        "closing": patterns.is_closing(norm, text),
-    }
+def sentences(text: str) -> list[str]:
+    """The sentences of a message that has several (none for a one-sentence message)."""
+    parts = [p.strip() for p in _SENTENCE_BREAK.split(text) if len(p.strip()) >= MIN_SENTENCE_CHARS]
+    return parts[-MAX_SENTENCES:] if len(parts) > 1 else []
 
 
-def _trigrams(text: str) -> dict[str, int]:
-    norm = f" {normalize(text)} "
-    grams: dict[str, int] = {}
-    for i in range(len(norm) - 2):
-        g = norm[i : i + 3]
-        grams[g] = grams.get(g, 0) + 1
-    return grams
+def _strongest_sentence(current: dict, text: str, model: DetectorModel, embed: Embed) -> None:
+    parts = sentences(text)
+    if not parts:
+        return
+    for part in analyse_messages(parts, model, embed(parts)):
+        if current["request"][1] != "declined" and part["request"][0] > current["request"][0]:
+            current["request"] = (part["request"][0], part["request"][1] + ", sentence")
+        for topic, p in part["topics"].items():
+            current["topics"][topic] = max(current["topics"][topic], p)
 
 
-def _cosine(ga: dict[str, int], gb: dict[str, int]) -> float:
-    if not ga or not gb:
-        return 0.0
-    if len(ga) > len(gb):
-        ga, gb = gb, ga
-    dot = sum(v * gb.get(k, 0) for k, v in ga.items())
-    return dot / (
-        math.sqrt(sum(v * v for v in ga.values())) * math.sqrt(sum(v * v for v in gb.values()))
-    )
-
-
-def similarity(a: str, b: str) -> float:
-    """Cosine similarity of character trigram counts (0..1)."""
-    return _cosine(_trigrams(a), _trigrams(b))
-
-
-def _repeats(texts: list[str], against: str) -> int:
-    """How many of ``texts`` (the most recent LOOP_LOOKBACK) say what ``against`` says."""
-    if len(against) < MIN_REPEAT_CHARS:
+def _repeats(vectors: np.ndarray, texts: list[str], target: np.ndarray, similarity: float) -> int:
+    """How many of the earlier turns (the most recent LOOP_LOOKBACK) say what ``target`` says."""
+    keep = [i for i, t in enumerate(texts) if len(t) >= MIN_REPEAT_CHARS][-LOOP_LOOKBACK:]
+    if not keep:
         return 0
-    target = _trigrams(against)
-    return sum(
-        1
-        for t in texts[-LOOP_LOOKBACK:]
-        if len(t) >= MIN_REPEAT_CHARS and _cosine(_trigrams(t), target) >= REPEAT_SIMILARITY
-    )
+    return int(np.sum(vectors[keep] @ target >= similarity))
 
 
-def compute_signals(turns: list[Turn], settings: DetectorSettings) -> dict:
-    """Signals for the last customer turn in the context of the turns before it."""
+def compute_signals(
+    turns: list[Turn],
+    settings: DetectorSettings,
+    model: DetectorModel | None = None,
+    embed: Embed | None = None,
+) -> dict:
+    """Signals for the last customer turn in the context of the turns before it. ``model`` and
+    ``embed`` default to the committed model and the process's encoder (evaluation passes its
+    own: a model trained without the held-out source, embeddings computed once)."""
     last = last_customer_index(turns)
     if last is None:
         return empty_signals()
+    model = model or load_model()
+    embed = embed or _embed_queries
     history, current_turn = turns[:last], turns[last]
-    current = message_analysis(current_turn.text)
-    earlier = [message_analysis(t.text) for t in customer_turns(history)[-4:]]
+    customer_texts = [t.text for t in customer_turns(history)]
+    assistant_texts = [t.text for t in history if t.role == "assistant" and t.text.strip()]
+    # One encoder call for every text this decision reads (the cache answers for earlier turns).
+    looked_at = customer_texts[-LOOP_LOOKBACK:]
+    answers = assistant_texts[-(LOOP_LOOKBACK + 1) :]
+    vectors = embed([*looked_at, current_turn.text, *answers])
+    customer_vectors, current_vector = vectors[: len(looked_at)], vectors[len(looked_at)]
+    answer_vectors = vectors[len(looked_at) + 1 :]
+    earlier_count = min(EARLIER_TURNS, len(looked_at))
+    analysed = analyse_messages(
+        [*looked_at[len(looked_at) - earlier_count :], current_turn.text],
+        model,
+        vectors[len(looked_at) - earlier_count : len(looked_at) + 1],
+    )
+    earlier, current = analysed[:-1], analysed[-1]
+    _strongest_sentence(current, current_turn.text, model, embed)
 
     # Sentiment: the current message, carried context, and whether it has been building up.
     carried = max((e["intensity"] for e in earlier), default=0.0) * 0.6
     intensity = max(current["intensity"], carried)
-    trend = [e["base"] for e in earlier[-2:]] + [current["base"]]
+    trend = [e["upset"] for e in earlier[-2:]] + [current["upset"]]
     escalating = len(trend) >= 3 and trend[0] < trend[1] < trend[2] and trend[2] >= 0.4
     if escalating:
         intensity = min(1.0, intensity + 0.1)
@@ -209,30 +173,38 @@ def compute_signals(turns: list[Turn], settings: DetectorSettings) -> dict:
             if label not in labels and e["intensity"] >= settings.sentiment_threshold:
                 labels.append(label)
 
-    # Intent: the current message, or an earlier unmistakable request not withdrawn since.
+    # Intent: the current message, or an earlier request not withdrawn since.
+    threshold = current["request_threshold"]
     conf, source = current["request"]
-    if source == "model" and not current["closing"]:
+    if source != "declined" and not current["closing"]:
         for e in earlier:
             carried_conf = e["request"][0] * CONTEXT_DECAY
             if e["request"][1] != "declined" and carried_conf > conf:
                 conf, source = carried_conf, "context"
 
-    # Complexity: topics of the current message, and (decayed) of earlier ones.
+    # Complexity: topics of the current message, and (decayed) of earlier ones; each against
+    # its own threshold.
     topics = dict(current["topics"])
     for e in earlier:
         for topic, p in e["topics"].items():
-            topics[topic] = max(topics[topic], round(p * CONTEXT_DECAY, 3))
+            topics[topic] = max(topics[topic], p * CONTEXT_DECAY)
+    topic_thresholds = current["topic_thresholds"]
     detected = sorted(
-        (t for t, p in topics.items() if p >= TOPIC_THRESHOLD), key=lambda t: -topics[t]
+        (t for t, p in topics.items() if p >= topic_thresholds[t]),
+        key=lambda t: -topics[t] / topic_thresholds[t],
     )
 
-    # Loop: the customer repeating themselves, the AI repeating itself, "I already told you".
-    customer_texts = [t.text for t in customer_turns(history)]
-    assistant_texts = [t.text for t in history if t.role == "assistant" and t.text.strip()]
-    customer_repeats = _repeats(customer_texts, current_turn.text)
+    # Loop: the customer saying the same again (in other words too: the encoder compares
+    # meaning), the AI giving the same answer again, and "I already told you".
+    similarity = model.loop_similarity
+    customer_repeats = 0
+    if len(current_turn.text) >= MIN_REPEAT_CHARS:
+        customer_repeats = _repeats(customer_vectors, looked_at, current_vector, similarity)
     assistant_repeats = 0
-    if assistant_texts:
-        assistant_repeats = _repeats(assistant_texts[:-1], assistant_texts[-1])
+    if len(answers) >= 2 and len(answers[-1]) >= MIN_REPEAT_CHARS:
+        assistant_repeats = _repeats(
+            answer_vectors[:-1], answers[:-1], answer_vectors[-1], similarity
+        )
     loop_count = customer_repeats + assistant_repeats + (1 if current["already_told"] else 0)
     if current["closing"] and current["intensity"] < 0.3:
         loop_count = 0
@@ -245,20 +217,22 @@ def compute_signals(turns: list[Turn], settings: DetectorSettings) -> dict:
 
     return {
         "sentiment": {
-            "score": round(current["vader"], 3),
+            "score": current["vader"],
             "intensity": round(intensity, 3),
+            "upset_probability": round(current["upset"], 3),
             "labels": labels,
             "escalating": escalating,
             "emotion": {k: round(v, 3) for k, v in current["emotion"].items()},
             "cues": current["cues"],
         },
         "intent": {
-            "request_human": conf >= REQUEST_THRESHOLD,
+            "request_human": conf >= threshold,
             "confidence": round(conf, 3),
+            "threshold": round(threshold, 3),
             "source": source,
             "declined": current["declined"],
         },
-        "complexity": {"topics": detected, "scores": topics},
+        "complexity": {"topics": detected, "scores": {t: round(p, 3) for t, p in topics.items()}},
         "loop": {
             "count": loop_count,
             "customer_repeats": customer_repeats,

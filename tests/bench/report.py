@@ -56,27 +56,34 @@ def render(results: dict) -> str:
     if det and "latency" in det:
         s = det["latency"]
         cpu = det.get("cpu_latency")
+        floor = det.get("floor_latency")
+        # Encoder included; a new message in steady state (earlier turns already embedded).
+        rows.append(
+            [
+                "detector (local, encoder included), wall time per new message",
+                f"p50 {ms(s['p50'])}, p99 {ms(s['p99'])}",
+                f"encoder alone p50 {ms(floor['p50'])}, p99 {ms(floor['p99'])}" if floor else "-",
+                "-",
+                "p50 <= 15 ms, p99 <= 50 ms",
+                _met(s["p50"] is not None and s["p50"] <= 15 and s["p99"] <= 50),
+            ]
+        )
         if cpu:
             rows.append(
                 [
-                    "detector (local), CPU time per message",
+                    "detector (local), CPU time per new message",
                     f"p50 {ms(cpu['p50'])}, p99 {ms(cpu['p99'])}",
                     "-",
                     "-",
-                    "p99 <= 10 ms",
-                    _met(cpu["p99"] is not None and cpu["p99"] <= 10),
+                    "-",
+                    "-",
                 ]
             )
-        rows.append(
-            [
-                "detector (local), wall time per message",
-                f"p50 {ms(s['p50'])}, p99 {ms(s['p99'])}",
-                "-",
-                "-",
-                "-",
-                "-",
-            ]
-        )
+        if det.get("rss_mb"):
+            rows.append(
+                ["detector worker, resident memory with the model", f"{det['rss_mb']} MB"]
+                + ["-"] * 4
+            )
 
     for key, label, quantiles, target_q, target in (
         (

@@ -66,7 +66,7 @@ def test_the_low_confidence_of_an_answer_is_a_signal_for_the_next_message(
 ):
     with django_capture_on_commit_callbacks(execute=True):
         first = crm_services.receive_customer_message(
-            conversation=conversation, text="Can I pay part of the refund with bitcoin?"
+            conversation=conversation, text="Can I pay part of my order with bitcoin?"
         )
     ai = conversation.messages.get(sender=Message.Sender.AI)
     assert ai.confidence is not None and ai.confidence < 0.45

@@ -124,3 +124,102 @@ def test_report_without_expected_keys_says_so(tmp_path):
     path = write(tmp_path, json.dumps({"id": "a", "turns": [{"role": "customer", "text": "hi"}]}))
     _, err = run(path, "--report")
     assert "nothing to score" in err
+
+
+def test_an_empty_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "empty.jsonl"
+    path.write_text("\n\n", encoding="utf-8")
+    with pytest.raises(CommandError, match="no conversations"):
+        run(path)
+
+
+def test_a_file_that_is_not_utf8_is_a_clear_error(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes('{"id": "é"}'.encode("latin-1"))
+    with pytest.raises(CommandError, match="not UTF-8"):
+        run(path)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "is missing"),
+        (b"not a zip archive", "damaged"),
+        (b"PK\x03\x04 truncated", "damaged"),
+    ],
+)
+def test_a_missing_or_damaged_model_is_a_clear_error_and_changes_nothing(
+    tmp_path, content, message
+):
+    model = tmp_path / "model.npz"
+    if content is not None:
+        model.write_bytes(content)
+    path = write(tmp_path, json.dumps({"id": "a", "turns": [{"role": "customer", "text": "hi"}]}))
+    before = sorted((p.name, p.stat().st_size) for p in tmp_path.iterdir())
+    with pytest.raises(CommandError, match=message):
+        run(path, "--model", str(model))
+    assert sorted((p.name, p.stat().st_size) for p in tmp_path.iterdir()) == before
+
+
+def test_a_model_from_another_shape_is_refused(tmp_path):
+    import numpy as np
+
+    model = tmp_path / "model.npz"
+    np.savez(model, **{"request.coef": np.zeros(3), "request.calibration": np.zeros(4)})
+    path = write(tmp_path, json.dumps({"id": "a", "turns": [{"role": "customer", "text": "hi"}]}))
+    with pytest.raises(CommandError, match="damaged or from another version"):
+        run(path, "--model", str(model))
+
+
+def test_cross_source_refuses_an_unknown_source_and_a_file():
+    with pytest.raises(CommandError, match="unknown source nope; the sources are own, "):
+        call_command("evaluate_detection", "--cross-source", "--hold-out", "nope")
+    with pytest.raises(CommandError, match="give no FILE"):
+        call_command("evaluate_detection", str(DATASET), "--cross-source")
+    with pytest.raises(CommandError, match="give a FILE.jsonl, or --cross-source"):
+        call_command("evaluate_detection")
+
+
+def test_cross_source_holds_each_source_out_and_reports_by_language_and_reason():
+    """Two small line sources and one conversation set: each source is scored by a model that
+    never saw it, and a held-out line that is also a training line is not scored."""
+    from collections import defaultdict
+
+    from escalation.detection.evaluation import read_conversations
+    from escalation.detection.training.cross_source import format_report, run_cross_source
+    from escalation.detection.training.trainer import EmbeddingStore, Line, project_examples
+
+    by_label, lines = defaultdict(int), []
+    for line in project_examples():
+        key = (line.intent, line.emotion)
+        if by_label[key] < 8:
+            by_label[key] += 1
+            source = "own" if by_label[key] % 2 else "data-train"
+            lines.append(Line(line.text, line.intent, line.emotion, source, "xx", line.intent))
+    copied = next(line for line in lines if line.source == "own")
+    lines.append(Line(copied.text, copied.intent, copied.emotion, "data-train", "yy", "x"))
+    conversations = read_conversations(DATASET.read_text(encoding="utf-8").splitlines()[:6])
+    steps = []
+    report = run_cross_source(
+        lines, {"set": conversations}, EmbeddingStore(None), progress=steps.append
+    )
+    assert list(report["folds"]) == ["own", "data-train", "conversations"]
+    assert report["leaks_skipped"] == 2  # the copied line, in each direction
+    own = report["folds"]["own"]
+    assert own["training_lines"] == sum(line.source != "own" for line in lines)
+    assert own["lines"] == sum(line.source == "own" for line in lines) - 1
+    assert set(own["request"]) >= {"precision", "recall", "f1"}
+    assert set(own["by_language"]) == {"xx"}
+    assert report["folds"]["conversations"]["set"]["conversations"] == 6
+    assert [s for s in steps if s.startswith("[")] == [
+        f"[{i}/3] held out: {name}; training on {n} lines"
+        for i, (name, n) in enumerate(
+            [
+                ("own", own["training_lines"]),
+                ("data-train", sum(line.source != "data-train" for line in lines)),
+                ("conversations", len(lines)),
+            ],
+            1,
+        )
+    ]
+    assert "Held-out figures" in format_report(report)

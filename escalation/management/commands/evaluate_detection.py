@@ -1,6 +1,14 @@
-"""Run the detector over labelled conversations.
+"""Run the detector over labelled conversations, or measure it source by source.
 
     python manage.py evaluate_detection FILE.jsonl [--backend local|claude] [--report]
+                                        [--model PATH]
+    python manage.py evaluate_detection --cross-source [--hold-out SOURCE ...] [--data DIR]
+                                        [--json PATH]
+
+--cross-source trains on every source but one and tests on the one held out, for each source in
+turn (own, data-train, bitext, rasa; the labelled conversation sets are never trained on and are
+scored with a model trained on every line source); stdout gets the report, stderr the progress.
+Nothing is written except the optional --json report.
 
 Input: one JSON object per line, {"id": ..., "turns": [{"role", "text", "confidence"?}, ...]}
 (other keys ignored). The decision is for the last customer turn in the context of the turns
@@ -16,9 +24,10 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from crm.encoder import EncoderUnavailable, get_encoder
 from escalation.detection import DetectorSettings, detect
 from escalation.detection.evaluation import ConversationFormatError, read_conversations, score
-from escalation.detection.features import load_models
+from escalation.detection.model import MODEL_PATH, ModelUnavailable, load_model
 
 PROGRESS_EVERY = 50
 
@@ -27,11 +36,32 @@ class Command(BaseCommand):
     help = "Decide escalation for each conversation in a JSON-lines file (see module docstring)."
 
     def add_arguments(self, parser):
-        parser.add_argument("file", type=Path, help="JSON lines, one conversation per line")
+        parser.add_argument(
+            "file", type=Path, nargs="?", help="JSON lines, one conversation per line"
+        )
         parser.add_argument("--backend", choices=["local", "claude"], default="local")
         parser.add_argument("--report", action="store_true", help="score against 'expected'")
+        parser.add_argument("--model", type=Path, default=MODEL_PATH, help="model file (npz)")
+        parser.add_argument(
+            "--cross-source", action="store_true", help="held-out figures source by source"
+        )
+        parser.add_argument(
+            "--hold-out",
+            action="append",
+            default=None,
+            metavar="SOURCE",
+            help="with --cross-source: only these folds (repeatable)",
+        )
+        parser.add_argument("--data", type=Path, default=None, help="the shared public data")
+        parser.add_argument("--json", type=Path, default=None, help="also write the report here")
 
-    def handle(self, *args, file: Path, backend: str, report: bool, **options):
+    def handle(self, *args, file, backend, report, model, cross_source, hold_out, **options):
+        if cross_source:
+            if file is not None:
+                raise CommandError("--cross-source reads the training sources; give no FILE")
+            return self._cross_source(hold_out, options["data"], options["json"])
+        if file is None:
+            raise CommandError("give a FILE.jsonl, or --cross-source")
         try:
             with file.open(encoding="utf-8") as handle:
                 conversations = read_conversations(handle, with_expected=report)
@@ -41,9 +71,15 @@ class Command(BaseCommand):
             raise CommandError(f"{file}: not UTF-8 text") from None
         except ConversationFormatError as exc:
             raise CommandError(f"{file}: {exc}") from None
+        if not conversations:
+            raise CommandError(f"{file}: no conversations in it")
 
         settings = DetectorSettings(backend=backend)
-        load_models()  # once, before timing: the per-conversation figures are steady-state
+        try:  # once, before timing: the per-conversation figures are steady-state
+            detector = load_model(model)
+            get_encoder()
+        except (ModelUnavailable, EncoderUnavailable) as exc:
+            raise CommandError(str(exc)) from None
         total = len(conversations)
         self.stderr.write(f"Evaluating {total} conversations with the {backend} backend")
         if backend == "claude":
@@ -53,7 +89,11 @@ class Command(BaseCommand):
                 self.stderr.write("Claude is not available (no ANTHROPIC_API_KEY): local answers.")
         pairs, durations, backends, escalated = [], [], Counter(), 0
         for step, conversation in enumerate(conversations, 1):
-            result = detect(conversation.turns, settings)
+            result = (
+                detect(conversation.turns, settings)
+                if model == MODEL_PATH
+                else _detect_with(conversation.turns, settings, detector)
+            )
             decision = result.decision
             self.stdout.write(
                 json.dumps(
@@ -78,6 +118,54 @@ class Command(BaseCommand):
         if report:
             self.stderr.write(self._report(pairs, total))
 
+    def _cross_source(self, hold_out, data, json_path):
+        from escalation.detection.training.cross_source import (
+            CONVERSATIONS,
+            conversation_texts,
+            format_report,
+            run_cross_source,
+        )
+        from escalation.detection.training.trainer import (
+            LINE_SOURCES,
+            EmbeddingStore,
+            TrainingDataError,
+        )
+        from escalation.management.commands.train_detector import (
+            _conversation_sets,
+            default_data_dir,
+            embedding_cache,
+            training_lines,
+        )
+
+        known = (*LINE_SOURCES, CONVERSATIONS)
+        unknown = [h for h in hold_out or () if h not in known]
+        if unknown:
+            raise CommandError(
+                f"unknown source {', '.join(unknown)}; the sources are {', '.join(known)}"
+            )
+        data = data or default_data_dir()
+        try:
+            lines = training_lines(data)
+            sets = _conversation_sets()
+            self.stderr.write(f"Embedding {len(lines)} training lines and the conversation sets")
+            store = EmbeddingStore(embedding_cache())
+            store.ensure(
+                [line.text for line in lines] + conversation_texts(sets), self.stderr.write
+            )
+            report = run_cross_source(
+                lines, sets, store, hold_out=hold_out, progress=self.stderr.write
+            )
+        except (TrainingDataError, ConversationFormatError, EncoderUnavailable) as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(format_report(report))
+        if json_path is not None:
+            try:
+                json_path.write_text(json.dumps(report, indent=1), encoding="utf-8")
+            except OSError as exc:
+                raise CommandError(f"cannot write {json_path}: {exc.strerror or exc}") from None
+        folds = report["folds"]
+        self.stderr.write(f"Summary: {len(folds)} held-out folds ({', '.join(folds)})")
+
     @staticmethod
     def _summary(total, durations, backends, escalated) -> str:
         if not durations:
@@ -101,3 +189,9 @@ class Command(BaseCommand):
             f"  reason accuracy {m['reason_accuracy']:.3f} (of {m['tp']} correctly escalated)\n"
             f"  tp {m['tp']}  fp {m['fp']}  fn {m['fn']}  tn {m['tn']}"
         )
+
+
+def _detect_with(turns, settings, detector):
+    from escalation.detection.local import detect_local
+
+    return detect_local(turns, settings, model=detector)

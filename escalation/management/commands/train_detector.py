@@ -1,67 +1,179 @@
-"""Train the local escalation detector and write its weights into the project.
+"""Train the local escalation detector and write its model and model card into the project.
 
-    python manage.py train_detector [--data ../shared/data] [--output PATH]
+    python manage.py train_detector [--data ../shared/data] [--output PATH] [--card PATH]
+                                    [--no-holdout] [--examples DIR] [--cache PATH]
 
-Reads the project's own examples (escalation/detection/training/*.tsv) and, when the folder exists,
-the public labelled sets in ../shared/data. Only the derived weights are written (numpy npz).
+Reads the project's examples (escalation/detection/training/examples_*.tsv) and, when the folder
+exists, the public sets in ../shared/data; embeds every line with the sentence encoder; measures
+held-out figures source by source (``evaluate_detection --cross-source`` does the same alone);
+fits the heads on everything and writes ``model.npz`` and ``MODEL_CARD.md``. Nothing is written
+unless every step succeeded.
 """
 
+import os
+import tempfile
+import time
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from escalation.detection.features import WEIGHTS_PATH, load_models
+from escalation.detection.model import MODEL_PATH, load_model
+
+CARD_PATH = MODEL_PATH.with_name("MODEL_CARD.md")
+
+
+def default_data_dir() -> Path:
+    return Path(settings.BASE_DIR).parent / "shared" / "data"
+
+
+def conversation_set_paths() -> dict[str, Path]:
+    data = Path(settings.BASE_DIR) / "tests" / "data"
+    return {
+        "conversations": data / "escalation_conversations.jsonl",
+        "multilingual-heldout": data / "escalation_multilingual_heldout.jsonl",
+    }
+
+
+def held_out_texts() -> set[str]:
+    """The customer turns of the labelled conversation sets: never trained on."""
+    from escalation.detection.features import text_key
+
+    texts = set()
+    for conversations in _conversation_sets().values():
+        for conversation in conversations:
+            texts.update(text_key(t.text) for t in conversation.turns if t.role == "customer")
+    return texts - {""}
+
+
+def training_lines(data: Path | None, examples: Path | None = None):
+    """What ``train_detector`` trains on (and ``--cross-source`` rotates)."""
+    from escalation.detection.training.trainer import TRAINING_DIR, read_sources
+
+    return read_sources(
+        data if data is not None and data.is_dir() else None,
+        examples or TRAINING_DIR,
+        held_out=held_out_texts(),
+    )
+
+
+def embedding_cache() -> Path:
+    return Path(settings.BASE_DIR) / ".cache" / "embeddings.npz"
 
 
 class Command(BaseCommand):
-    help = "Train the local escalation detector (intent + emotion classifiers) and save weights."
+    help = "Train the local escalation detector (heads over the sentence encoder)."
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--data",
-            type=Path,
-            default=Path(settings.BASE_DIR).parent / "shared" / "data",
-            help="folder with the shared public data sets (default: ../shared/data)",
+            "--data", type=Path, default=None, help="the shared public data (../shared/data)"
         )
-        parser.add_argument("--output", type=Path, default=WEIGHTS_PATH, help="weights file")
+        parser.add_argument("--output", type=Path, default=MODEL_PATH, help="model file (npz)")
+        parser.add_argument("--card", type=Path, default=CARD_PATH, help="model card (markdown)")
         parser.add_argument(
-            "--no-holdout", action="store_true", help="skip the held-out accuracy check (faster)"
+            "--no-holdout", action="store_true", help="skip the cross-source figures (faster)"
+        )
+        parser.add_argument(
+            "--cache",
+            type=Path,
+            default=None,
+            help="embeddings kept between runs (default: .cache/embeddings.npz)",
+        )
+        parser.add_argument(
+            "--examples",
+            type=Path,
+            default=None,
+            help="folder of examples_*.tsv (default: escalation/detection/training)",
         )
 
-    def handle(self, *args, data: Path, output: Path, no_holdout: bool, **options):
-        from escalation.detection.training.trainer import train
+    def handle(self, *args, data, output, card, no_holdout, examples, cache, **options):
+        from crm.encoder import EncoderUnavailable
+        from escalation.detection.evaluation import ConversationFormatError
+        from escalation.detection.training import model_card
+        from escalation.detection.training.cross_source import (
+            conversation_texts,
+            format_report,
+            run_cross_source,
+        )
+        from escalation.detection.training.trainer import (
+            TRAINING_DIR,
+            EmbeddingStore,
+            TrainingDataError,
+            counts,
+            fit_model,
+        )
 
-        if not data.is_dir():
-            self.stderr.write(f"No shared data at {data}: training on the project's examples only.")
+        started = time.monotonic()
+        data = data or default_data_dir()
+        examples = examples or TRAINING_DIR
+        steps = 5
+        say = self.stdout.write
         try:
-            summary = train(
-                data if data.is_dir() else None,
-                output,
-                progress=self.stdout.write,
-                holdout=not no_holdout,
-            )
-        except (OSError, ValueError) as exc:
-            raise CommandError(str(exc)) from exc
-        load_models.cache_clear()
+            say(f"[1/{steps}] reading training lines")
+            if not data.is_dir():
+                say(f"  no shared data at {data}: the project's examples only")
+            if not examples.is_dir():
+                raise CommandError(f"no examples folder at {examples}")
+            lines = training_lines(data, examples)
+            if not lines:
+                raise CommandError(f"no training lines in {examples}")
+            sizes = counts(lines)
+            say(f"  {sizes['lines']} lines: {sizes['by_source']}")
+            sets = {} if no_holdout else _conversation_sets()
+            say(f"[2/{steps}] embedding with the sentence encoder")
+            store = EmbeddingStore(cache or embedding_cache())
+            store.ensure([line.text for line in lines] + conversation_texts(sets), say)
+            if no_holdout:
+                say(f"[3/{steps}] held-out figures skipped (--no-holdout)")
+                report = None
+            else:
+                say(f"[3/{steps}] held-out figures, one source left out at a time")
+                report = run_cross_source(lines, sets, store, progress=say)
+            say(f"[4/{steps}] fitting the heads on every line")
+            model, fit_report = fit_model(lines, store, progress=say)
+            say(f"[5/{steps}] writing {output} and {card}")
+            card_data = model_card.card_data(lines, sizes, fit_report, report)
+            model = type(model)(**{**model.__dict__, "card": card_data})
+            _write_atomically(output, model.save)
+            _write_atomically(card, lambda p: p.write_text(model_card.render(card_data)))
+        except (TrainingDataError, ConversationFormatError, EncoderUnavailable) as exc:
+            raise CommandError(str(exc)) from None
+        except OSError as exc:
+            raise CommandError(
+                f"{getattr(exc, 'filename', '') or ''} {exc.strerror or exc}"
+            ) from None
+        load_model.cache_clear()
+        if report is not None:
+            say(format_report(report))
+        thresholds = {name: h["threshold"] for name, h in fit_report["heads"].items()}
         self.stdout.write(
             self.style.SUCCESS(
-                f"Trained on {summary['examples']} examples "
-                f"({', '.join(f'{k}: {v}' for k, v in summary['by_source'].items())}).\n"
-                f"  intent labels: {summary['intent_labels']}\n"
-                f"  emotion labels: {summary['emotion_labels']}\n"
-                f"  held-out accuracy: {self._accuracy(summary)}\n"
-                f"  features: intent {summary['intent_features']}, "
-                f"emotion {summary['emotion_features']}; "
-                f"{output} ({summary['weights_bytes'] / 1024:.0f} KiB)"
+                f"Trained on {sizes['lines']} lines in {time.monotonic() - started:.0f} s; "
+                f"thresholds (chosen on validation) {thresholds}; loop similarity "
+                f"{model.loop_similarity:.3f}; wrote {output} "
+                f"({output.stat().st_size / 1024:.0f} KiB) and {card}"
             )
         )
 
-    @staticmethod
-    def _accuracy(summary: dict) -> str:
-        if summary["held_out_intent_accuracy"] is None:
-            return "not checked (--no-holdout)"
-        return (
-            f"intent {summary['held_out_intent_accuracy']:.3f}, "
-            f"emotion {summary['held_out_emotion_accuracy']:.3f}"
-        )
+
+def _conversation_sets():
+    from escalation.detection.evaluation import read_conversations
+
+    sets = {}
+    for name, path in conversation_set_paths().items():
+        if path.exists():
+            with path.open(encoding="utf-8") as handle:
+                sets[name] = read_conversations(handle)
+    return sets
+
+
+def _write_atomically(path: Path, write) -> None:
+    """Write next to ``path`` and rename over it, so a failure leaves the old file as it was."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(handle)
+    try:
+        write(Path(temporary))
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
