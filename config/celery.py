@@ -9,6 +9,13 @@ app = Celery("live_escalation")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+# Celery's Django fixup closes every database connection before and after each task unless this
+# is set, so every task paid a new PostgreSQL connection (a backend fork, authentication, cold
+# catalog caches) before its first query: the largest avoidable cost of a handoff
+# (docs/performance.md). Tasks keep their connection now, handled as Django handles requests
+# (see _reuse_database_connection).
+app.conf["CELERY_DB_REUSE_MAX"] = 10**9
+
 # Periodic sweeps (run `celery -A config beat` beside the workers).
 app.conf.beat_schedule = {
     "sweep-unanalysed-messages": {
@@ -101,3 +108,15 @@ def _forget_pool_process(pid=None, **kwargs):
     from config.ops import forget_process
 
     forget_process(pid)
+
+
+@signals.task_prerun.connect
+@signals.task_postrun.connect
+def _reuse_database_connection(task=None, **kwargs):
+    """As Django does around each request: close a connection past CONN_MAX_AGE, left in a
+    transaction or broken by an error, and have the next query check a reused one first
+    (CONN_HEALTH_CHECKS). Never for an eager task: it runs inside its caller's transaction."""
+    if task is not None and not getattr(task.request, "is_eager", False):
+        from django.db import close_old_connections
+
+        close_old_connections()

@@ -36,17 +36,16 @@ def _escalate_from_detection(conversation: Conversation, result) -> bool:
     conversation with nothing open, or a closed conversation, is left alone: the service
     refuses under its lock and this analysis is still stored."""
     decision = result.decision
-    try:
-        with transaction.atomic():
-            services.escalate_conversation(
-                conversation=conversation,
-                reason=decision.reason,
-                priority=Priority.from_code(decision.priority or "normal"),
-                triggered_by=Escalation.Trigger.DETECTION,
-                detail=decision.detail,
-                summary=result.summary,
-                signals=result.signals,
-            )
+    try:  # the service is atomic: a refusal rolls back to its own savepoint, not further
+        services.escalate_conversation(
+            conversation=conversation,
+            reason=decision.reason,
+            priority=Priority.from_code(decision.priority or "normal"),
+            triggered_by=Escalation.Trigger.DETECTION,
+            detail=decision.detail,
+            summary=result.summary,
+            signals=result.signals,
+        )
     except InvalidTransition:
         return False
     return True
