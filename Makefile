@@ -45,7 +45,7 @@ test: install
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: install
-	$(TEST_ENV) $(BIN)/python -m tests.bench
+	$(TEST_ENV) $(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 faults: install
 	$(TEST_ENV) $(BIN)/pytest tests/faults $(PYTEST_ARGS)

@@ -21,7 +21,17 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-BENCHMARKS = ("floors", "detector", "handoff", "message", "load", "race", "queue")
+BENCHMARKS = (
+    "floors",
+    "detector",
+    "handoff",
+    "message",
+    "load",
+    "ceiling",
+    "scale",
+    "race",
+    "queue",
+)
 # Raised for the benchmark's servers so pacing by the per-socket limit (20 per 10 s by default)
 # does not become the figure; the load benchmark stays under the default rate per socket anyway.
 SOCKET_RATE_LIMIT_FOR_BENCH = "1000000"
@@ -43,10 +53,10 @@ def parse_args(argv):
     parser.add_argument(
         "--worker-app",
         default="config",
-        help="Celery app for the worker (an experiment, e.g. tests.bench.persistent_loop_worker)",
+        help="Celery app for the worker (an A/B, e.g. tests.bench.per_task_connection_worker)",
     )
     parser.add_argument("--load-sockets", type=int, default=500)
-    parser.add_argument("--load-seconds", type=float, default=60.0)
+    parser.add_argument("--load-seconds", type=float, default=40.0)
     parser.add_argument(
         "--load-rate",
         type=float,
@@ -57,11 +67,26 @@ def parse_args(argv):
     parser.add_argument(
         "--load-with-worker", action="store_true", help="keep the Celery worker during load"
     )
+    parser.add_argument(
+        "--ceiling-step-seconds", type=float, default=3.0, help="length of one ramp step"
+    )
+    parser.add_argument(
+        "--ceiling-budget-seconds", type=float, default=60.0, help="time bound of one ramp"
+    )
+    parser.add_argument("--scale-sockets", type=int, default=5000)
+    parser.add_argument("--scale-connect-seconds", type=float, default=240.0)
+    parser.add_argument("--scale-idle-seconds", type=float, default=20.0)
+    parser.add_argument("--scale-handoffs", type=int, default=30)
     parser.add_argument("--race-claimers", type=int, default=50)
-    parser.add_argument("--race-rounds", type=int, default=200)
+    parser.add_argument("--race-rounds", type=int, default=100)
     parser.add_argument("--queue-sizes", default="10000,100000")
     parser.add_argument("--queue-repeats", type=int, default=20)
     parser.add_argument("--out", default="bench-results.json")
+    parser.add_argument(
+        "--update-readme",
+        action="store_true",
+        help="write this run into README.md's Performance section (between its bench markers)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.floor_samples = min(args.floor_samples, 200)
@@ -71,6 +96,11 @@ def parse_args(argv):
         args.replies = min(args.replies, 100)
         args.load_sockets = min(args.load_sockets, 50)
         args.load_seconds = min(args.load_seconds, 10.0)
+        args.ceiling_step_seconds = min(args.ceiling_step_seconds, 2.0)
+        args.ceiling_budget_seconds = min(args.ceiling_budget_seconds, 20.0)
+        args.scale_sockets = min(args.scale_sockets, 300)
+        args.scale_idle_seconds = min(args.scale_idle_seconds, 5.0)
+        args.scale_handoffs = min(args.scale_handoffs, 10)
         args.race_claimers = min(args.race_claimers, 20)
         args.race_rounds = min(args.race_rounds, 20)
         args.queue_sizes = "1000,5000"
@@ -150,6 +180,7 @@ def main(argv=None) -> int:
     log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
     try:
         for name in wanted:
+            load_before = round(os.getloadavg()[0], 2)
             if name in socket_benchmarks and not has_sockets:
                 progress.start(f"{name}: skipped")
                 results["benchmarks"][name] = {
@@ -157,7 +188,7 @@ def main(argv=None) -> int:
                 }
                 progress.done("no consumers")
                 continue
-            if name in ("handoff", "message", "load") and floors is None:
+            if name in ("handoff", "message", "load", "scale") and floors is None:
                 floors = _floors(args, progress, results, silent=True)
             if name in socket_benchmarks and services is None:
                 services = _start_services(args, log_dir, progress, results)
@@ -197,6 +228,24 @@ def main(argv=None) -> int:
                 )
                 results["benchmarks"][name] = data
                 progress.done(data.get("headline", ""))
+            elif name in ("ceiling", "scale"):
+                # Each starts the servers it measures; the shared ones would share the cores.
+                if services is not None:
+                    services.stop()
+                    services = None
+                own = _bench_services(log_dir)
+                if name == "ceiling":
+                    from .ceiling import run_ceiling
+
+                    progress.start("throughput ceiling: relay and product on 1 and 2 processes")
+                    data = run_ceiling(args=args, services=own, progress=progress)
+                else:
+                    from .scale import run_scale
+
+                    progress.start(f"sockets at scale: {args.scale_sockets} on 2 processes")
+                    data = run_scale(args=args, services=own, progress=progress, floors=floors)
+                results["benchmarks"][name] = data
+                progress.done(data.get("headline", ""))
             elif name == "race":
                 from .race import run_race
 
@@ -220,6 +269,14 @@ def main(argv=None) -> int:
                 )
                 results["benchmarks"]["queue"] = data
                 progress.done()
+            if isinstance(results["benchmarks"].get(name), dict):
+                # The machine is shared: each figure carries the load it was taken under.
+                results["benchmarks"][name]["load_average_1min"] = [
+                    load_before,
+                    round(os.getloadavg()[0], 2),
+                ]
+            # Written after every benchmark, so a run cut short keeps what it measured.
+            _write_results(results, Path(args.out))
     finally:
         if services is not None:
             services.stop()
@@ -227,14 +284,22 @@ def main(argv=None) -> int:
     results["duration_seconds"] = round(time.monotonic() - run_started, 1)
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     out = Path(args.out)
-    out.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+    _write_results(results, out)
     chart = report.write_chart(results, out.with_name(out.stem + ".svg"))
     print()
     print(report.render(results))
     print(
         f"\nresults: {out}" + (f"   chart: {chart}" if chart else "") + f"   server logs: {log_dir}"
     )
+    if args.update_readme:
+        readme = Path(__file__).resolve().parents[2] / "README.md"
+        updated = report.update_readme(results, readme)
+        print(f"README.md: {'updated' if updated else 'no bench markers found, not changed'}")
     return 0
+
+
+def _write_results(results: dict, out: Path) -> None:
+    out.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
 
 
 def _p(summary: dict) -> str:
@@ -271,13 +336,17 @@ class _RunningServices:
             self.services.worker = None
 
 
-def _start_services(args, log_dir, progress, results):
+def _bench_services(log_dir):
     from .harness import Services
 
     env = dict(os.environ)
     env["SOCKET_RATE_LIMIT"] = SOCKET_RATE_LIMIT_FOR_BENCH
     env["DEBUG"] = "0"
-    services = Services(env=env, log_dir=log_dir)
+    return Services(env=env, log_dir=log_dir)
+
+
+def _start_services(args, log_dir, progress, results):
+    services = _bench_services(log_dir)
     progress.note(f"starting {args.servers} uvicorn process(es) and a Celery worker")
     try:
         ports = services.start_servers(args.servers)

@@ -243,8 +243,11 @@ class Services:
             start_new_session=True,  # its own process group, so stop() reaches its children
         )
 
-    def start_servers(self, count: int) -> list[int]:
+    def start_servers(
+        self, count: int, *, app: str = "config.asgi:application", log_prefix: str = "uvicorn"
+    ) -> list[int]:
         ports = []
+        first = len(self.servers)
         for index in range(count):
             port = free_port()
             process = self._spawn(
@@ -252,7 +255,7 @@ class Services:
                     PYTHON,
                     "-m",
                     "uvicorn",
-                    "config.asgi:application",
+                    app,
                     "--host",
                     "127.0.0.1",
                     "--port",
@@ -261,13 +264,16 @@ class Services:
                     "warning",
                     "--no-access-log",
                 ],
-                f"uvicorn-{index}.log",
+                f"{log_prefix}-{index}.log",
             )
             self.servers.append((port, process))
             ports.append(port)
-        for port, process in self.servers:
+        for port, process in self.servers[first:]:
             wait_for_port(port, timeout=60, process=process)
         return ports
+
+    def server_pids(self) -> list[int]:
+        return [process.pid for _port, process in self.servers]
 
     def start_worker(self, *, concurrency: int = 2, app: str = "config") -> None:
         self.worker = self._spawn(

@@ -31,6 +31,89 @@ def _met(ok) -> str:
 
 
 def render(results: dict) -> str:
+    rows = table_rows(results)
+    table = format_table(rows, HEADERS)
+    return summary_line(results) + "\n" + table + _notes(results)
+
+
+def render_markdown(results: dict) -> str:
+    """The README's "Latest figures": the same rows as a Markdown table, and when and under
+    what load the run was taken."""
+    b = results["benchmarks"]
+    machine = results["machine"]
+    versions = results.get("versions") or {}
+    loads = [
+        f"{name} {data['load_average_1min'][0]}→{data['load_average_1min'][1]}"
+        for name, data in b.items()
+        if isinstance(data, dict) and data.get("load_average_1min")
+    ]
+    start, end = machine["load_average_at_start"], machine.get("load_average_at_end")
+    lines = [
+        f"Run of {results['started_at'].replace('T', ' ')[:16]} UTC, `make bench` in "
+        f"{results.get('duration_seconds')} s, on {machine['cpu']}, {machine['cores']} cores, "
+        f"{machine['memory_gb']} GB; PostgreSQL {versions.get('postgresql')}, Redis "
+        f"{versions.get('redis-server')}, Python {machine.get('python')}, Django "
+        f"{versions.get('Django')}, uvicorn {versions.get('uvicorn')}, Celery "
+        f"{versions.get('celery')}. Load average (1/5/15 min) {start} at the start and {end} at "
+        "the end"
+        + (f"; 1-min load before→after each benchmark: {', '.join(loads)}." if loads else "."),
+        "",
+        "| " + " | ".join(HEADERS) + " |",
+        "|" + "---|" * len(HEADERS),
+    ]
+    for row in table_rows(results):
+        cells = [c.replace("|", "/") for c in row] + [""] * (len(HEADERS) - len(row))
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", *[f"- {note}" for note in results.get("notes", [])]]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+README_START = "<!-- bench:latest:start -->"
+README_END = "<!-- bench:latest:end -->"
+
+
+def update_readme(results: dict, readme: Path) -> bool:
+    """Replace the block between the README's markers with this run; False without markers."""
+    text = readme.read_text(encoding="utf-8")
+    if README_START not in text or README_END not in text:
+        return False
+    head, rest = text.split(README_START, 1)
+    _old, tail = rest.split(README_END, 1)
+    readme.write_text(
+        head + README_START + "\n" + render_markdown(results) + README_END + tail,
+        encoding="utf-8",
+    )
+    return True
+
+
+HEADERS = ["figure", "measured", "floor", "ratio", "target", "met"]
+
+
+def summary_line(results: dict) -> str:
+    machine = results["machine"]
+    return (
+        f"Live Escalation benchmarks, {results['started_at']} on {machine['cpu']} "
+        f"({machine['cores']} cores, {machine['memory_gb']} GB), load average at start "
+        f"{machine['load_average_at_start']}, at end {machine.get('load_average_at_end')}, "
+        f"took {results.get('duration_seconds')} s"
+    )
+
+
+def _notes(results: dict) -> str:
+    b = results["benchmarks"]
+    loads = [
+        f"{name} {data['load_average_1min'][0]} -> {data['load_average_1min'][1]}"
+        for name, data in b.items()
+        if isinstance(data, dict) and data.get("load_average_1min")
+    ]
+    notes = [
+        *(["load average (1 min) before -> after each: " + "; ".join(loads)] if loads else []),
+        *results.get("notes", []),
+    ]
+    return "".join(f"\nnote: {n}" for n in notes)
+
+
+def table_rows(results: dict) -> list[list[str]]:
     b = results["benchmarks"]
     rows: list[list[str]] = []
     floors = b.get("floors") or {}
@@ -182,6 +265,67 @@ def render(results: dict) -> str:
                 ]
             )
 
+    ceiling = b.get("ceiling")
+    if ceiling:
+        for processes, figures in ceiling["processes"].items():
+            relay, product = figures["relay"], figures["product"]
+            rows.append(
+                [
+                    f"ceiling, {processes} process(es): product (store + deliver), p99 <= "
+                    f"{ceiling['p99_limit_ms']:.0f} ms",
+                    f"{product['ceiling_per_second']:.0f} msg/s (then: {product['limited_by']})",
+                    f"relay {relay['ceiling_per_second']:.0f} msg/s",
+                    "-"
+                    if figures["ratio_product_to_relay"] is None
+                    else f"{figures['ratio_product_to_relay']:.2f}",
+                    ">= 0.5 of relay",
+                    _met(
+                        None
+                        if figures["ratio_product_to_relay"] is None
+                        else figures["ratio_product_to_relay"] >= 0.5
+                    ),
+                ]
+            )
+
+    scale = b.get("scale")
+    if scale:
+        idle = scale["idle_cpu_percent_of_a_core"]
+        servers_idle = sum(v for k, v in idle.items() if k.startswith("uvicorn"))
+        rows.append(
+            [
+                f"{scale['sockets']:,} customer sockets on 2 processes",
+                f"{scale['connected']:,} connected in {scale['connect_seconds']} s; "
+                f"{scale['server_kb_per_socket']} KB/socket (servers), "
+                f"{scale['redis_kb_per_socket']} KB (Redis)",
+                "",
+                "",
+                "",
+                "",
+            ]
+        )
+        rows.append(
+            [
+                "  idle CPU with them connected (both servers)",
+                f"{servers_idle:.1f}% of one core",
+                "",
+                "",
+                "",
+                "",
+            ]
+        )
+        s = scale["handoff_latency"]
+        floor = scale["floor"]
+        rows.append(
+            [
+                f"  handoff while connected p50 / p95 (n={s['count']})",
+                f"{ms(s['p50'])} / {ms(s['p95'])}",
+                f"{ms(floor.get('p50'))} / {ms(floor.get('p95'))}",
+                f"{_ratio(s['p50'], floor.get('p50'))} / {_ratio(s['p95'], floor.get('p95'))}",
+                f"p95 <= {HANDOFF_P95_TARGET_MS:.0f} ms",
+                _met(s["p95"] is not None and s["p95"] <= HANDOFF_P95_TARGET_MS),
+            ]
+        )
+
     race = b.get("race")
     if race:
         rows.append(
@@ -218,16 +362,7 @@ def render(results: dict) -> str:
                     ]
                 )
 
-    machine = results["machine"]
-    header = (
-        f"Live Escalation benchmarks, {results['started_at']} on {machine['cpu']} "
-        f"({machine['cores']} cores, {machine['memory_gb']} GB), load average at start "
-        f"{machine['load_average_at_start']}, at end {machine.get('load_average_at_end')}, "
-        f"took {results.get('duration_seconds')} s"
-    )
-    table = format_table(rows, ["figure", "measured", "floor", "ratio", "target", "met"])
-    notes = "\n".join(f"note: {n}" for n in results.get("notes", []))
-    return header + "\n" + table + ("\n" + notes if notes else "")
+    return rows
 
 
 def write_chart(results: dict, path: Path) -> Path | None:

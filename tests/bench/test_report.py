@@ -104,3 +104,26 @@ def test_the_benchmark_never_empties_a_database_without_bench_in_its_name():
         == "postgres://postgres@127.0.0.1:5432/live_escalation_bench"
     )
     assert bench_database_url("postgres://p@h/le_bench") == "postgres://p@h/le_bench"
+
+
+def test_the_readme_block_is_replaced_with_the_run_and_its_load(tmp_path):
+    from tests.bench.report import README_END, README_START, update_readme
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# T\n\n{README_START}\nold figures\n{README_END}\n\n## Next\n")
+    run = results(
+        floors={
+            "group_send_round_trip": {"p50": 1.0, "p99": 2.0},
+            "pg_insert_commit": {"p50": 0.5, "p99": 0.9},
+            "combined": {"p50": 1.5, "p95": 2.5, "p99": 3.0},
+            "load_average_1min": [0.4, 0.6],
+        }
+    )
+    assert update_readme(run, readme)
+    text = readme.read_text()
+    assert "old figures" not in text and text.endswith("## Next\n")
+    assert "| floor: combined | p50 1.5 ms, p95 2.5 ms, p99 3.0 ms |" in text
+    assert "floors 0.4→0.6" in text and "[0.1, 0.1, 0.1] at the start" in text
+    plain = tmp_path / "plain.md"
+    plain.write_text("no markers")
+    assert not update_readme(run, plain) and plain.read_text() == "no markers"
