@@ -48,7 +48,7 @@ bench: install
 	$(TEST_ENV) $(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 faults: install
-	$(TEST_ENV) $(BIN)/pytest tests/faults $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/pytest tests/faults tests/abuse $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/lint-imports --no-cache

@@ -42,6 +42,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_htmx",
+    "axes",
+    "csp",
+    "drf_spectacular_sidecar",
     "crm",
     "escalation",
     "tickets",
@@ -54,7 +57,9 @@ MIDDLEWARE = [
     "config.ops.OpsEndpointsMiddleware",
     "config.ops.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.cache_headers.NoStoreByDefaultMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -63,6 +68,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a lockout into the 429 page
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -182,6 +188,22 @@ LIVE_ESCALATION = {
     "NOTIFICATION_RETENTION_DAYS": env_number("NOTIFICATION_RETENTION_DAYS", 30, minimum=1),
     # Conversations one IP may start from the widget per minute.
     "WIDGET_START_RATE_LIMIT": env_number("WIDGET_START_RATE_LIMIT", 10, minimum=1),
+    # Fair use of the customer sockets, counted across processes (crm/limits.py): open sockets
+    # per conversation and per client address, and customer messages per minute per
+    # conversation and per address.
+    "SOCKETS_PER_CONVERSATION": env_number("SOCKETS_PER_CONVERSATION", 5, minimum=1),
+    "SOCKETS_PER_ADDRESS": env_number("SOCKETS_PER_ADDRESS", 50, minimum=1),
+    "MESSAGES_PER_CONVERSATION_PER_MINUTE": env_number(
+        "MESSAGES_PER_CONVERSATION_PER_MINUTE", 30, minimum=1
+    ),
+    "MESSAGES_PER_ADDRESS_PER_MINUTE": env_number(
+        "MESSAGES_PER_ADDRESS_PER_MINUTE", 120, minimum=1
+    ),
+    # How often an open agent socket re-checks that its user and session are still valid (a
+    # revocation also closes it at once through its agent.<id> group).
+    "SOCKET_RECHECK_SECONDS": env_number("SOCKET_RECHECK_SECONDS", 30.0, cast=float, minimum=1),
+    # Deepest JSON nesting accepted anywhere (API, widget, webhooks, sockets).
+    "MAX_JSON_DEPTH": env_number("MAX_JSON_DEPTH", 32, minimum=2, maximum=200),
 }
 
 # --- Cache: rate limits and throttles. Per process unless CACHE_URL points at a shared Redis
@@ -195,7 +217,32 @@ CACHES = {
     )
 }
 
+# --- Request bodies: bounded in front of Django (config/body_limit.py) ---------------------------
+# A body over the limit is refused (413) before it is read, and one that has not fully arrived
+# within the timeout is dropped (408). Django keeps every accepted body in memory (never a
+# temporary file) because its spooling threshold is the same limit.
+MAX_REQUEST_BODY_BYTES = env_number("MAX_REQUEST_BODY_BYTES", 1024 * 1024, minimum=1024)
+REQUEST_BODY_TIMEOUT_SECONDS = env_number(
+    "REQUEST_BODY_TIMEOUT_SECONDS", 15.0, cast=float, minimum=0.1
+)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
+FILE_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
+
 # --- Auth, i18n, static ---------------------------------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: a locked-out login is refused unchecked
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Login lockout (django-axes): after LOGIN_FAILURE_LIMIT wrong passwords for one username from
+# one address, that pair is refused (429) for LOGIN_LOCKOUT_MINUTES. Attempts are rows in the
+# database, so every process sees them; a successful login resets the count.
+AXES_FAILURE_LIMIT = env_number("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = env_number("LOGIN_LOCKOUT_MINUTES", 15, minimum=1) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "crm.limits.request_client_address"
+AXES_VERBOSE = False
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -232,6 +279,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["integrations.permissions.HasScope"],
+    "DEFAULT_PARSER_CLASSES": [
+        "integrations.parsers.BoundedJSONParser",  # nesting depth checked before parsing
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "integrations.schema.ApiAutoSchema",
     "EXCEPTION_HANDLER": "integrations.exceptions.api_exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["integrations.throttles.ApiCallerThrottle"],
@@ -240,6 +292,8 @@ REST_FRAMEWORK = {
         "conversation_start": env_str("API_CONVERSATION_START_RATE", "120/min"),
         "customer_message": env_str("API_CUSTOMER_MESSAGE_RATE", "30/min"),
         "webhook": env_str("API_WEBHOOK_RATE", "1200/min"),
+        # Wrong API tokens per address; past it every token from there is 429 for a while.
+        "token_failure": env_str("API_TOKEN_FAILURE_RATE", "20/min"),
     },
     "DEFAULT_PAGINATION_CLASS": "integrations.pagination.ApiPagination",
     "PAGE_SIZE": 50,
@@ -254,6 +308,9 @@ SPECTACULAR_SETTINGS = {
         '`{"error": {"code", "message", "fields"?}}`.'
     ),
     "VERSION": "1.0.0",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/(v1/)?",
@@ -284,6 +341,23 @@ SECURE_HSTS_PRELOAD = HTTPS_ONLY
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Scripts only from our own static files (no inline script, no eval); styles may be inline
+# because widget.js styles itself inside the host page's shadow root and charts size bars with
+# style attributes. Nothing may frame a page, and forms post only to us.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # --- Operations: metrics and logs (config/ops.py, docs/operations.md) ----------------------------
 # Several processes (uvicorn workers, the Celery pool) write their metrics to files in this folder
@@ -323,5 +397,5 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

@@ -20,27 +20,33 @@ import logging
 import random
 import re
 import time
-from collections import deque
-from urllib.parse import parse_qs
+from collections import Counter, deque
+from importlib import import_module
+from urllib.parse import parse_qs, urlparse
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.security.websocket import OriginValidator
 from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 
-from . import logcontext, metrics, realtime, selectors
+from . import limits, logcontext, metrics, realtime, selectors
 from . import services as crm_services
 from .errors import DomainError
 from .models import Conversation, Message, agent_name
 
 logger = logging.getLogger(__name__)
 
-# Close codes sent before accepting (the browser sees them in CloseEvent.code).
+# Refusals: the socket is accepted, then closed with one of these codes, so the browser sees
+# it in CloseEvent.code (a close before accepting is an HTTP 403 at the handshake under uvicorn).
 CLOSE_BAD_REQUEST = 4400
-CLOSE_NOT_LOGGED_IN = 4401
-CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_LOGGED_IN = 4401  # also: the session ended (logged out, deleted, password changed)
+CLOSE_FORBIDDEN = 4403  # also: the user was deactivated or is no longer staff
 CLOSE_NOT_FOUND = 4404
+CLOSE_TOO_MANY_SOCKETS = 4429  # try again later, with back-off
 
 LAYER_TIMEOUT_SECONDS = 2.0  # a layer call slower than this counts as the layer being down
 LAYER_RETRY_SECONDS = 5.0  # while degraded: retry the layer and push from the database
@@ -48,7 +54,10 @@ RATE_WINDOW_SECONDS = 10.0
 TYPING_MIN_INTERVAL_SECONDS = 2.0
 REPLAY_BATCH = 200
 SEEN_IDS_KEPT = 2000
-FRAME_QUEUE_MAX = 50  # frames a customer socket holds while a store is pending
+# Frames waiting for the database, per conversation and process, whatever the number of its
+# sockets: one conversation's backlog never queues more than this in front of the others on the
+# one database thread; past it, frames are refused with a "busy" error frame.
+FRAME_QUEUE_MAX = 10
 # "Alex is viewing": agents' sockets repeat their presence well within this; a tab that
 # crashed (no "left") disappears from colleagues' screens when it runs out.
 PRESENCE_TTL_SECONDS = 30
@@ -68,6 +77,14 @@ def parse_client_id(value) -> str | None:
     if isinstance(value, str) and CLIENT_ID_PATTERN.fullmatch(value):
         return value
     raise InvalidClientId(_('"client_id" must be 1 to 64 characters: letters, digits, "-" or "_".'))
+
+
+def client_id_of(frame: dict) -> dict:
+    """``{"client_id": ...}`` when the frame carries a valid one, for refusals to name it."""
+    value = frame.get("client_id")
+    if isinstance(value, str) and CLIENT_ID_PATTERN.fullmatch(value):
+        return {"client_id": value}
+    return {}
 
 
 def widget_provider_message_id(conversation_id: int, client_id: str) -> str:
@@ -224,6 +241,29 @@ def conversation_exists(conversation_id: int) -> bool:
     return Conversation.objects.filter(pk=conversation_id).exists()
 
 
+@database_sync_to_async
+def agent_access_lost(user_id: int, session_key: str | None) -> int | None:
+    """None while the user is active staff and the socket's session is still theirs; otherwise
+    the close code: 4403 (deactivated, no longer staff) or 4401 (session deleted, expired,
+    logged out, or the password changed since, as Django's own session check)."""
+    user = get_user_model().objects.filter(pk=user_id).first()
+    if user is None or not (user.is_active and user.is_staff):
+        return CLOSE_FORBIDDEN
+    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key).load()
+    if session.get(SESSION_KEY) != str(user_id):
+        return CLOSE_NOT_LOGGED_IN
+    if not constant_time_compare(session.get(HASH_SESSION_KEY) or "", user.get_session_auth_hash()):
+        return CLOSE_NOT_LOGGED_IN
+    return None
+
+
+def agent_origin_allowed(scope) -> bool:
+    """The staff socket's Origin must be one of ALLOWED_HOSTS (Channels' own rule)."""
+    raw = header(scope, b"origin")
+    validator = OriginValidator(None, settings.ALLOWED_HOSTS)
+    return validator.valid_origin(urlparse(raw) if raw else None)
+
+
 class LiveConsumer(AsyncWebsocketConsumer):
     """What both sockets share: JSON frames, error frames, limits, groups that survive a
     channel layer outage, and de-duplicated message delivery."""
@@ -247,6 +287,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self._pending_receive = None
         self.frame_queue: asyncio.Queue | None = None
         self.frame_worker: asyncio.Task | None = None
+        self.watchdog: asyncio.Task | None = None
 
     async def __call__(self, scope, receive, send):
         # Every log line of this socket carries its id (this task's own context).
@@ -257,6 +298,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
         finally:  # cancelled without a disconnect (server shutdown): no orphan task
             if self.frame_worker is not None and not self.frame_worker.done():
                 self.frame_worker.cancel()
+            if self.watchdog is not None and not self.watchdog.done():
+                self.watchdog.cancel()
             if self.accepted:
                 metrics.open_sockets.labels(self.socket_kind).dec()
 
@@ -264,6 +307,28 @@ class LiveConsumer(AsyncWebsocketConsumer):
         await super().accept(subprotocol, headers)
         self.accepted = True
         metrics.open_sockets.labels(self.socket_kind).inc()
+
+    async def refuse(self, code: int, reason: str = "") -> None:
+        """Accept, then close with ``code``: a close before accepting reaches the browser as an
+        HTTP 403 at the handshake under uvicorn, and the client could not tell why."""
+        await AsyncWebsocketConsumer.accept(self)  # not counted as an open socket
+        await self.close(code=code, reason=reason[:120] or None)
+
+    def start_watchdog(self) -> None:
+        self.watchdog = asyncio.ensure_future(self.run_watchdog())
+
+    async def run_watchdog(self) -> None:
+        """Every few seconds (jittered): ``periodic_check`` while the socket is open."""
+        interval = settings.LIVE_ESCALATION["SOCKET_RECHECK_SECONDS"]
+        while not self.closed:
+            await asyncio.sleep(interval * (0.8 + random.random() * 0.4))
+            try:
+                await self.periodic_check()
+            except Exception:  # a failing check is retried next time; the socket stays
+                logger.warning("socket periodic check failed", exc_info=True)
+
+    async def periodic_check(self) -> None:
+        """Overridden: what an open socket re-checks now and then."""
 
     async def dispatch(self, message):
         """As Channels' own, but without its ``aclose_old_connections()`` before each event
@@ -293,6 +358,18 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 await self.handle_frame(item)
             except Exception:  # handle_frame answers errors itself; never let the task die
                 logger.exception("socket frame handling failed")
+            finally:
+                self.frames_done()
+
+    def backlog_full(self) -> bool:
+        """Whether this socket's share of the database thread is used up (see FRAME_QUEUE_MAX)."""
+        return self.frame_queue.qsize() >= FRAME_QUEUE_MAX
+
+    def frame_queued(self) -> None:
+        pass
+
+    def frames_done(self) -> None:
+        pass
 
     # The base consumer reads channel-layer events through ``self.channel_receive``; a failing
     # layer would raise out of its dispatch loop and kill the socket. Wrap it so a failure
@@ -403,6 +480,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.closed = True
         if self._pending_receive is not None:
             self._pending_receive.cancel()
+        if self.watchdog is not None:
+            self.watchdog.cancel()
         for group in list(self.joined):
             await self.leave(group)
         if self.frame_worker is not None:
@@ -467,14 +546,24 @@ class LiveConsumer(AsyncWebsocketConsumer):
             return
         if not await self.admit(text_data):
             return
+        frame = await self.parse_frame(text_data)
+        if frame is None or not await self.admit_frame(frame):
+            return
         if self.frame_queue is None:
-            await self.handle_frame(text_data)
-        elif self.frame_queue.qsize() >= FRAME_QUEUE_MAX:
+            await self.handle_frame(frame)
+        elif self.backlog_full():
             await self.send_error(
-                "busy", _("Too many frames are waiting; please send again in a moment.")
+                "busy",
+                _("Too many frames are waiting; please send again in a moment."),
+                **client_id_of(frame),
             )
         else:
-            self.frame_queue.put_nowait(text_data)
+            self.frame_queued()
+            self.frame_queue.put_nowait(frame)
+
+    async def admit_frame(self, frame: dict) -> bool:
+        """Overridden: checks on a parsed frame before it is queued (budgets)."""
+        return True
 
     async def admit(self, text_data: str) -> bool:
         """The checks made as a frame arrives (cheap, and they bound what is queued)."""
@@ -494,14 +583,26 @@ class LiveConsumer(AsyncWebsocketConsumer):
             return False
         return True
 
-    async def handle_frame(self, text_data: str) -> None:
+    async def parse_frame(self, text_data: str) -> dict | None:
+        """The frame as a JSON object with a ``type``, or None after an error frame."""
         try:
-            frame = json.loads(text_data)
-        except ValueError:
+            frame = limits.load_client_json(text_data)
+        except limits.JsonTooDeep as error:
+            await self.send_error(
+                "too_deep",
+                _("The frame nests deeper than %(limit)d levels.") % {"limit": error.limit},
+            )
+            return None
+        except (ValueError, RecursionError):
             await self.send_error("bad_json", _("The frame is not valid JSON."))
-            return
+            return None
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             await self.send_error("bad_frame", _('A frame is a JSON object with a "type".'))
+            return None
+        return frame
+
+    async def handle_frame(self, frame: dict) -> None:
+        if not await self.may_still_act():
             return
         handler = self.client_handlers().get(frame["type"])
         if handler is None:
@@ -519,6 +620,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     def client_handlers(self) -> dict:
         raise NotImplementedError
+
+    async def may_still_act(self) -> bool:
+        """Overridden: re-checked before every frame is handled; False closes the socket."""
+        return True
 
     def typing_too_soon(self, conversation_id: int) -> bool:
         now = time.monotonic()
@@ -558,6 +663,9 @@ class CustomerConsumer(LiveConsumer):
     """``/ws/conversations/<id>/?token=<customer token>[&after=<message id>]``."""
 
     queue_frames = True
+    # Frames waiting for the database, per conversation, over all sockets of this process.
+    pending_by_conversation: Counter = Counter()
+    slots: limits.SocketSlots | None = None
 
     async def connect(self):
         from .widget import origin_allowed
@@ -568,26 +676,72 @@ class CustomerConsumer(LiveConsumer):
         try:
             after = parse_after(params.get("after", [None])[0])
         except ValueError:
-            await self.close(code=CLOSE_BAD_REQUEST)
+            await self.refuse(CLOSE_BAD_REQUEST, "bad after")
             return
         conversation = await conversation_for_token(conversation_id, token)
         if conversation is None:
-            await self.close(code=CLOSE_FORBIDDEN)
+            await self.refuse(CLOSE_FORBIDDEN, "forbidden")
             return
         if not origin_allowed(header(self.scope, b"origin"), conversation.channel):
-            await self.close(code=CLOSE_FORBIDDEN)
+            await self.refuse(CLOSE_FORBIDDEN, "origin not allowed")
             return
         self.conversation_id = conversation.id
         logcontext.bind_conversation(conversation.id)
         self.customer_name = str(conversation.contact)
+        self.address = limits.scope_client_address(self.scope)
+        self.slots = limits.SocketSlots(
+            conversation_id=conversation.id, address=self.address, member=self.channel_name
+        )
+        refusal = await self.slots.acquire()
+        if refusal is not None:
+            await self.refuse(CLOSE_TOO_MANY_SOCKETS, f"too many sockets per {refusal.scope}")
+            return
         await self.accept()
         self.start_frame_worker()
+        self.start_watchdog()
         await self.join(realtime.conversation_group(self.conversation_id))
         await self.send_frame(
             {"type": "connection.state", "state": "degraded" if self.degraded else "live"}
         )
         await self.replay(self.conversation_id, after or 0)
         await self.send_mode(self.conversation_id)
+
+    async def disconnect(self, code):
+        await super().disconnect(code)
+        if self.slots is not None:
+            await self.slots.release()
+
+    async def periodic_check(self) -> None:
+        await self.slots.refresh()
+
+    def backlog_full(self) -> bool:
+        return self.pending_by_conversation[self.conversation_id] >= FRAME_QUEUE_MAX
+
+    def frame_queued(self) -> None:
+        self.pending_by_conversation[self.conversation_id] += 1
+
+    def frames_done(self) -> None:
+        pending = self.pending_by_conversation
+        pending[self.conversation_id] -= 1
+        if pending[self.conversation_id] <= 0:
+            del pending[self.conversation_id]
+
+    async def admit_frame(self, frame: dict) -> bool:
+        """A message spends its conversation's and its address's budget before it is queued."""
+        if frame["type"] != "message":
+            return True
+        refusal = await limits.spend_message_budget(
+            conversation_id=self.conversation_id, address=self.address
+        )
+        if refusal is None:
+            return True
+        await self.send_error(
+            "rate_limited",
+            _("Too many messages: at most %(limit)d a minute per %(scope)s. Please wait a moment.")
+            % {"limit": refusal.limit, "scope": refusal.scope_label()},
+            **client_id_of(frame),
+        )
+        return False
 
     def client_handlers(self) -> dict:
         return {"message": self.on_message, "typing": self.on_typing}
@@ -643,14 +797,18 @@ class AgentConsumer(LiveConsumer):
     socket_kind = "agent"
 
     async def connect(self):
+        if not agent_origin_allowed(self.scope):
+            await self.refuse(CLOSE_FORBIDDEN, "origin not allowed")
+            return
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_NOT_LOGGED_IN)
+            await self.refuse(CLOSE_NOT_LOGGED_IN, "not logged in")
             return
         if not (user.is_active and user.is_staff):
-            await self.close(code=CLOSE_FORBIDDEN)
+            await self.refuse(CLOSE_FORBIDDEN, "staff only")
             return
         self.user = user
+        self.session_key = self.scope["session"].session_key
         self.display_name = await database_sync_to_async(agent_name)(user)
         self.subscribed: set[int] = set()
         self.last_presence: dict[int, float] = {}
@@ -660,6 +818,25 @@ class AgentConsumer(LiveConsumer):
         await self.send_frame(
             {"type": "connection.state", "state": "degraded" if self.degraded else "live"}
         )
+        self.start_watchdog()
+
+    async def may_still_act(self) -> bool:
+        """Every frame, every few seconds and on an ``access.revoked`` event: a user who was
+        deactivated, lost staff, changed password or lost the session is cut off."""
+        if self.closed:
+            return False
+        code = await agent_access_lost(self.user.pk, self.session_key)
+        if code is None:
+            return True
+        self.closed = True  # nothing more is sent to a socket being closed
+        await self.close(code=code)
+        return False
+
+    async def periodic_check(self) -> None:
+        await self.may_still_act()
+
+    async def access_revoked(self, event) -> None:
+        await self.may_still_act()
 
     def client_handlers(self) -> dict:
         return {
@@ -802,4 +979,5 @@ class NotFoundConsumer(AsyncWebsocketConsumer):
     """Any other socket path: refused with 4404 instead of an error in the router."""
 
     async def connect(self):
+        await self.accept()  # then close: the browser sees 4404, not a handshake 403
         await self.close(code=CLOSE_NOT_FOUND)

@@ -6,7 +6,6 @@ customer token is the credential) and answer CORS only for origins the channel a
 site's own hosts (ALLOWED_HOSTS) plus ``Channel.allowed_origins``.
 """
 
-import json
 import time
 from urllib.parse import urlparse
 
@@ -28,6 +27,7 @@ from . import realtime, selectors
 from . import services as crm_services
 from .consumers import parse_after
 from .errors import DomainError
+from .limits import JsonTooDeep, load_client_json
 from .models import Channel, ChannelKind, Conversation, agent_name
 
 START_RATE_WINDOW_SECONDS = 60
@@ -159,8 +159,15 @@ def start_widget_conversation(request):
         response["Retry-After"] = str(START_RATE_WINDOW_SECONDS)
         return response
     try:
-        body = json.loads(request.body or b"")
-    except (ValueError, UnicodeDecodeError):
+        body = load_client_json(request.body or b"")
+    except JsonTooDeep as too_deep:
+        return refusal(
+            origin,
+            400,
+            "too_deep",
+            _("The body nests deeper than %(limit)d levels.") % {"limit": too_deep.limit},
+        )
+    except ValueError:
         return refusal(origin, 400, "bad_json", _("The body must be a JSON object."))
     if not isinstance(body, dict):
         return refusal(origin, 400, "bad_json", _("The body must be a JSON object."))

@@ -10,6 +10,7 @@ from rest_framework import authentication, exceptions
 from crm.selectors import conversation_for_customer_token
 
 from .services import authenticate_api_token
+from .throttles import TokenFailureThrottle
 
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):
@@ -25,12 +26,18 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 _("Invalid Authorization header: use 'Token <token>'.")
             )
+        failures = TokenFailureThrottle()
+        wait = failures.wait_if_blocked(request)
+        if wait is not None:
+            raise exceptions.Throttled(wait=wait)
         try:
             raw = header[1].decode()
         except UnicodeError:
+            failures.record_failure()
             raise exceptions.AuthenticationFailed(_("Invalid token.")) from None
         token = authenticate_api_token(raw)
         if token is None:
+            failures.record_failure()
             raise exceptions.AuthenticationFailed(_("Invalid, expired or revoked token."))
         return token.owner, token
 

@@ -12,6 +12,7 @@ DEFAULT_RATES = {
     "conversation_start": "120/min",
     "customer_message": "30/min",
     "webhook": "1200/min",
+    "token_failure": "20/min",
 }
 
 
@@ -77,3 +78,23 @@ class WebhookThrottle(_Throttle):
 
     def get_cache_key(self, request, view):
         return self.key_for(f"{view.kwargs.get('channel_key', '')}:{self.get_ident(request)}")
+
+
+class TokenFailureThrottle(_Throttle):
+    """Wrong API tokens per address: past the rate, every token from that address is refused
+    with 429 before it is checked, so tokens cannot be guessed at speed."""
+
+    scope = "token_failure"
+
+    def wait_if_blocked(self, request) -> float | None:
+        """Seconds to wait when this address has used up its failures, else None."""
+        self.key = self.key_for(self.get_ident(request))
+        self.now = self.timer()
+        self.history = [t for t in self.cache.get(self.key, []) if t > self.now - self.duration]
+        if len(self.history) >= self.num_requests:
+            return self.wait()
+        return None
+
+    def record_failure(self) -> None:
+        self.history.insert(0, self.now)
+        self.cache.set(self.key, self.history, self.duration)

@@ -365,13 +365,15 @@
     showConnection("connecting");
     var ws = new WebSocket(socketUrl());
     socket = ws;
-    ws.onopen = function () {
-      attempt = 0;
-      resendUnacked(); // the server stores each client id once: resending is safe
-    };
+    var ready = false;
     ws.onmessage = function (event) {
       var data;
       try { data = JSON.parse(event.data); } catch (e) { return; }
+      if (!ready) { // the first frame, not "open": a refusal is accepted, then closed with its code
+        ready = true;
+        attempt = 0;
+        resendUnacked(); // the server stores each client id once: resending is safe
+      }
       handle(data);
     };
     ws.onclose = function (event) {
@@ -382,6 +384,7 @@
         return;
       }
       if (event.code === 4400) lastId = 0;
+      // 4429 (too many sockets) and the rest: try again with the growing back-off.
       showConnection("offline");
       startPolling();
       scheduleReconnect();

@@ -1,14 +1,17 @@
 """Shared fixtures. Tests that need a real service carry a marker (postgres, redis, browser):
 without the service they skip with the reason; under CI=true that skip is a failure."""
 
+import ipaddress
 import os
 import shutil
+import socket
 
 import pytest
 from django.conf import settings
 from django.db import connection
 
 from config.celery import app as celery_app
+from crm import limits
 
 from .factories import AgentFactory, ChannelFactory, ConversationFactory
 
@@ -47,6 +50,40 @@ def pytest_runtest_setup(item):
     if ON_CI:
         pytest.fail(f"CI=true must exercise the real service, but this test {missing}")
     pytest.skip(missing)
+
+
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+_true_getaddrinfo = socket.getaddrinfo
+
+
+class OutsideNameResolved(RuntimeError):
+    """A test asked the resolver for a name other than loopback's."""
+
+
+def _loopback_only_getaddrinfo(host, *args, **kwargs):
+    """pytest-socket (``--allow-hosts`` in pyproject.toml) refuses connections to anything but
+    loopback; this refuses even to resolve another name, so no query leaves the machine."""
+    name = host.decode() if isinstance(host, bytes) else host
+    if name is not None and name.lower().rstrip(".") not in LOOPBACK_NAMES:
+        try:
+            ipaddress.ip_address(name.split("%")[0])  # a literal: the connect guard judges it
+        except ValueError:
+            raise OutsideNameResolved(f"a test tried to resolve {name!r}") from None
+    return _true_getaddrinfo(host, *args, **kwargs)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def loopback_only_resolver():
+    socket.getaddrinfo = _loopback_only_getaddrinfo
+    yield
+    socket.getaddrinfo = _true_getaddrinfo
+
+
+@pytest.fixture(autouse=True)
+def fresh_socket_limits():
+    """Socket slots and message budgets (crm.limits) are shared state: each test starts empty."""
+    limits.clear_all()
+    yield
 
 
 @pytest.fixture(autouse=True)

@@ -59,6 +59,19 @@
     setTimeout(function () { el.remove(); }, el.classList.contains("error") ? 12000 : 8000);
   }
 
+  // The Content-Security-Policy allows no inline script: behaviour that used to sit in
+  // attributes (onchange, hx-on) lives here, and htmx may not evaluate attribute code either.
+  if (window.htmx) htmx.config.allowEval = false;
+  document.addEventListener("change", function (event) {
+    if (event.target.matches && event.target.matches("[data-autosubmit]")) event.target.form.submit();
+  });
+  body.addEventListener("htmx:afterRequest", function (event) {
+    var form = event.detail.elt;
+    if (event.detail.successful && form && form.hasAttribute && form.hasAttribute("data-reset-on-success")) {
+      form.reset();
+    }
+  });
+
   document.addEventListener("click", function (event) {
     if (event.target.classList && event.target.classList.contains("toast-close")) {
       event.target.parentElement.remove();

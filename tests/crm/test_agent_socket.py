@@ -94,8 +94,8 @@ async def test_without_login_or_staff_or_from_a_foreign_origin_the_socket_is_ref
     customer_user = await sync_to_async(UserFactory)(username="shopper", is_staff=False)
     assert await refused(await agent_socket(customer_user)) == 4403
     # AllowedHostsOriginValidator refuses (closes before accept, default code)
-    await refused(await agent_socket(marina, origin=b"https://evil.example"))
-    await refused(await agent_socket(marina, origin=None))
+    assert await refused(await agent_socket(marina, origin=b"https://evil.example")) == 4403
+    assert await refused(await agent_socket(marina, origin=None)) == 4403
 
 
 async def test_the_queue_life_reaches_the_agent_added_reprioritised_claimed_by_whom_removed(

@@ -56,12 +56,15 @@ async def connected(communicator):
 
 
 async def refused(communicator) -> int:
-    """Connect expecting a refusal and return its close code; then send the disconnect a server
-    sends after a refusal, so the consumer ends (a Redis receive would otherwise linger)."""
-    ok, code = await communicator.connect(timeout=TIMEOUT)
+    """Connect expecting a refusal and return its close code. A refusal accepts, then closes
+    with the code (a close before accepting would reach a browser as a handshake 403); then the
+    disconnect a client sends, so the consumer ends."""
+    ok, _ = await communicator.connect(timeout=TIMEOUT)
+    assert ok, "a refusal accepts first, so its close code reaches the browser"
+    message = await communicator.receive_output(timeout=TIMEOUT)
     await communicator.disconnect()
-    assert not ok, "the socket was accepted"
-    return code
+    assert message["type"] == "websocket.close", f"expected a close, got {message}"
+    return message["code"]
 
 
 async def frames_until(communicator, predicate, *, limit=30):

@@ -1,0 +1,130 @@
+"""Fair customer sockets (crm.limits, counted in Redis when configured): caps on open sockets per
+conversation and per address, message budgets per conversation and per address, and a bounded
+backlog per conversation in front of the one database thread. Every refusal is a close code or
+an error frame naming the message it refuses; nothing accepted is lost."""
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
+
+from crm import consumers
+from tests.crm.test_customer_socket import (
+    ack_for,
+    connect_and_drain,
+    customer_socket,
+    frames_until,
+    refused,
+    stored_customer_messages,
+)
+from tests.factories import ConversationFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+async def close_db_connections():
+    yield
+    await sync_to_async(connections.close_all)()
+
+
+def from_address(communicator, address):
+    communicator.scope["client"] = (address, 50000)
+    return communicator
+
+
+@pytest.fixture
+def limits_of(settings):
+    def apply(**values):
+        settings.LIVE_ESCALATION = {**settings.LIVE_ESCALATION, **values}
+
+    return apply
+
+
+async def test_sockets_past_the_cap_per_conversation_are_closed_with_4429(
+    shop_conversation, limits_of
+):
+    limits_of(SOCKETS_PER_CONVERSATION=2)
+    first = customer_socket(shop_conversation)
+    second = customer_socket(shop_conversation)
+    await connect_and_drain(first)
+    await connect_and_drain(second)
+    assert await refused(customer_socket(shop_conversation)) == consumers.CLOSE_TOO_MANY_SOCKETS
+
+    await first.disconnect()  # its slot is free again
+    third = customer_socket(shop_conversation)
+    await connect_and_drain(third)
+    await second.disconnect()
+    await third.disconnect()
+
+
+async def test_sockets_past_the_cap_per_address_are_closed_whatever_the_conversation(
+    shop_conversation, limits_of
+):
+    limits_of(SOCKETS_PER_ADDRESS=2)
+    others = [
+        await sync_to_async(ConversationFactory)(channel=shop_conversation.channel)
+        for _ in range(3)
+    ]
+    open_ = []
+    for conversation in others[:2]:
+        open_.append(from_address(customer_socket(conversation), "203.0.113.5"))
+        await connect_and_drain(open_[-1])
+    flood = from_address(customer_socket(others[2]), "203.0.113.5")
+    assert await refused(flood) == consumers.CLOSE_TOO_MANY_SOCKETS
+    # another address is not affected
+    fair = from_address(customer_socket(shop_conversation), "198.51.100.2")
+    await connect_and_drain(fair)
+    for communicator in [*open_, fair]:
+        await communicator.disconnect()
+
+
+async def test_messages_past_the_conversations_budget_are_refused_by_client_id(
+    shop_conversation, limits_of
+):
+    """The budget is per conversation, across its sockets: two sockets share it."""
+    limits_of(MESSAGES_PER_CONVERSATION_PER_MINUTE=3)
+    one, two = customer_socket(shop_conversation), customer_socket(shop_conversation)
+    await connect_and_drain(one)
+    await connect_and_drain(two)
+    for n in range(1, 3):
+        await one.send_json_to({"type": "message", "text": f"one {n}", "client_id": f"one-{n}"})
+        await frames_until(one, ack_for(f"one-{n}"))
+    await two.send_json_to({"type": "message", "text": "two 1", "client_id": "two-1"})
+    await frames_until(two, ack_for("two-1"))
+    await two.send_json_to({"type": "message", "text": "two 2", "client_id": "two-2"})
+    refusal = (await frames_until(two, lambda f: f["type"] == "error"))[-1]
+    assert refusal["code"] == "rate_limited"
+    assert refusal["client_id"] == "two-2"  # the widget keeps it and resends it later
+    assert [row[1] for row in await stored_customer_messages(shop_conversation)] == [
+        "one 1",
+        "one 2",
+        "two 1",
+    ]
+    await one.disconnect()
+    await two.disconnect()
+
+
+async def test_a_conversations_backlog_is_bounded_and_shed_with_busy(
+    shop_conversation, slow_store, limits_of, monkeypatch
+):
+    """While its stores wait for the database, a conversation queues at most FRAME_QUEUE_MAX
+    frames over all its sockets; the rest are refused with "busy" (and their client ids)."""
+    monkeypatch.setattr(consumers, "FRAME_QUEUE_MAX", 3)
+    one, two = customer_socket(shop_conversation), customer_socket(shop_conversation)
+    await connect_and_drain(one)
+    await connect_and_drain(two)
+    for n in range(3):
+        await one.send_json_to({"type": "message", "text": f"m{n}", "client_id": f"a{n}"})
+    await asyncio.sleep(0.2)
+    await two.send_json_to({"type": "message", "text": "shed", "client_id": "b0"})
+    busy = (await frames_until(two, lambda f: f["type"] == "error"))[-1]
+    assert (busy["code"], busy["client_id"]) == ("busy", "b0")
+
+    slow_store.set()
+    await frames_until(one, ack_for("a2"))
+    stored = [row[1] for row in await stored_customer_messages(shop_conversation)]
+    assert stored == ["m0", "m1", "m2"]  # the first was already handed to the database
+    await one.disconnect()
+    await two.disconnect()
