@@ -678,6 +678,11 @@ class CustomerConsumer(LiveConsumer):
         except ValueError:
             await self.refuse(CLOSE_BAD_REQUEST, "bad after")
             return
+        self.address = limits.scope_client_address(self.scope)
+        self.slots = limits.SocketSlots(address=self.address, member=self.channel_name)
+        if await self.slots.take_address() is not None:  # before any database work
+            await self.refuse(CLOSE_TOO_MANY_SOCKETS, "too many sockets per address")
+            return
         conversation = await conversation_for_token(conversation_id, token)
         if conversation is None:
             await self.refuse(CLOSE_FORBIDDEN, "forbidden")
@@ -688,13 +693,8 @@ class CustomerConsumer(LiveConsumer):
         self.conversation_id = conversation.id
         logcontext.bind_conversation(conversation.id)
         self.customer_name = str(conversation.contact)
-        self.address = limits.scope_client_address(self.scope)
-        self.slots = limits.SocketSlots(
-            conversation_id=conversation.id, address=self.address, member=self.channel_name
-        )
-        refusal = await self.slots.acquire()
-        if refusal is not None:
-            await self.refuse(CLOSE_TOO_MANY_SOCKETS, f"too many sockets per {refusal.scope}")
+        if await self.slots.take_conversation(conversation.id) is not None:
+            await self.refuse(CLOSE_TOO_MANY_SOCKETS, "too many sockets per conversation")
             return
         await self.accept()
         self.start_frame_worker()

@@ -132,31 +132,32 @@ async def _count(key: str) -> int:
 
 
 class SocketSlots:
-    """The slots one customer socket holds: one for its conversation, one for its address."""
+    """The slots one customer socket holds: one for its address (taken first, before any
+    database work, so a flood from one address costs the database nothing) and one for its
+    conversation (taken once the token is checked, so nobody can fill another's conversation)."""
 
-    def __init__(self, *, conversation_id: int, address: str, member: str):
+    def __init__(self, *, address: str, member: str):
+        self.address = address
         self.member = member
-        self.keys = {
-            "conversation": (
-                f"{KEY_PREFIX}sockets:conversation:{conversation_id}",
-                _limits()["SOCKETS_PER_CONVERSATION"],
-            ),
-            "address": (f"{KEY_PREFIX}sockets:address:{address}", _limits()["SOCKETS_PER_ADDRESS"]),
-        }
         self.held: list[str] = []
 
-    async def acquire(self) -> Refusal | None:
-        """Take both slots, or none (a refusal says which limit was reached)."""
-        for which, (key, cap) in self.keys.items():
-            try:
-                taken = await self._acquire(key, cap)
-            except Exception:
-                logger.warning("socket limiter unavailable; %s not counted", key)
-                continue
-            if not taken:
-                await self.release()
-                return Refusal(code="too_many_sockets", scope=which, limit=cap)
-            self.held.append(key)
+    async def take_address(self) -> Refusal | None:
+        key = f"{KEY_PREFIX}sockets:address:{self.address}"
+        return await self._take("address", key, _limits()["SOCKETS_PER_ADDRESS"])
+
+    async def take_conversation(self, conversation_id: int) -> Refusal | None:
+        key = f"{KEY_PREFIX}sockets:conversation:{conversation_id}"
+        return await self._take("conversation", key, _limits()["SOCKETS_PER_CONVERSATION"])
+
+    async def _take(self, which: str, key: str, cap: int) -> Refusal | None:
+        try:
+            taken = await self._acquire(key, cap)
+        except Exception:
+            logger.warning("socket limiter unavailable; %s not counted", key)
+            return None
+        if not taken:
+            return Refusal(code="too_many_sockets", scope=which, limit=cap)
+        self.held.append(key)
         return None
 
     async def _acquire(self, key: str, cap: int) -> bool:

@@ -8,7 +8,6 @@ with ``transaction.on_commit``.
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import time
@@ -125,18 +124,15 @@ def authenticate_api_token(raw: str) -> ApiToken | None:
 
 def _internal_host(host: str) -> bool:
     """Loopback, private, link-local and other non-public addresses, given as a literal IP, and
-    the obvious local names. Hostnames are not resolved here (a receiver's DNS may change
-    anyway); this stops the easy mistakes and the easy server-side request forgery."""
+    the obvious local names: refused when the subscription is saved. Names are resolved and
+    checked again at every delivery (``transport.post_to_public_host``): DNS may change."""
     host = host.strip("[]").rstrip(".").lower()
     if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
         return True
     try:
-        address = ipaddress.ip_address(host)
+        return not transport.is_public_address(host)
     except ValueError:
         return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    return not address.is_global or address.is_multicast
 
 
 def check_webhook_url(url) -> None:
@@ -325,8 +321,7 @@ def attempt_webhook_delivery(*, delivery_id: int, final: bool) -> bool:
     }
     status, error = None, ""
     try:
-        with transport.client() as http:
-            response = http.post(subscription.url, content=body, headers=headers)
+        response = transport.post_to_public_host(subscription.url, content=body, headers=headers)
         status = response.status_code
         if not response.is_success:
             error = _("The receiver answered HTTP %(status)d.") % {"status": status}

@@ -88,7 +88,7 @@ class TokenFailureThrottle(_Throttle):
 
     def wait_if_blocked(self, request) -> float | None:
         """Seconds to wait when this address has used up its failures, else None."""
-        self.key = self.key_for(self.get_ident(request))
+        self.key = self.key_for(self.get_ident(request) or "unknown")
         self.now = self.timer()
         self.history = [t for t in self.cache.get(self.key, []) if t > self.now - self.duration]
         if len(self.history) >= self.num_requests:

@@ -16,7 +16,6 @@ request is known before anything in it is read:
 
 import hashlib
 import hmac
-import json
 import logging
 from dataclasses import dataclass
 
@@ -40,6 +39,7 @@ from rest_framework.views import APIView
 
 from crm import services as crm_services
 from crm.errors import DomainError
+from crm.limits import JsonTooDeep, load_client_json
 from crm.models import Channel, ChannelKind, Contact, ContactIdentity, Message
 
 from . import senders
@@ -49,6 +49,9 @@ from .throttles import WebhookThrottle
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
+# Message.provider_message_id and ContactIdentity.external_id hold at most this many characters.
+MAX_PROVIDER_ID_CHARS = 200
+MAX_NAME_CHARS = 200  # Contact.name
 
 
 class PayloadTooLarge(APIException):
@@ -72,6 +75,24 @@ class StatusUpdate:
     provider_message_id: str
     status: str  # sent, delivered, read, failed
     error: str = ""
+
+
+class InvalidInboundMessage(DomainError):
+    """One item of a batch that cannot be stored as it is; the rest of the batch still is."""
+
+    code = "invalid_inbound_message"
+
+
+def check_inbound(inbound: InboundMessage) -> None:
+    for label, value in (
+        ("sender", inbound.external_user_id),
+        ("message id", inbound.provider_message_id),
+    ):
+        if not value or len(value) > MAX_PROVIDER_ID_CHARS or "\x00" in value:
+            raise InvalidInboundMessage(
+                _("The %(what)s must be 1 to %(limit)d characters without NUL.")
+                % {"what": label, "limit": MAX_PROVIDER_ID_CHARS}
+            )
 
 
 def signature_is_valid(secret: str, body: bytes, header: str) -> bool:
@@ -167,7 +188,9 @@ def receive_provider_message(*, channel: Channel, inbound: InboundMessage) -> Me
 
     Concurrent deliveries (Meta retries while the first is still being handled) are settled in
     the database: a sender not seen before takes a row lock on the channel, so exactly one
-    contact and one conversation are created; the message id is unique per channel."""
+    contact and one conversation are created; the message id is unique per channel.
+    ``InvalidInboundMessage`` for ids the database cannot hold (checked before any query)."""
+    check_inbound(inbound)
     existing = Message.objects.filter(
         channel=channel, provider_message_id=inbound.provider_message_id
     ).first()
@@ -180,7 +203,9 @@ def receive_provider_message(*, channel: Channel, inbound: InboundMessage) -> Me
         if not known:
             Channel.objects.select_for_update().filter(pk=channel.pk).first()
         contact = crm_services.find_or_create_contact(
-            channel_kind=channel.kind, name=inbound.name, external_id=inbound.external_user_id
+            channel_kind=channel.kind,
+            name=inbound.name[:MAX_NAME_CHARS],
+            external_id=inbound.external_user_id,
         )
         # One conversation per contact and channel even when two messages race.
         Contact.objects.select_for_update().filter(pk=contact.pk).first()
@@ -203,8 +228,12 @@ def receive_provider_message(*, channel: Channel, inbound: InboundMessage) -> Me
 def parse_payload(body: bytes) -> dict:
     """Only ever called on a body whose signature checked out."""
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        payload = load_client_json(body)
+    except JsonTooDeep as error:
+        raise ParseError(
+            _("The body nests deeper than %(limit)d levels.") % {"limit": error.limit}
+        ) from None
+    except ValueError:
         raise ParseError(_("The body is not JSON.")) from None
     if not isinstance(payload, dict):
         raise ParseError(_("The body must be a JSON object."))
@@ -272,6 +301,7 @@ class ProviderWebhookView(APIView):
         stored = skipped = 0
         for inbound in messages:
             try:
+                check_inbound(inbound)  # before any query: PostgreSQL refuses NUL in a query too
                 before = Message.objects.filter(
                     channel=channel, provider_message_id=inbound.provider_message_id
                 ).exists()

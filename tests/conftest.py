@@ -6,12 +6,14 @@ import os
 import shutil
 import socket
 
+import httpx
 import pytest
 from django.conf import settings
 from django.db import connection
 
 from config.celery import app as celery_app
 from crm import limits
+from integrations.transport import use_resolver, use_transport
 
 from .factories import AgentFactory, ChannelFactory, ConversationFactory
 
@@ -77,6 +79,35 @@ def loopback_only_resolver():
     socket.getaddrinfo = _loopback_only_getaddrinfo
     yield
     socket.getaddrinfo = _true_getaddrinfo
+
+
+# Webhook deliveries resolve their receiver's name (integrations.transport): in tests, names
+# under example.com answer a public address (nothing connects there: a MockTransport answers)
+# and every other name fails like an unknown name, so no lookup ever leaves the machine.
+PUBLIC_TEST_ADDRESS = "93.184.215.14"
+
+
+def _test_resolver(host, port, *args, **kwargs):
+    name = host.rstrip(".").lower()
+    if name == "example.com" or name.endswith(".example.com"):
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (PUBLIC_TEST_ADDRESS, port))]
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        raise socket.gaierror(socket.EAI_NONAME, f"{host}: tests resolve no outside name") from None
+    return _true_getaddrinfo(name.strip("[]"), port, *args, **kwargs)
+
+
+def _no_outside_host(request):
+    raise httpx.ConnectError(f"tests reach no outside host ({request.url.host})", request=request)
+
+
+@pytest.fixture(autouse=True)
+def offline_outbound_http():
+    """Outbound HTTP (provider sends, webhook deliveries) fails like an unreachable network
+    unless a test installs its own MockTransport; names resolve only as above."""
+    with use_resolver(_test_resolver), use_transport(httpx.MockTransport(_no_outside_host)):
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -131,7 +131,7 @@ def subscriber():
     )
 
     def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.host == "hooks.example.com":
+        if request.headers["Host"] == "hooks.example.com":  # sent to the address checked
             received.append(request)
             return httpx.Response(204)
         return httpx.Response(200, json={"messages": [{"id": "wamid.OUT"}]})

@@ -12,13 +12,12 @@ from crm.limits import json_depth_exceeds
 from tests.api.conftest import error_of, token_client
 from tests.crm.test_customer_socket import (
     TIMEOUT,
-    ack_for,
     connect_and_drain,
     customer_socket,
-    frames_until,
 )
 from tests.crm.test_widget import start
 from tests.factories import AgentFactory, ChannelFactory
+from tests.security.test_socket_limits import acked
 
 DEEP = "[" * 1000 + "]" * 1000
 DEEP_OBJECT = '{"text": ' + DEEP + "}"
@@ -59,7 +58,7 @@ async def test_the_socket_answers_an_error_frame_and_stays_open(shop_conversatio
     frame = await communicator.receive_json_from(timeout=TIMEOUT)
     assert (frame["type"], frame["code"]) == ("error", "too_deep")
     await communicator.send_json_to({"type": "message", "text": "still here", "client_id": "c1"})
-    ack = (await frames_until(communicator, ack_for("c1")))[-1]
+    ack = await acked(communicator, "c1")
     assert ack["message"]["text"] == "still here"
     await communicator.disconnect()
     await sync_to_async(connections.close_all)()
