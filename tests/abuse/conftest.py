@@ -4,6 +4,7 @@ and shows it fixed. Like tests/faults, `make faults` runs them and under CI=true
 collects them; a plain `make test` on a developer's machine leaves them out."""
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -28,10 +29,30 @@ def pytest_ignore_collect(collection_path, config):
     return None
 
 
+@dataclass(frozen=True)
+class Served:
+    port: int
+    redis_url: str
+
+
 @pytest.fixture
-def product(db):
-    """uvicorn serving the product from this test's database, with its own throwaway Redis
-    (channel layer, broker and the shared limits); yields the port."""
+def same_layer(product, settings):
+    """This process publishes on the served product's channel layer (as one more process of the
+    same deployment would)."""
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [product.redis_url]},
+        }
+    }
+
+
+@pytest.fixture(scope="module")
+def product(django_db_setup):
+    """uvicorn serving the product from the test database, with its own throwaway Redis
+    (channel layer, broker and the shared limits), for the tests of one module; yields the
+    port and the Redis URL. Tests use ``django_db(transaction=True)`` so the server sees their
+    rows, and ``same_layer`` when what they change in this process must reach its sockets."""
     from tests.faults.services import (
         RedisServer,
         database_url_of_tests,
@@ -47,9 +68,15 @@ def product(db):
     redis = RedisServer().start()
     server = None
     try:
-        env = product_env(DATABASE_URL=database_url_of_tests(), REDIS_URL=redis.url())
+        env = product_env(
+            DATABASE_URL=database_url_of_tests(),
+            REDIS_URL=redis.url(),
+            # Sockets re-check only when told (access.revoked): a revocation test cannot pass
+            # on the periodic re-check.
+            SOCKET_RECHECK_SECONDS="600",
+        )
         server, port = start_uvicorn(env)
-        yield port
+        yield Served(port=port, redis_url=redis.url())
     finally:
         if server is not None:
             server.stop()

@@ -122,7 +122,7 @@ def customer_texts(conversation) -> list[str]:
 
 
 async def test_a_socket_flood_is_capped_and_another_customer_chats_on(product):
-    port = product
+    port = product.port
     channel = await sync_to_async(ChannelFactory)()
     target = await sync_to_async(ConversationFactory)(channel=channel)
     # The second customer's conversation before and during the flood (each stays within a
