@@ -38,6 +38,14 @@ app.conf.beat_schedule = {
         "task": "integrations.tasks.resend_stuck_webhook_deliveries",
         "schedule": 300.0,
     },
+    # Routing (escalation/routing/tasks.py): offer timeouts, pushes, ageing, SLA breaches.
+    "expire-offers": {"task": "escalation.routing.tasks.expire_offers", "schedule": 5.0},
+    "route-waiting-escalations": {
+        "task": "escalation.routing.tasks.route_waiting_escalations",
+        "schedule": 15.0,
+    },
+    "age-priorities": {"task": "escalation.routing.tasks.age_priorities", "schedule": 30.0},
+    "mark-sla-breaches": {"task": "escalation.routing.tasks.mark_sla_breaches", "schedule": 15.0},
     "requeue-unsent-notification-emails": {
         "task": "notifications.tasks.requeue_unsent_emails",
         "schedule": 60.0,

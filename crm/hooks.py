@@ -30,3 +30,9 @@ class Hook:
 
 # A message of any sender was stored (``message=``), private notes included.
 message_stored = Hook("message_stored")
+
+# An agent's reply to the customer was stored (``message=``); not the takeover greeting, not notes.
+agent_replied = Hook("agent_replied")
+
+# An agent's availability changed (``profile=``, with the new value).
+agent_availability_changed = Hook("agent_availability_changed")

@@ -239,7 +239,9 @@ def send_agent_message(
                 "text. Send an approved template instead."
             )
         )
-    return _outgoing(conversation, sender=Message.Sender.AGENT, author=agent, text=text)
+    message = _outgoing(conversation, sender=Message.Sender.AGENT, author=agent, text=text)
+    hooks.agent_replied.announce(message=message)
+    return message
 
 
 @transaction.atomic
@@ -249,6 +251,7 @@ def set_agent_availability(*, user, availability: str) -> AgentProfile:
     profile = AgentProfile.objects.select_for_update().get(user=user)
     profile.availability = availability
     profile.save(update_fields=["availability"])
+    hooks.agent_availability_changed.announce(profile=profile)
     return profile
 
 
@@ -362,6 +365,8 @@ def update_agent_preferences(*, profile, notify_via: str, availability: str | No
         profile.availability = availability
         update_fields.append("availability")
     profile.save(update_fields=update_fields)
+    if availability is not None:
+        hooks.agent_availability_changed.announce(profile=profile)
     return profile
 
 

@@ -14,6 +14,7 @@ from notifications import services as notification_services
 from notifications.models import Notification
 
 from .models import EscalationEvent
+from .routing.clocks import describe_reopening
 from .selectors import online_agents
 
 
@@ -49,6 +50,9 @@ def alert_details(escalation) -> dict:
         "reason_label": str(escalation.get_reason_display()),
         "priority": escalation.priority_code,
         "priority_label": str(escalation.get_priority_display()),
+        "after_hours": bool(
+            escalation.after_hours_until and escalation.after_hours_until > timezone.now()
+        ),
     }
 
 
@@ -78,6 +82,10 @@ def notify_agents_of_escalation(*, escalation) -> list[Notification]:
         "reason": escalation.get_reason_display(),
         "priority": escalation.get_priority_display().lower(),
     }
+    if escalation.after_hours_until and escalation.after_hours_until > timezone.now():
+        text += " " + _("(after hours: the team is back %(when)s)") % {
+            "when": describe_reopening(escalation.team, escalation.after_hours_until)
+        }
     return _alert(escalation, kind=Notification.Kind.ESCALATION, dedupe_key=key, text=text)
 
 

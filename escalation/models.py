@@ -82,6 +82,33 @@ class Escalation(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True)
     close_reason = models.CharField(max_length=300, blank=True)
     last_reminded_at = models.DateTimeField(null=True, blank=True)
+    # Routing (escalation/routing): why this team, the agent offered it, the SLA clock.
+    routing_rule = models.ForeignKey(
+        "escalation.RoutingRule",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="escalations",
+    )
+    language = models.CharField(max_length=8, blank=True, help_text=_("The customer's language."))
+    offered_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="offered_escalations",
+    )
+    offer_expires_at = models.DateTimeField(null=True, blank=True)
+    sla_due_at = models.DateTimeField(null=True, blank=True)
+    sla_breached_at = models.DateTimeField(null=True, blank=True)
+    priority_changed_at = models.DateTimeField(null=True, blank=True)
+    # Sentiment intensity when it last raised priority (or at escalation): the bar to beat.
+    wait_sentiment = models.FloatField(null=True, blank=True)
+    after_hours_until = models.DateTimeField(
+        null=True, blank=True, help_text=_("Escalated while the team was closed: when it opens.")
+    )
+    follow_up_email = models.EmailField(blank=True)
+    first_reply_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -113,6 +140,10 @@ class Escalation(models.Model):
     def priority_code(self) -> str:
         return Priority(self.priority).code
 
+    @property
+    def sla_breached(self) -> bool:
+        return self.sla_breached_at is not None
+
 
 class EscalationEvent(models.Model):
     """Audit trail: every transition of an escalation, who made it, old → new."""
@@ -129,6 +160,14 @@ class EscalationEvent(models.Model):
         CANCELLED = "cancelled", _("Cancelled")
         REMINDED = "reminded", _("Reminder sent")
         HANDED_BACK = "handed_back", _("Handed back to the AI")
+        ROUTED = "routed", _("Routed to a team")
+        OFFERED = "offered", _("Offered to an agent")
+        OFFER_DECLINED = "offer_declined", _("Offer declined")
+        OFFER_EXPIRED = "offer_expired", _("Offer expired")
+        ASSIGNED = "assigned", _("Assigned automatically")
+        AGED = "aged", _("Priority raised")
+        SLA_BREACHED = "sla_breached", _("SLA breached")
+        FOLLOW_UP = "follow_up", _("Follow-up email left")
 
     escalation = models.ForeignKey(Escalation, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -145,3 +184,12 @@ class EscalationEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.old_value} → {self.new_value}"
+
+
+# Routing's models live in their own module and register under this app.
+from .routing.models import (  # noqa: E402, F401
+    AgentRoutingState,
+    RoutingRule,
+    RoutingSettings,
+    TeamRouting,
+)

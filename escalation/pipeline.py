@@ -13,6 +13,7 @@ from . import services
 from .detection import DetectorSettings, detect
 from .errors import InvalidTransition
 from .models import Escalation, MessageAnalysis, Priority
+from .routing.services import raise_priority_on_worse_sentiment
 from .selectors import conversation_turns
 
 logger = logging.getLogger(__name__)
@@ -97,6 +98,12 @@ def analyze_and_act(*, message_id: int, act: bool = True) -> MessageAnalysis | N
         )
         if not act:
             return analysis
+        if conversation.mode == Conversation.Mode.AWAITING_AGENT:
+            # Waiting and more upset than before: priority rises at once (routing's rule).
+            raise_priority_on_worse_sentiment(
+                conversation_id=conversation.pk,
+                intensity=float((result.signals.get("sentiment") or {}).get("intensity") or 0),
+            )
         escalated = False
         if decision.escalate:
             escalated = _escalate_from_detection(conversation, result)

@@ -43,7 +43,12 @@ def queued_escalations(filters: QueueFilters = QueueFilters(), *, now: datetime 
     channel, team and claimer in one query (slice it for a page)."""
     now = now or timezone.now()
     rows = Escalation.objects.select_related(
-        "conversation__contact", "conversation__channel", "team", "claimed_by__agent_profile"
+        "conversation__contact",
+        "conversation__channel",
+        "team",
+        "claimed_by__agent_profile",
+        "offered_to__agent_profile",
+        "routing_rule",
     )
     if filters.status:
         rows = rows.filter(status=filters.status)
@@ -119,12 +124,16 @@ def wait_estimate(*, position: int, pickup_seconds: float, online_agents: int) -
 
 
 def estimated_wait_seconds(escalation: Escalation) -> float:
-    """How long this queued escalation will probably wait from now (three queries)."""
-    return wait_estimate(
+    """How long this queued escalation will probably wait from now, the team's closed hours
+    in between counted in (four queries)."""
+    from .routing.clocks import wait_in_open_time
+
+    work = wait_estimate(
         position=queue_position(escalation),
         pickup_seconds=recent_pickup_seconds(),
         online_agents=online_agents(escalation.team_id).count(),
     )
+    return wait_in_open_time(escalation.team_id, work)
 
 
 def estimated_wait_minutes(escalation: Escalation) -> int:

@@ -33,6 +33,9 @@ from .errors import (
     ReasonRequired,
 )
 from .models import Escalation, EscalationEvent, Priority, Reason
+from .routing import clocks as routing_clocks
+from .routing import rules as routing_rules
+from .routing import tasks as routing_tasks
 
 Status = Escalation.Status
 
@@ -144,6 +147,16 @@ def escalate_conversation(
     if conversation.mode == Conversation.Mode.AGENT:
         raise InvalidTransition(_("An agent is already handling this conversation."))
 
+    turns = selectors.conversation_turns(conversation.pk)
+    customer_texts = [turn.text for turn in turns if turn.role == "customer"]
+    facts = routing_rules.RoutingFacts(
+        reason=reason,
+        topics=frozenset(routing_rules.routing_topics(signals or {}, customer_texts)),
+        channel_kind=conversation.channel.kind,
+        language=routing_rules.guess_language(customer_texts),
+    )
+    team, rule = routing_rules.choose_team(conversation=conversation, facts=facts)
+    now = timezone.now()
     escalation = Escalation.objects.create(
         conversation=conversation,
         status=Status.QUEUED,
@@ -152,11 +165,18 @@ def escalate_conversation(
         priority=priority,
         summary=summary or local_summary(conversation, reason),
         signals=signals or {},
-        team=conversation.team or conversation.channel.default_team,
+        team=team,
+        routing_rule=rule,
+        language=facts.language,
         triggered_by=triggered_by,
         triggered_by_user=actor,
-        escalated_at=timezone.now(),
+        escalated_at=now,
+        priority_changed_at=now,
+        wait_sentiment=((signals or {}).get("sentiment") or {}).get("intensity"),
+        after_hours_until=routing_clocks.reopens_at(team.pk if team else None, now),
     )
+    escalation.sla_due_at = routing_clocks.sla_due_at(escalation)
+    escalation.save(update_fields=["sla_due_at"])
     _event(
         escalation,
         EscalationEvent.Kind.ESCALATED,
@@ -165,27 +185,46 @@ def escalate_conversation(
         new=reason,
         note=f"{triggered_by}: {detail}" if detail else triggered_by,
     )
+    if rule is not None:
+        _event(escalation, EscalationEvent.Kind.ROUTED, new=team.name, note=rule.name)
     # Registered first so it is the first broadcast after commit: the queue is what agents
     # wait on (the handoff benchmark measures exactly this hop).
     realtime.publish_queue_event("added", escalation.pk)
 
     conversation.mode = Conversation.Mode.AWAITING_AGENT
-    if conversation.team_id is None and escalation.team_id is not None:
+    if escalation.team_id is not None and conversation.team_id != escalation.team_id:
         conversation.team_id = escalation.team_id
     conversation.save(update_fields=["mode", "team", "updated_at"])
     realtime.publish_mode(conversation)
 
-    crm_services.post_system_message(
-        conversation=conversation,
-        text=crm_services.fill_template(
+    if escalation.after_hours_until is not None:
+        notice = routing_clocks.after_hours_notice(escalation.team, escalation.after_hours_until)
+    else:
+        notice = crm_services.fill_template(
             CRMSettings.load().handoff_message,
             wait_minutes=selectors.estimated_wait_minutes(escalation),
-        ),
-    )
+        )
+    crm_services.post_system_message(conversation=conversation, text=notice)
     ticket_services.open_ticket_for_escalation(escalation=escalation)
     alerts.notify_agents_of_escalation(escalation=escalation)
     emit_escalation_event("escalation.created", escalation)
+    _route_after_commit(escalation.pk)
     return escalation, True
+
+
+def _route_after_commit(escalation_id: int) -> None:
+    """An automatic team's escalation is pushed to an agent by a task after commit."""
+    transaction.on_commit(
+        lambda: routing_tasks.route_escalation_task.delay(escalation_id), robust=True
+    )
+
+
+def _free_slot_after_commit(user_id: int | None) -> None:
+    """The agent has room again: routing gives them the next escalation of their teams."""
+    if user_id is not None:
+        transaction.on_commit(
+            lambda: routing_tasks.fill_agent_slots_task.delay(user_id), robust=True
+        )
 
 
 def _retrigger(escalation: Escalation, *, reason, priority, detail, actor) -> None:
@@ -198,7 +237,12 @@ def _retrigger(escalation: Escalation, *, reason, priority, detail, actor) -> No
     escalation.priority = priority
     escalation.reason = reason
     escalation.detail = detail[:300] or str(Reason(reason).label)
-    escalation.save(update_fields=["priority", "reason", "detail"])
+    escalation.priority_changed_at = timezone.now()
+    if escalation.status == Status.QUEUED and escalation.sla_breached_at is None:
+        escalation.sla_due_at = routing_clocks.sla_due_at(escalation)
+    escalation.save(
+        update_fields=["priority", "reason", "detail", "priority_changed_at", "sla_due_at"]
+    )
     ticket_services.set_ticket_priority(
         ticket=escalation.ticket, priority=priority, reason=reason, actor=actor
     )
@@ -213,19 +257,33 @@ def _retrigger(escalation: Escalation, *, reason, priority, detail, actor) -> No
     realtime.publish_queue_event("updated", escalation.pk)
 
 
-@transaction.atomic
 def take_over_escalation(*, escalation_id: int, agent) -> Escalation:
     """Claim a queued escalation for ``agent``. Exactly one of several concurrent callers wins:
     the conversation row is locked first, then the claim is one conditional
     ``UPDATE ... WHERE status='queued'``; the others get ``AlreadyClaimed`` naming the winner.
-    A repeated click by the winner returns the escalation unchanged.
+    A repeated click by the winner returns the escalation unchanged. A pending offer to
+    another agent is withdrawn (the one who clicked wins).
 
     The mode becomes ``agent``, the ticket is assigned, the customer gets "Now speaking with
     {agent}" then the takeover message; broadcasts after commit."""
+    return claim_escalation(
+        escalation_id=escalation_id, agent=agent, kind=EscalationEvent.Kind.CLAIMED, actor=agent
+    )
+
+
+@transaction.atomic
+def claim_escalation(*, escalation_id: int, agent, kind: str, actor, note: str = "") -> Escalation:
+    """The take-over, recorded as ``kind`` by ``actor``: CLAIMED by the agent (a click, an
+    accepted offer) or ASSIGNED by routing (actor None)."""
     escalation = _locked(escalation_id)
     now = timezone.now()
+    withdrawn_from = escalation.offered_to_id if escalation.offered_to_id != agent.pk else None
     won = Escalation.objects.filter(pk=escalation_id, status=Status.QUEUED).update(
-        status=Status.CLAIMED, claimed_by=agent, claimed_at=Coalesce(F("claimed_at"), Value(now))
+        status=Status.CLAIMED,
+        claimed_by=agent,
+        claimed_at=Coalesce(F("claimed_at"), Value(now)),
+        offered_to=None,
+        offer_expires_at=None,
     )
     if not won:
         if escalation.status == Status.CLAIMED:
@@ -236,9 +294,12 @@ def take_over_escalation(*, escalation_id: int, agent) -> Escalation:
             _("This escalation is %(status)s and cannot be taken over.")
             % {"status": escalation.get_status_display().lower()}
         )
-    escalation.refresh_from_db(fields=["status", "claimed_by", "claimed_at"])
-    _event(escalation, EscalationEvent.Kind.CLAIMED, actor=agent, old="queued", new="claimed")
+    escalation.refresh_from_db(
+        fields=["status", "claimed_by", "claimed_at", "offered_to", "offer_expires_at"]
+    )
+    _event(escalation, kind, actor=actor, old="queued", new="claimed", note=note)
     _hand_conversation_to(escalation, agent)
+    _free_slot_after_commit(withdrawn_from)
     realtime.publish_queue_event("claimed", escalation.pk, agent_name=agent_name(agent))
     emit_escalation_event("escalation.claimed", escalation)
     if escalation.claimed_at == now:  # the first pickup (a re-queued one keeps its first)
@@ -282,6 +343,7 @@ def reassign_escalation(
         _require_owner(escalation, actor)
     was_claimed = escalation.status == Status.CLAIMED
     previous = agent_name(escalation.claimed_by) if escalation.claimed_by_id else _("queue")
+    _free_slot_after_commit(escalation.claimed_by_id or escalation.offered_to_id)
     conversation = escalation.conversation
 
     if to_agent is not None:
@@ -290,9 +352,20 @@ def reassign_escalation(
         escalation.status = Status.CLAIMED
         escalation.claimed_by = to_agent
         escalation.claimed_at = escalation.claimed_at or timezone.now()
+        escalation.offered_to = None
+        escalation.offer_expires_at = None
         if to_team is not None:
             escalation.team = to_team
-        escalation.save(update_fields=["status", "claimed_by", "claimed_at", "team"])
+        escalation.save(
+            update_fields=[
+                "status",
+                "claimed_by",
+                "claimed_at",
+                "team",
+                "offered_to",
+                "offer_expires_at",
+            ]
+        )
         _event(
             escalation,
             EscalationEvent.Kind.REASSIGNED,
@@ -319,12 +392,23 @@ def reassign_escalation(
 
     escalation.status = Status.QUEUED
     escalation.claimed_by = None
+    escalation.offered_to = None
+    escalation.offer_expires_at = None
     if to_team is not None:
         escalation.team = to_team
     # The reminder clock restarts: the original escalated_at stays for wait metrics, but a
     # released escalation is not overdue the moment it is back in the queue.
     escalation.last_reminded_at = timezone.now()
-    escalation.save(update_fields=["status", "claimed_by", "team", "last_reminded_at"])
+    escalation.save(
+        update_fields=[
+            "status",
+            "claimed_by",
+            "team",
+            "last_reminded_at",
+            "offered_to",
+            "offer_expires_at",
+        ]
+    )
     _event(
         escalation,
         EscalationEvent.Kind.RELEASED,
@@ -347,6 +431,7 @@ def reassign_escalation(
         )
     alerts.notify_agents_of_escalation(escalation=escalation)
     realtime.publish_queue_event("added" if was_claimed else "updated", escalation.pk)
+    _route_after_commit(escalation.pk)
     return escalation
 
 
@@ -361,6 +446,7 @@ def resolve_escalation(*, escalation_id: int, agent, note: str = "") -> Escalati
     escalation.status = Status.RESOLVED
     escalation.resolved_at = timezone.now()
     escalation.save(update_fields=["status", "resolved_at"])
+    _free_slot_after_commit(escalation.claimed_by_id)
     _event(
         escalation,
         EscalationEvent.Kind.RESOLVED,
@@ -404,10 +490,15 @@ def close_escalation(*, escalation_id: int, agent, reason: str = "") -> Escalati
     if escalation.status != Status.RESOLVED and not reason:
         raise ReasonRequired(_("Say why you are closing without resolving."))
     old = escalation.status
+    if old == Status.CLAIMED:
+        _free_slot_after_commit(escalation.claimed_by_id)
+    elif old == Status.QUEUED:
+        _free_slot_after_commit(escalation.offered_to_id)
     escalation.status = Status.CLOSED
+    escalation.offered_to = None
     escalation.closed_at = timezone.now()
     escalation.close_reason = reason[:300]
-    escalation.save(update_fields=["status", "closed_at", "close_reason"])
+    escalation.save(update_fields=["status", "offered_to", "closed_at", "close_reason"])
     _event(escalation, EscalationEvent.Kind.CLOSED, actor=agent, old=old, new="closed", note=reason)
     ticket_services.set_ticket_status(
         ticket=escalation.ticket, status=Ticket.Status.CLOSED, actor=agent, note=reason
@@ -424,10 +515,12 @@ def cancel_escalation(*, escalation_id: int, reason: str = "", actor=None) -> Es
     escalation = _locked(escalation_id)
     if escalation.status != Status.QUEUED:
         raise InvalidTransition(_("Only a queued escalation can be cancelled."))
+    _free_slot_after_commit(escalation.offered_to_id)
     escalation.status = Status.CANCELLED
+    escalation.offered_to = None
     escalation.closed_at = timezone.now()
     escalation.close_reason = (reason or "").strip()[:300] or _("Customer left before pickup.")
-    escalation.save(update_fields=["status", "closed_at", "close_reason"])
+    escalation.save(update_fields=["status", "offered_to", "closed_at", "close_reason"])
     _event(
         escalation,
         EscalationEvent.Kind.CANCELLED,
@@ -463,6 +556,7 @@ def hand_back_to_ai(*, escalation_id: int, agent, note: str = "") -> Escalation:
         escalation.status = Status.RESOLVED
         escalation.resolved_at = timezone.now()
         escalation.save(update_fields=["status", "resolved_at"])
+        _free_slot_after_commit(escalation.claimed_by_id)
         ticket_services.set_ticket_status(
             ticket=escalation.ticket, status=Ticket.Status.RESOLVED, actor=agent, note=note
         )
@@ -502,7 +596,14 @@ def remind_overdue_escalation(*, escalation_id: int, now=None) -> bool:
     old = Priority(escalation.priority)
     escalation.priority = old.raised()
     escalation.last_reminded_at = now
-    escalation.save(update_fields=["priority", "last_reminded_at"])
+    fields = ["priority", "last_reminded_at"]
+    if escalation.priority != old:
+        escalation.priority_changed_at = now
+        fields.append("priority_changed_at")
+        if escalation.sla_breached_at is None:
+            escalation.sla_due_at = routing_clocks.sla_due_at(escalation)
+            fields.append("sla_due_at")
+    escalation.save(update_fields=fields)
     ticket_services.set_ticket_priority(ticket=escalation.ticket, priority=escalation.priority)
     _event(
         escalation,

@@ -70,6 +70,10 @@ class WebhookEvent(models.TextChoices):
     ESCALATION_CREATED = "escalation.created", _("Escalation created")
     ESCALATION_CLAIMED = "escalation.claimed", _("Escalation taken over")
     ESCALATION_RESOLVED = "escalation.resolved", _("Escalation resolved")
+    ESCALATION_OFFERED = "escalation.offered", _("Escalation offered to an agent")
+    ESCALATION_ASSIGNED = "escalation.assigned", _("Escalation assigned to an agent")
+    ESCALATION_OFFER_EXPIRED = "escalation.offer_expired", _("Offer not accepted in time")
+    ESCALATION_SLA_BREACHED = "escalation.sla_breached", _("Escalation SLA breached")
     TICKET_CREATED = "ticket.created", _("Ticket created")
     MESSAGE_CREATED = "message.created", _("Message created")
 

@@ -11,6 +11,9 @@ class Notification(models.Model):
         REMINDER = "reminder", _("Still waiting")
         ASSIGNED = "assigned", _("Assigned to you")
         CLAIMED = "claimed", _("Taken over")
+        OFFERED = "offered", _("Offered to you")
+        SLA_BREACHED = "sla_breached", _("SLA breached")
+        SET_AWAY = "set_away", _("Set away")
 
     recipient = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"

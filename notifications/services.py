@@ -64,11 +64,13 @@ def notify_people(
     text: str,
     escalation,
     details: dict,
+    allow_email: bool = True,
 ) -> list[Notification]:
     """Store one notification per recipient (idempotent per recipient and ``dedupe_key``), push
     the in-app ones after commit and queue the emails after commit. The caller chose whom
     (``is_fallback``: nobody was available, so everyone listed is emailed) and what; ``details``
-    go into the live payload. A fixed number of queries whatever the team's size: this runs
+    go into the live payload; ``allow_email=False`` keeps it in the app (an offer that expires in
+    seconds is no use in an inbox). A fixed number of queries whatever the team's size: this runs
     inside the escalation's transaction and its lock."""
     profiles = recipients
     already = set(
@@ -83,7 +85,7 @@ def notify_people(
             continue
         has_address = bool(profile.user.email)
         # Fallback recipients are emailed whatever they chose: they are not watching the app.
-        wants_email = has_address and (is_fallback or profile.wants_email)
+        wants_email = allow_email and has_address and (is_fallback or profile.wants_email)
         # Someone who asked for email only but has no address still gets it in the app.
         in_app = profile.wants_in_app or not wants_email
         rows.append(

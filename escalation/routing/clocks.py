@@ -1,0 +1,91 @@
+"""The clocks of a queued escalation, read inside the escalation services' transactions:
+business hours (open now? back when?), the SLA due time, and the after-hours notice.
+
+Nothing here imports the escalation services, so they can call it freely.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.utils import formats, timezone
+from django.utils.translation import gettext as _
+
+from crm.codes import Priority
+
+from . import hours
+from .models import DEFAULT_SLA_TARGETS, RoutingSettings, TeamRouting
+
+ALWAYS_OPEN = hours.Hours()
+
+
+def team_routing(team_id: int | None) -> TeamRouting | None:
+    if not team_id:
+        return None
+    return TeamRouting.objects.filter(team_id=team_id).first()
+
+
+def team_hours(team_id: int | None) -> hours.Hours:
+    routing = team_routing(team_id)
+    return routing.business_hours() if routing is not None else ALWAYS_OPEN
+
+
+def sla_target_seconds(*, team_id: int | None, priority: int, routing=None, defaults=None) -> int:
+    """The team's target for this priority, else the default target."""
+    code = Priority(priority).code
+    routing = routing if routing is not None else team_routing(team_id)
+    if routing is not None and code in (routing.sla_targets or {}):
+        return int(routing.sla_targets[code])
+    defaults = defaults if defaults is not None else RoutingSettings.load().sla_targets
+    return int(defaults.get(code) or DEFAULT_SLA_TARGETS[code])
+
+
+def sla_due_at(escalation) -> datetime | None:
+    """When the takeover target for its priority falls due, counting the team's open hours
+    only (None: the team never opens)."""
+    routing = team_routing(escalation.team_id)
+    target = sla_target_seconds(
+        team_id=escalation.team_id, priority=escalation.priority, routing=routing
+    )
+    business = routing.business_hours() if routing is not None else ALWAYS_OPEN
+    return business.add_open_seconds(escalation.escalated_at, target)
+
+
+def reopens_at(team_id: int | None, at: datetime | None = None) -> datetime | None:
+    """None when the team is open at ``at``; else when it opens next (far future: never)."""
+    at = at or timezone.now()
+    business = team_hours(team_id)
+    if business.is_open(at):
+        return None
+    return business.next_opening(at) or at + timedelta(days=hours.HORIZON_DAYS)
+
+
+def wait_in_open_time(team_id: int | None, seconds: float, *, now: datetime | None = None) -> float:
+    """``seconds`` of work from now, stretched over the closed hours in between."""
+    now = now or timezone.now()
+    business = team_hours(team_id)
+    if business.always_open:
+        return seconds
+    end = business.add_open_seconds(now, seconds)
+    if end is None:
+        return float(hours.HORIZON_DAYS * 86400)
+    return (end - now).total_seconds()
+
+
+def describe_reopening(team, when: datetime) -> str:
+    """ "Monday 09:00 (Europe/Berlin)" in the team's zone."""
+    business = team_hours(team.pk if team else None)
+    local = when.astimezone(business.zone)
+    return _("%(day)s %(time)s (%(zone)s)") % {
+        "day": formats.date_format(local, "l j F"),
+        "time": local.strftime("%H:%M"),
+        "zone": business.zone.key,
+    }
+
+
+def after_hours_notice(team, when: datetime) -> str:
+    return _(
+        "Our %(team)s team is away right now and back %(when)s. Your request stays open: "
+        "type your email address here and we'll follow up, or stay and we'll pick up as soon "
+        "as we're back."
+    ) % {"team": team.name if team else _("support"), "when": describe_reopening(team, when)}

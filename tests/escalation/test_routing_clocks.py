@@ -1,0 +1,193 @@
+"""SLA due times and breaches, priorities that age, sentiment raising priority at once, and
+after-hours escalations (the customer is told when the team is back, may leave an email, and
+the wait estimate counts the closed hours)."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from crm import services as crm_services
+from crm.models import Message
+from escalation import selectors
+from escalation.models import Escalation, EscalationEvent, Priority, TeamRouting
+from escalation.routing import services as routing
+from escalation.routing import tasks
+from integrations.models import WebhookDelivery, WebhookSubscription
+from notifications.models import Notification
+from tests.factories import AgentFactory, ConversationFactory, TeamFactory
+from tickets.models import Ticket
+
+from .routing_helpers import conversation_for, escalate
+
+pytestmark = pytest.mark.django_db
+Kind = EscalationEvent.Kind
+
+
+def closed_all_week_but(team, *, day_offset: int):
+    """The team opens only on a weekday several days away (so it is closed now)."""
+    day = (timezone.now() + timedelta(days=day_offset)).strftime("%a").lower()
+    TeamRouting.objects.create(
+        team=team,
+        time_zone="UTC",
+        weekly_hours=[{"day": day, "opens": "09:00", "closes": "17:00"}],
+    )
+
+
+def test_the_sla_clock_starts_with_the_target_of_the_priority():
+    team = TeamFactory(name="Billing")
+    TeamRouting.objects.create(team=team, sla_targets={"high": 240})
+    escalation = escalate(conversation_for(team), priority=Priority.HIGH)
+    assert escalation.sla_due_at == escalation.escalated_at + timedelta(seconds=240)
+    normal = escalate(ConversationFactory(), priority=Priority.NORMAL)
+    assert normal.sla_due_at == normal.escalated_at + timedelta(seconds=900)  # the default
+
+
+def test_a_breach_is_recorded_once_alerts_managers_and_emits_a_webhook():
+    WebhookSubscription.objects.create(
+        url="https://hooks.example/x", events=["escalation.sla_breached"]
+    )
+    manager = AgentFactory(display_name="Manager", role="manager")
+    escalation = escalate(ConversationFactory(), priority=Priority.URGENT)
+    later = escalation.sla_due_at + timedelta(seconds=1)
+
+    assert routing.mark_sla_breach(escalation_id=escalation.pk, now=later)
+    assert not routing.mark_sla_breach(escalation_id=escalation.pk, now=later)
+
+    escalation.refresh_from_db()
+    assert escalation.sla_breached
+    assert escalation.events.filter(kind=Kind.SLA_BREACHED).count() == 1
+    alert = Notification.objects.get(recipient=manager, kind=Notification.Kind.SLA_BREACHED)
+    assert "SLA breached" in alert.text
+    assert WebhookDelivery.objects.filter(event="escalation.sla_breached").count() == 1
+
+
+def test_the_sweep_only_marks_escalations_past_due():
+    due = escalate(ConversationFactory(), priority=Priority.URGENT)
+    Escalation.objects.filter(pk=due.pk).update(sla_due_at=timezone.now() - timedelta(seconds=1))
+    not_yet = escalate(ConversationFactory(), priority=Priority.LOW)
+    assert tasks.mark_sla_breaches() == 1
+    not_yet.refresh_from_db()
+    assert not not_yet.sla_breached
+
+
+def test_waiting_raises_priority_on_the_schedule_with_its_cause():
+    escalation = escalate(ConversationFactory(), priority=Priority.LOW)
+    early = escalation.escalated_at + timedelta(seconds=1799)
+    assert not routing.age_escalation(escalation_id=escalation.pk, now=early)
+    later = escalation.escalated_at + timedelta(seconds=1800)
+    assert routing.age_escalation(escalation_id=escalation.pk, now=later)
+
+    escalation.refresh_from_db()
+    assert escalation.priority == Priority.NORMAL
+    aged = escalation.events.get(kind=Kind.AGED)
+    assert (aged.old_value, aged.new_value) == ("low", "normal")
+    assert "Waited 30 min at low priority" in aged.note
+    assert Ticket.objects.get(escalation=escalation).priority == Priority.NORMAL
+    # The next level waits its own time, counted from this raise.
+    assert not routing.age_escalation(
+        escalation_id=escalation.pk, now=later + timedelta(seconds=60)
+    )
+    # A higher priority has a shorter SLA target: the due time moved earlier.
+    assert escalation.sla_due_at == escalation.escalated_at + timedelta(seconds=900)
+
+
+def test_sentiment_worsening_while_waiting_raises_priority_at_once():
+    escalation = escalate(
+        ConversationFactory(),
+        priority=Priority.NORMAL,
+        signals={"sentiment": {"intensity": 0.3}},
+    )
+    assert not routing.raise_priority_on_worse_sentiment(
+        conversation_id=escalation.conversation_id, intensity=0.4
+    )
+    assert routing.raise_priority_on_worse_sentiment(
+        conversation_id=escalation.conversation_id, intensity=0.75
+    )
+    escalation.refresh_from_db()
+    assert escalation.priority == Priority.HIGH
+    assert (
+        "more upset while waiting (intensity 0.30 → 0.75)"
+        in escalation.events.get(kind=Kind.AGED).note
+    )
+
+
+def test_an_angry_message_while_waiting_raises_priority_through_the_pipeline(
+    django_capture_on_commit_callbacks,
+):
+    conversation = ConversationFactory()
+    escalation = escalate(
+        conversation, priority=Priority.LOW, signals={"sentiment": {"intensity": 0.1}}
+    )
+    with django_capture_on_commit_callbacks(execute=True):  # the analysis runs after commit
+        crm_services.receive_customer_message(
+            conversation=conversation,
+            text="This is RIDICULOUS, I am FURIOUS, you are useless and I have waited forever!!!",
+        )
+    escalation.refresh_from_db()
+    assert escalation.priority > Priority.LOW
+    assert escalation.events.filter(kind__in=[Kind.AGED, Kind.REPRIORITISED]).exists()
+
+
+def test_after_hours_the_customer_is_told_when_the_team_is_back_and_can_leave_an_email():
+    team = TeamFactory(name="Billing")
+    closed_all_week_but(team, day_offset=3)
+    conversation = conversation_for(team)
+    conversation.contact.email = ""
+    conversation.contact.save()
+
+    escalation = escalate(conversation)
+
+    assert escalation.after_hours_until is not None
+    assert escalation.after_hours_until > timezone.now() + timedelta(days=2)
+    notice = conversation.messages.filter(sender=Message.Sender.SYSTEM).last().text
+    assert "Our Billing team is away right now and back" in notice
+    assert "09:00 (UTC)" in notice
+
+    crm_services.receive_customer_message(conversation=conversation, text="sure: jamie@example.org")
+    escalation.refresh_from_db()
+    assert escalation.follow_up_email == "jamie@example.org"
+    assert escalation.status == Escalation.Status.QUEUED
+    assert Ticket.objects.get(escalation=escalation).status == Ticket.Status.OPEN
+    conversation.contact.refresh_from_db()
+    assert conversation.contact.email == "jamie@example.org"
+    thanks = conversation.messages.filter(sender=Message.Sender.SYSTEM).last().text
+    assert "follow up at jamie@example.org" in thanks
+
+
+def test_the_alert_says_after_hours():
+    team = TeamFactory(name="Billing")
+    closed_all_week_but(team, day_offset=3)
+    agent = AgentFactory(teams=[team])
+    escalate(conversation_for(team))
+    assert "after hours" in Notification.objects.get(recipient=agent).text
+
+
+def test_the_wait_estimate_counts_the_closed_hours():
+    team = TeamFactory(name="Billing")
+    closed_all_week_but(team, day_offset=3)
+    escalation = escalate(conversation_for(team))
+    assert selectors.estimated_wait_seconds(escalation) > 2 * 86400
+
+
+def test_an_after_hours_escalation_is_not_pushed_until_the_team_opens():
+    team = TeamFactory(name="Billing")
+    closed_all_week_but(team, day_offset=3)
+    TeamRouting.objects.filter(team=team).update(mode=TeamRouting.Mode.AUTOMATIC)
+    AgentFactory(teams=[team])
+    escalation = escalate(conversation_for(team))
+    assert routing.route_escalation(escalation_id=escalation.pk) is None
+
+
+def test_first_agent_reply_after_takeover_is_recorded_not_the_greeting():
+    from escalation import services
+
+    conversation = ConversationFactory()
+    escalation = escalate(conversation)
+    agent = AgentFactory()
+    services.take_over_escalation(escalation_id=escalation.pk, agent=agent)
+    escalation.refresh_from_db()
+    assert escalation.first_reply_at is None  # the takeover greeting is not a reply
+    reply = crm_services.send_agent_message(conversation=conversation, agent=agent, text="On it")
+    escalation.refresh_from_db()
+    assert escalation.first_reply_at == reply.created_at

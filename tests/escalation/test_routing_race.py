@@ -1,0 +1,147 @@
+"""Routing races settled in PostgreSQL: real threads on their own connections, released at once.
+Never above capacity, never one escalation with two agents."""
+
+import threading
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from crm.models import AgentProfile
+from escalation import services
+from escalation.models import Escalation, EscalationEvent, TeamRouting
+from escalation.routing import services as routing
+from escalation.routing.errors import OfferNotYours
+
+from .routing_helpers import automatic_team, conversation_for, escalate, team_agents
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+Status = Escalation.Status
+
+
+def _race(work, count: int) -> list:
+    barrier = threading.Barrier(count)
+    outcomes: list = [None] * count
+
+    def run(i):
+        try:
+            barrier.wait(timeout=30)
+            outcomes[i] = work(i)
+        except Exception as exc:  # noqa: BLE001 - the outcome under test
+            outcomes[i] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=90)
+    assert not any(thread.is_alive() for thread in threads), "a worker hung"
+    return outcomes
+
+
+def _waiting(team, count: int) -> list[Escalation]:
+    """Escalations queued while the team is manual (so nothing routes them on commit), then
+    the team turns automatic with a queryset update (no sweep): the race does the routing."""
+    TeamRouting.objects.filter(team=team).update(mode=TeamRouting.Mode.MANUAL)
+    escalations = [escalate(conversation_for(team)) for _ in range(count)]
+    TeamRouting.objects.filter(team=team).update(mode=TeamRouting.Mode.AUTOMATIC)
+    return escalations
+
+
+def _assert_within_capacity_and_exclusive(agents, capacity):
+    holders = Counter(
+        Escalation.objects.filter(status=Status.CLAIMED).values_list("claimed_by", flat=True)
+    )
+    offers = Counter(
+        Escalation.objects.filter(status=Status.QUEUED, offered_to__isnull=False).values_list(
+            "offered_to", flat=True
+        )
+    )
+    for agent in agents:
+        assert holders[agent.pk] + offers[agent.pk] <= capacity, (agent, holders, offers)
+    # One escalation, one agent: each claimed once, by one claim event or assignment.
+    for escalation in Escalation.objects.filter(status=Status.CLAIMED):
+        claims = escalation.events.filter(
+            kind__in=[EscalationEvent.Kind.CLAIMED, EscalationEvent.Kind.ASSIGNED]
+        )
+        assert claims.count() == 1, escalation
+
+
+@pytest.mark.parametrize("offer_first", [False, True])
+def test_routing_twenty_escalations_at_once_never_exceeds_capacity(offer_first):
+    team = automatic_team(offer_first=offer_first, strategy="least_busy")
+    agents = team_agents(team, 4, capacity=3)
+    escalations = _waiting(team, 20)
+
+    outcomes = _race(lambda i: routing.route_escalation(escalation_id=escalations[i].pk), 20)
+
+    assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
+    given = [o for o in outcomes if o == routing.Outcome.GIVEN]
+    assert len(given) == 12  # 4 agents × capacity 3, every slot filled, no more
+    _assert_within_capacity_and_exclusive(agents, 3)
+
+
+def test_many_agents_freed_at_once_never_share_an_escalation():
+    team = automatic_team(offer_first=False)
+    agents = team_agents(team, 12, capacity=2)
+    escalations = _waiting(team, 10)
+
+    outcomes = _race(lambda i: routing.fill_agent_slots(user_id=agents[i].pk), 12)
+
+    assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
+    assert sum(outcomes) == 10  # every escalation given exactly once
+    assert (
+        Escalation.objects.filter(pk__in=[e.pk for e in escalations], status=Status.CLAIMED).count()
+        == 10
+    )
+    _assert_within_capacity_and_exclusive(agents, 2)
+
+
+def test_pushes_and_freed_slots_racing_for_one_agent_stay_within_capacity():
+    team = automatic_team(offer_first=False)
+    (marina,) = team_agents(team, 1, capacity=2)
+    escalations = _waiting(team, 8)
+
+    def work(i):
+        if i % 2:
+            return routing.route_escalation(escalation_id=escalations[i].pk)
+        return routing.fill_agent_slots(user_id=marina.pk)
+
+    outcomes = _race(work, 8)
+    assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
+    _assert_within_capacity_and_exclusive([marina], 2)
+    assert Escalation.objects.filter(claimed_by=marina).count() == 2
+
+
+def test_accept_racing_the_timeout_has_one_outcome():
+    team = automatic_team(accept_timeout_seconds=5)
+    (marina,) = team_agents(team, 1)
+    rounds = 6
+    for _ in range(rounds):
+        escalation = escalate(conversation_for(team))  # offered to Marina on commit
+        escalation.refresh_from_db()
+        assert escalation.offered_to == marina
+        later = timezone.now() + timedelta(seconds=6)
+
+        def work(i, escalation_id=escalation.pk, later=later):
+            if i == 0:
+                return routing.accept_offer(escalation_id=escalation_id, agent=marina)
+            return routing.expire_offer(escalation_id=escalation_id, now=later)
+
+        accepted, expired = _race(work, 2)
+        escalation.refresh_from_db()
+        if isinstance(accepted, Escalation):
+            assert expired is False
+            assert escalation.status == Status.CLAIMED
+            services.resolve_escalation(escalation_id=escalation.pk, agent=marina)
+        else:
+            assert isinstance(accepted, OfferNotYours), accepted
+            assert expired is True
+            assert escalation.status == Status.QUEUED and escalation.claimed_by is None
+            assert escalation.events.filter(kind=EscalationEvent.Kind.OFFER_EXPIRED).count() == 1
+            services.cancel_escalation(escalation_id=escalation.pk)  # make room for the next
+            AgentProfile.objects.filter(user=marina).update(availability="online")
