@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from crm import api as crm_api
 from escalation import api as escalation_api
+from escalation import routing_api
 from integrations import api as integrations_api
 from integrations import webhooks
 from integrations.api_base import IdConverter
@@ -61,6 +62,16 @@ v1 = [
         escalation_api.CloseView.as_view(),
         name="escalation-close",
     ),
+    path(
+        "escalations/<api_id:pk>/accept/",
+        routing_api.AcceptOfferView.as_view(),
+        name="escalation-accept",
+    ),
+    path(
+        "escalations/<api_id:pk>/decline/",
+        routing_api.DeclineOfferView.as_view(),
+        name="escalation-decline",
+    ),
     path("tickets/", tickets_api.TicketListView.as_view(), name="tickets"),
     path("tickets/<api_id:pk>/", tickets_api.TicketDetailView.as_view(), name="ticket-detail"),
     path(
@@ -75,6 +86,9 @@ v1 = [
         crm_api.MyAvailabilityView.as_view(),
         name="agents-me-availability",
     ),
+    path("agents/<api_id:pk>/", routing_api.AgentDetailView.as_view(), name="agent-detail"),
+    path("teams/", routing_api.TeamListView.as_view(), name="teams"),
+    path("teams/<api_id:pk>/", routing_api.TeamDetailView.as_view(), name="team-detail"),
     path("webhooks/", integrations_api.SubscriptionListView.as_view(), name="webhooks"),
     path(
         "webhooks/<api_id:pk>/",

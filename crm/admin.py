@@ -1,6 +1,8 @@
 from django import forms
 from django.contrib import admin
 
+from escalation.routing.validation import agent_capacity_errors
+
 from . import services
 from .errors import InvalidMessage
 from .models import (
@@ -26,8 +28,34 @@ class TeamAdmin(admin.ModelAdmin):
     search_fields = ["name"]
 
 
+class AgentProfileForm(forms.ModelForm):
+    class Meta:
+        model = AgentProfile
+        fields = [
+            "user",
+            "display_name",
+            "role",
+            "teams",
+            "availability",
+            "notify_via",
+            "capacity",
+        ]
+
+    def clean(self):
+        cleaned = super().clean()
+        teams = cleaned.get("teams")
+        errors = agent_capacity_errors(
+            capacity=cleaned.get("capacity") or 0,
+            team_ids=[team.pk for team in teams] if teams is not None else [],
+        )
+        for field, messages in errors.items():
+            self.add_error(field, messages)
+        return cleaned
+
+
 @admin.register(AgentProfile)
 class AgentProfileAdmin(admin.ModelAdmin):
+    form = AgentProfileForm
     list_display = ["display_name", "user", "role", "availability", "notify_via", "capacity"]
     list_filter = ["role", "availability", "notify_via", "teams"]
     search_fields = ["display_name", "user__username", "user__email"]

@@ -3,7 +3,16 @@ from django.contrib import admin, messages
 from crm.errors import DomainError
 
 from . import services
-from .models import Escalation, EscalationEvent, MessageAnalysis
+from .models import (
+    AgentRoutingState,
+    Escalation,
+    EscalationEvent,
+    MessageAnalysis,
+    RoutingRule,
+    RoutingSettings,
+    TeamRouting,
+)
+from .routing import services as routing_services
 
 
 class EscalationEventInline(admin.TabularInline):
@@ -30,6 +39,8 @@ class EscalationAdmin(admin.ModelAdmin):
         "status",
         "team",
         "claimed_by",
+        "offered_to",
+        "sla_due_at",
         "escalated_at",
         "claimed_at",
         "resolved_at",
@@ -111,6 +122,71 @@ class MessageAnalysisAdmin(admin.ModelAdmin):
     search_fields = ["message__text", "detail"]
     readonly_fields = [f.name for f in MessageAnalysis._meta.fields]
     list_select_related = ["message"]
+
+    def has_add_permission(self, request):
+        return False
+
+
+# --- Routing: every save goes through the routing services (one write path, the same checks
+# as the Settings screen and the API; a bad value is a form error on its field).
+
+
+@admin.register(TeamRouting)
+class TeamRoutingAdmin(admin.ModelAdmin):
+    list_display = [
+        "team",
+        "mode",
+        "strategy",
+        "offer_first",
+        "accept_timeout_seconds",
+        "max_missed_offers",
+        "time_zone",
+    ]
+    list_filter = ["mode", "strategy"]
+    list_select_related = ["team"]
+
+    def save_model(self, request, obj, form, change):
+        routing_services.update_team_routing(
+            team=obj.team, **{name: getattr(obj, name) for name in routing_services.TEAM_FIELDS}
+        )
+
+
+@admin.register(RoutingRule)
+class RoutingRuleAdmin(admin.ModelAdmin):
+    list_display = ["position", "name", "team", "is_active", "reasons", "topics", "channel_kinds"]
+    list_display_links = ["name"]
+    list_editable = ["position", "is_active"]
+    list_filter = ["is_active", "team"]
+    list_select_related = ["team"]
+    ordering = ["position", "id"]
+
+    def save_model(self, request, obj, form, change):
+        routing_services.save_rule(rule=obj)
+
+
+@admin.register(RoutingSettings)
+class RoutingSettingsAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "default_team"]
+
+    def has_add_permission(self, request):
+        return not RoutingSettings.objects.exists()
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        routing_services.update_routing_settings(
+            default_team=obj.default_team,
+            sla_targets=obj.sla_targets,
+            ageing_seconds=obj.ageing_seconds,
+            sentiment_raise_step=obj.sentiment_raise_step,
+        )
+
+
+@admin.register(AgentRoutingState)
+class AgentRoutingStateAdmin(admin.ModelAdmin):
+    list_display = ["user", "last_routed_at", "missed_offers"]
+    readonly_fields = ["user", "last_routed_at", "missed_offers"]
 
     def has_add_permission(self, request):
         return False

@@ -41,6 +41,11 @@ class TeamSummarySerializer(serializers.Serializer):
     name = serializers.CharField()
 
 
+class RuleSummarySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
 class EscalationSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     conversation = serializers.IntegerField(source="conversation_id")
@@ -57,6 +62,23 @@ class EscalationSerializer(serializers.Serializer):
     contact = ContactSerializer(source="conversation.contact")
     team = TeamSummarySerializer(allow_null=True)
     claimed_by = PersonSerializer(allow_null=True)
+    assigned_to = PersonSerializer(
+        source="claimed_by", allow_null=True, help_text="The agent who holds it (= claimed_by)."
+    )
+    offered_to = PersonSerializer(
+        allow_null=True, help_text="The agent an automatic team offered it to, awaiting accept."
+    )
+    offer_expires_at = serializers.DateTimeField(allow_null=True)
+    sla_due_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the time-to-takeover target falls due (open hours)."
+    )
+    sla_breached = serializers.BooleanField(help_text="Not picked up by sla_due_at.")
+    routing_rule = RuleSummarySerializer(
+        allow_null=True, help_text="The routing rule that chose the team, if one matched."
+    )
+    after_hours_until = serializers.DateTimeField(
+        allow_null=True, help_text="Escalated while the team was closed: when it opens."
+    )
     triggered_by = serializers.ChoiceField(choices=Escalation.Trigger.choices)
     escalated_at = serializers.DateTimeField()
     claimed_at = serializers.DateTimeField(allow_null=True)
@@ -155,6 +177,8 @@ def escalation_queryset():
         "conversation__channel",
         "team",
         "claimed_by__agent_profile",
+        "offered_to__agent_profile",
+        "routing_rule",
         "ticket",
     )
 

@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from crm.codes import Priority, Reason
@@ -141,8 +142,16 @@ class Escalation(models.Model):
         return Priority(self.priority).code
 
     @property
+    def is_after_hours(self) -> bool:
+        """Escalated while its team was closed, and the team has not opened yet."""
+        return bool(self.after_hours_until and self.after_hours_until > timezone.now())
+
+    @property
     def sla_breached(self) -> bool:
-        return self.sla_breached_at is not None
+        """Marked by the sweep while queued, or picked up after the due time."""
+        if self.sla_breached_at is not None:
+            return True
+        return bool(self.sla_due_at and self.claimed_at and self.claimed_at > self.sla_due_at)
 
 
 class EscalationEvent(models.Model):

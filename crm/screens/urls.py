@@ -3,7 +3,18 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from .views import analytics, canned, contacts, conversations, inbox, me, queue, settings, tickets
+from .views import (
+    analytics,
+    canned,
+    contacts,
+    conversations,
+    inbox,
+    me,
+    queue,
+    routing,
+    settings,
+    tickets,
+)
 
 app_name = "crm"
 
@@ -80,6 +91,17 @@ urlpatterns = [
     path(
         "settings/agents/<int:profile_id>/", settings.save_agent_preferences, name="settings-agent"
     ),
+    path("settings/routing/", routing.routing_settings, name="routing-settings"),
+    path(
+        "settings/routing/teams/<int:team_id>/",
+        routing.save_team_routing,
+        name="routing-team",
+    ),
+    path("settings/routing/rules/", routing.add_rule, name="routing-rule-add"),
+    path("settings/routing/rules/<int:rule_id>/", routing.change_rule, name="routing-rule"),
+    path("settings/routing/defaults/", routing.save_defaults, name="routing-defaults"),
+    path("escalations/<int:escalation_id>/accept/", routing.accept_offer, name="accept-offer"),
+    path("escalations/<int:escalation_id>/decline/", routing.decline_offer, name="decline-offer"),
     path("preferences/", settings.my_preferences, name="preferences"),
     # Header
     path("me/availability/", me.set_availability, name="availability"),
