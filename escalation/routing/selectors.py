@@ -208,3 +208,27 @@ def sla_attainment(escalations) -> dict:
         "by_reason": by("reason"),
         "first_reply": duration_summary(replies, "first_reply_at", "claimed_at"),
     }
+
+
+def sla_report(filters) -> dict:
+    """Analytics: SLA attainment over the escalations raised in [start, end) (optionally one
+    channel kind or team), by team, priority and reason, with labels; and the first agent
+    reply after takeover. Five queries."""
+    from crm.codes import Priority, Reason
+
+    rows = Escalation.objects.filter(escalated_at__gte=filters.start, escalated_at__lt=filters.end)
+    if filters.channel:
+        rows = rows.filter(conversation__channel__kind=filters.channel)
+    if filters.team:
+        rows = rows.filter(team_id=filters.team)
+    report = sla_attainment(rows)
+    for row in report["by_team"]:
+        row["label"] = row.pop("team__name") or "—"
+    for row in report["by_priority"]:
+        row["label"] = str(Priority(row.pop("priority")).label)
+    report["by_priority"].reverse()  # urgent first
+    reasons = dict(Reason.choices)
+    for row in report["by_reason"]:
+        code = row.pop("reason")
+        row["label"] = str(reasons.get(code, code))
+    return report

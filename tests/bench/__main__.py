@@ -4,6 +4,7 @@ its floor measured in the same run. Prints a table, writes bench-results.json an
     python -m tests.bench                 # everything at full size (about 8 minutes)
     python -m tests.bench --quick         # every benchmark, small sizes (about a minute)
     python -m tests.bench --only race,queue --race-rounds 20
+    python -m tests.bench --only routing  # 50 agents, 1,000 escalations (a few minutes)
 
 The benchmark's database is on DATABASE_URL's server: that database itself when its name contains
 "bench", else the same name with "_bench" appended. It is created if missing and EMPTIED at the
@@ -31,6 +32,7 @@ BENCHMARKS = (
     "scale",
     "race",
     "queue",
+    "routing",
 )
 # Raised for the benchmark's servers so pacing by the per-socket limit (20 per 10 s by default)
 # does not become the figure; the load benchmark stays under the default rate per socket anyway.
@@ -90,6 +92,9 @@ def parse_args(argv):
     parser.add_argument("--race-rounds", type=int, default=100)
     parser.add_argument("--queue-sizes", default="10000,100000")
     parser.add_argument("--queue-repeats", type=int, default=20)
+    parser.add_argument("--routing-agents", type=int, default=50)
+    parser.add_argument("--routing-escalations", type=int, default=1000)
+    parser.add_argument("--routing-capacity", type=int, default=5)
     parser.add_argument("--out", default="bench-results.json")
     parser.add_argument(
         "--update-readme",
@@ -114,6 +119,7 @@ def parse_args(argv):
         args.race_rounds = min(args.race_rounds, 20)
         args.queue_sizes = "1000,5000"
         args.queue_repeats = min(args.queue_repeats, 5)
+        args.routing_escalations = min(args.routing_escalations, 200)
     args.only = [b.strip() for b in args.only.split(",") if b.strip()]
     unknown = set(args.only) - set(BENCHMARKS)
     if unknown:
@@ -278,6 +284,22 @@ def main(argv=None) -> int:
                 )
                 results["benchmarks"]["queue"] = data
                 progress.done()
+            elif name == "routing":
+                from .routing import run_routing
+
+                progress.start(
+                    f"routing ({args.routing_agents} agents, "
+                    f"{args.routing_escalations} escalations)"
+                )
+                data = run_routing(
+                    agents=args.routing_agents,
+                    escalations=args.routing_escalations,
+                    capacity=args.routing_capacity,
+                    producers=4,
+                    progress=progress,
+                )
+                results["benchmarks"]["routing"] = data
+                progress.done(data["headline"])
             if isinstance(results["benchmarks"].get(name), dict):
                 # The machine is shared: each figure carries the load it was taken under.
                 results["benchmarks"][name]["load_average_1min"] = [

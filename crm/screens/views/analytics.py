@@ -1,8 +1,10 @@
 """Analytics for managers: escalation rate, wait and resolution times, reasons."""
 
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from escalation.models import Priority, Reason
+from escalation.routing.selectors import sla_report
 from escalation.selectors import escalation_metrics
 
 from .. import charts, selectors
@@ -55,4 +57,22 @@ def analytics(request):
             ]
         ),
     }
+    context.update(_sla_context(filters))
     return render_page(request, "crm/analytics/analytics.html", context, nav="analytics")
+
+
+def _sla_context(filters) -> dict:
+    """Routing's partial (templates/crm/analytics/_sla.html)."""
+    sla = sla_report(filters)
+    return {
+        "sla": sla,
+        "sla_groups": [
+            (_("By team"), sla["by_team"]),
+            (_("By priority"), sla["by_priority"]),
+            (_("By reason"), sla["by_reason"]),
+        ],
+        "first_reply": {
+            "median": charts.duration(sla["first_reply"]["median"]),
+            "p90": charts.duration(sla["first_reply"]["p90"]),
+        },
+    }

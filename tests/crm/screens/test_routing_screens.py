@@ -51,7 +51,9 @@ def test_accepting_from_the_queue_opens_the_conversation(client, agent):
     routing.route_escalation(escalation_id=escalation.pk)
     client.force_login(agent)
 
-    response = client.post(reverse("crm:accept-offer", args=[escalation.pk]), HTTP_HX_REQUEST="true")
+    response = client.post(
+        reverse("crm:accept-offer", args=[escalation.pk]), HTTP_HX_REQUEST="true"
+    )
 
     assert response.status_code == 204
     assert response["HX-Redirect"] == f"/crm/conversations/{escalation.conversation_id}/"
@@ -64,7 +66,9 @@ def test_accepting_someone_elses_offer_is_a_toast_not_a_500(client, agent):
     TeamRouting.objects.create(team=team, mode="automatic")
     escalation = _escalate_for(team)
     client.force_login(agent)
-    response = client.post(reverse("crm:accept-offer", args=[escalation.pk]), HTTP_HX_REQUEST="true")
+    response = client.post(
+        reverse("crm:accept-offer", args=[escalation.pk]), HTTP_HX_REQUEST="true"
+    )
     assert response.status_code == 409
     assert "no longer yours" in response.content.decode()
 
@@ -121,7 +125,11 @@ def test_a_manager_makes_a_team_automatic_with_hours(manager_client):
     )
     assert response.status_code == 302
     saved = TeamRouting.objects.get(team=team)
-    assert (saved.mode, saved.strategy, saved.time_zone) == ("automatic", "least_busy", "Europe/Berlin")
+    assert (saved.mode, saved.strategy, saved.time_zone) == (
+        "automatic",
+        "least_busy",
+        "Europe/Berlin",
+    )
     assert saved.weekly_hours[1] == {"day": "tue", "opens": "09:00", "closes": "17:00"}
     assert saved.sla_targets == {"urgent": 60}
 
@@ -172,10 +180,18 @@ def test_automatic_with_capacity_zero_shows_the_error(manager_client):
 def test_a_manager_adds_orders_moves_switches_off_and_deletes_rules(manager_client):
     orders = TeamFactory(name="Orders")
     billing = TeamFactory(name="Billing")
-    for name, team, topic in [("Billing", billing, "billing_dispute"), ("Orders", orders, "orders")]:
+    for name, team, topic in [
+        ("Billing", billing, "billing_dispute"),
+        ("Orders", orders, "orders"),
+    ]:
         response = manager_client.post(
             reverse("crm:routing-rule-add"),
-            {"rule-name": name, "rule-team": team.pk, "rule-topics": [topic], "rule-languages": "en, de"},
+            {
+                "rule-name": name,
+                "rule-team": team.pk,
+                "rule-topics": [topic],
+                "rule-languages": "en, de",
+            },
         )
         assert response.status_code == 302
     second = RoutingRule.objects.get(name="Orders")
@@ -215,3 +231,28 @@ def test_a_manager_saves_the_defaults(manager_client):
     saved = RoutingSettings.load()
     assert saved.default_team == team and saved.sla_targets["urgent"] == 90
     assert saved.ageing_seconds == {"low": 600}
+
+
+def test_analytics_shows_sla_attainment_and_first_reply(client, manager, agent):
+    from datetime import timedelta
+
+    from crm import services as crm_services
+    from escalation import services
+
+    team = TeamFactory(name="Orders")
+    in_time = _escalate_for(team)
+    services.take_over_escalation(escalation_id=in_time.pk, agent=agent)
+    crm_services.send_agent_message(conversation=in_time.conversation, agent=agent, text="Hi!")
+    late = _escalate_for(team)
+    Escalation.objects.filter(pk=late.pk).update(
+        sla_due_at=late.escalated_at - timedelta(seconds=1)
+    )
+    services.take_over_escalation(escalation_id=late.pk, agent=agent)
+
+    client.force_login(manager)
+    page = client.get(reverse("crm:analytics")).content.decode()
+    assert "SLA: time to takeover" in page
+    assert "1 of 2 picked up in time" in page
+    assert '<th scope="row">Orders</th><td>1 / 2</td><td>50%</td>' in page
+    assert '<th scope="row">High</th><td>1 / 2</td>' in page
+    assert "(1 reply)" in page

@@ -1,0 +1,84 @@
+"""An automatic team in the browser: the escalation is offered to one agent, who does not
+answer; when the accept timeout passes, the scheduler (the embedded beat inside the server)
+offers it to the next agent, who accepts and lands in the conversation. Each page shows one
+consistent state after every step, no template syntax, no console errors."""
+
+import pytest
+
+from crm import services as crm_services
+from escalation import services as escalation_services
+from escalation.models import Escalation, Priority, TeamRouting
+from tests.factories import AgentFactory, ChannelFactory, ConversationFactory, TeamFactory
+
+from .conftest import off_the_browser_thread, sign_in, wait_live
+
+pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.redis]
+
+TIMEOUT_S = 5  # the shortest accept timeout a team may set
+BEAT_MS = (TIMEOUT_S + 5 + 10) * 1000  # the timeout, one beat interval, and a busy machine
+
+
+def _clean(page):
+    html = page.content()
+    assert "{{" not in html and "{%" not in html, "template syntax on the page"
+    assert "Server Error" not in html
+    assert not [line for line in page.le_console if "error" in line.lower()], page.le_console
+
+
+def test_an_offer_times_out_moves_to_the_next_agent_who_accepts(open_page, transactional_db):
+    team = TeamFactory(name="Orders")
+    TeamRouting.objects.create(
+        team=team, mode="automatic", strategy="round_robin", accept_timeout_seconds=TIMEOUT_S
+    )
+    marina = AgentFactory(display_name="Marina", username="marina", teams=[team])
+    alex = AgentFactory(display_name="Alex", username="alex", teams=[team])
+    conversation = ConversationFactory(
+        contact__name="Jamie Patel", channel=ChannelFactory(default_team=team)
+    )
+
+    pages = {}
+    for name, user in (("marina", marina), ("alex", alex)):
+        page = open_page(name)
+        sign_in(page, user)
+        wait_live(page)
+        pages[name] = page
+
+    def escalate():
+        crm_services.receive_customer_message(conversation=conversation, text="Where is my order?")
+        return escalation_services.escalate_conversation(
+            conversation=conversation,
+            reason="request",
+            priority=Priority.HIGH,
+            triggered_by=Escalation.Trigger.DETECTION,
+        )[0]
+
+    escalation = off_the_browser_thread(escalate)
+    row = f'.queue-row[data-escalation-id="{escalation.pk}"]'
+
+    # Round robin starts with Marina: her queue offers it to her, Alex's says so.
+    pages["marina"].wait_for_selector(f"{row} .offer:has-text('Offered to you')")
+    pages["marina"].wait_for_selector(f"{row} .offer-left:has-text('s to accept')")
+    pages["alex"].wait_for_selector(f"{row} .offered-to:has-text('Offered to Marina')")
+    pages["alex"].wait_for_selector(f"{row} .sla")
+    for page in pages.values():
+        _clean(page)
+
+    # Marina does not answer: after the timeout the scheduler offers it to Alex.
+    pages["alex"].wait_for_selector(f"{row} .offer:has-text('Offered to you')", timeout=BEAT_MS)
+    pages["marina"].wait_for_selector(f"{row} .offered-to:has-text('Offered to Alex')")
+    assert pages["marina"].locator(f"{row} .offer").count() == 0
+    for page in pages.values():
+        _clean(page)
+
+    # Alex accepts and lands in the conversation, which is his.
+    pages["alex"].click(f"{row} .offer button:has-text('Accept')")
+    pages["alex"].wait_for_url(f"**/crm/conversations/{conversation.pk}/")
+    pages["alex"].wait_for_selector("#handled-by:has-text('You are handling this conversation.')")
+    _clean(pages["alex"])
+    pages["marina"].wait_for_selector(row, state="detached")
+
+    escalation.refresh_from_db()
+    assert (escalation.status, escalation.claimed_by) == ("claimed", alex)
+    kinds = list(escalation.events.values_list("kind", flat=True))
+    assert kinds.count("offered") == 2 and kinds.count("offer_expired") == 1
+    assert kinds[-1] == "claimed"
