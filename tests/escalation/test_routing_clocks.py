@@ -191,3 +191,25 @@ def test_first_agent_reply_after_takeover_is_recorded_not_the_greeting():
     reply = crm_services.send_agent_message(conversation=conversation, agent=agent, text="On it")
     escalation.refresh_from_db()
     assert escalation.first_reply_at == reply.created_at
+
+
+def test_the_sweeps_route_a_team_that_opened_and_age_what_waited():
+    team = TeamFactory(name="Billing")
+    closed_all_week_but(team, day_offset=3)
+    TeamRouting.objects.filter(team=team).update(mode=TeamRouting.Mode.AUTOMATIC, offer_first=False)
+    agent = AgentFactory(teams=[team])
+    escalation = escalate(conversation_for(team), priority=Priority.LOW)
+    assert tasks.route_waiting_escalations() == 0  # still closed
+
+    TeamRouting.objects.filter(team=team).update(weekly_hours=[])  # open around the clock now
+    assert tasks.route_waiting_escalations() == 1
+    escalation.refresh_from_db()
+    assert escalation.claimed_by == agent
+
+    waiting = escalate(ConversationFactory(), priority=Priority.LOW)
+    Escalation.objects.filter(pk=waiting.pk).update(
+        priority_changed_at=timezone.now() - timedelta(hours=1)
+    )
+    assert tasks.age_priorities() == 1
+    waiting.refresh_from_db()
+    assert waiting.priority == Priority.NORMAL
