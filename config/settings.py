@@ -327,6 +327,8 @@ SPECTACULAR_SETTINGS = {
         "WebhookEventEnum": "integrations.models.WebhookEvent",
         "EscalationEventKindEnum": "escalation.models.EscalationEvent.Kind",
         "TicketEventKindEnum": "tickets.models.TicketEvent.Kind",
+        "TeamRoutingModeEnum": "escalation.routing.models.TeamRouting.Mode",
+        "ConversationModeEnum": "crm.models.Conversation.Mode",
     },
 }
 
