@@ -114,16 +114,9 @@ def _offer(escalation: Escalation, profile: AgentProfile, routing: TeamRouting, 
         note=_("Accept within %(seconds)d s") % {"seconds": routing.accept_timeout_seconds},
     )
     number = escalation.events.filter(kind=EscalationEvent.Kind.OFFERED).count()
+    # The agent's socket hears of it as a notification (with offer_expires_at in its details),
+    # and every queue re-reads its rows.
     alerts.notify_agent_of_offer(escalation=escalation, profile=profile, number=number)
-    realtime.publish_to_agent(
-        profile.user_id,
-        {
-            "type": "assignment.offered",
-            "escalation": escalation.pk,
-            "conversation": escalation.conversation_id,
-            "expires_at": expires.isoformat(),
-        },
-    )
     realtime.publish_queue_event("updated", escalation.pk)
     emit_escalation_event("escalation.offered", escalation)
 
@@ -279,9 +272,6 @@ def _count_missed_offer(profile: AgentProfile, escalation: Escalation) -> None:
         number = escalation.events.filter(kind=EscalationEvent.Kind.OFFER_EXPIRED).count()
         alerts.notify_agent_set_away(
             escalation=escalation, profile=profile, missed=missed, number=number
-        )
-        realtime.publish_to_agent(
-            profile.user_id, {"type": "availability.changed", "availability": "away"}
         )
     state.save(update_fields=["missed_offers"])
 
