@@ -56,7 +56,8 @@ def render_markdown(results: dict) -> str:
         f"{versions.get('Django')}, uvicorn {versions.get('uvicorn')}, Celery "
         f"{versions.get('celery')}. Load average (1/5/15 min) {start} at the start and {end} at "
         "the end"
-        + (f"; 1-min load before→after each benchmark: {', '.join(loads)}." if loads else "."),
+        + (f"; 1-min load before→after each benchmark: {', '.join(loads)}." if loads else ".")
+        + f" Benchmarks in this run: {', '.join(b) or 'none'}.",
         "",
         "| " + " | ".join(HEADERS) + " |",
         "|" + "---|" * len(HEADERS),
