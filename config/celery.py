@@ -22,6 +22,10 @@ app.conf.beat_schedule = {
         "task": "escalation.tasks.sweep_unanalysed_messages",
         "schedule": 30.0,
     },
+    "announce-queue-places": {
+        "task": "escalation.tasks.announce_queue_places",
+        "schedule": 60.0,
+    },
     "remind-overdue-escalations": {
         "task": "escalation.tasks.remind_overdue_escalations",
         "schedule": 30.0,

@@ -204,6 +204,12 @@ LIVE_ESCALATION = {
     "SOCKET_RECHECK_SECONDS": env_number("SOCKET_RECHECK_SECONDS", 30.0, cast=float, minimum=1),
     # Deepest JSON nesting accepted anywhere (API, widget, webhooks, sockets).
     "MAX_JSON_DEPTH": env_number("MAX_JSON_DEPTH", 32, minimum=2, maximum=200),
+    # WhatsApp/Instagram customers waiting in the queue get a message when their estimate moved
+    # by at least this many minutes (or they are next), at most once per interval.
+    "WAIT_UPDATE_MIN_CHANGE_MINUTES": env_number("WAIT_UPDATE_MIN_CHANGE_MINUTES", 3, minimum=1),
+    "WAIT_UPDATE_MIN_INTERVAL_SECONDS": env_number(
+        "WAIT_UPDATE_MIN_INTERVAL_SECONDS", 300, minimum=30
+    ),
 }
 
 # --- Cache: rate limits and throttles. Per process unless CACHE_URL points at a shared Redis

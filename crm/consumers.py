@@ -705,6 +705,7 @@ class CustomerConsumer(LiveConsumer):
         )
         await self.replay(self.conversation_id, after or 0)
         await self.send_mode(self.conversation_id)
+        await self.send_queue_position()
 
     async def disconnect(self, code):
         await super().disconnect(code)
@@ -788,6 +789,18 @@ class CustomerConsumer(LiveConsumer):
     async def message_created(self, event):
         if event["message"]["conversation"] == self.conversation_id:
             await self.send_message_frame(event["message"])
+
+    async def send_queue_position(self) -> None:
+        """While waiting for an agent: the place in the queue and the estimate, at once."""
+        from escalation.selectors import queue_place
+        from escalation.services import queue_position_event
+
+        place = await database_sync_to_async(queue_place)(self.conversation_id)
+        if place is not None:
+            await self.send_frame(queue_position_event(place))
+
+    async def queue_position(self, event):
+        await self.send_frame(event)
 
 
 class AgentConsumer(LiveConsumer):

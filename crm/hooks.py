@@ -36,3 +36,7 @@ agent_replied = Hook("agent_replied")
 
 # An agent's availability changed (``profile=``, with the new value).
 agent_availability_changed = Hook("agent_availability_changed")
+
+# The queue changed (``kind=`` added, updated, claimed, removed; ``escalation_id=``): announced
+# with the queue event, inside the changing transaction.
+queue_changed = Hook("queue_changed")

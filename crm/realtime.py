@@ -134,6 +134,9 @@ def publish_queue_event(kind: str, escalation_id: int, **extra) -> None:
     """``kind``: added, updated, claimed, removed. Agents re-read the row they are shown."""
     event = {"type": f"queue.{kind}", "escalation": escalation_id, **extra}
     publish_on_commit(QUEUE_GROUP, event)
+    from .hooks import queue_changed
+
+    queue_changed.announce(kind=kind, escalation_id=escalation_id)
 
 
 def publish_to_agent(user_id: int, event: dict) -> None:

@@ -500,14 +500,17 @@ def post_wait_update(
         return None
     now = timezone.now()
     notice = WaitNotice.objects.select_for_update().filter(conversation=conversation).first()
-    if notice is not None:
-        moved = abs(notice.wait_minutes - wait_minutes) >= min_change or (
-            position == 1 and notice.position != 1
+    if notice is None:
+        # The handoff message has just told them the estimate: this is the baseline.
+        WaitNotice.objects.create(
+            conversation=conversation, position=position, wait_minutes=wait_minutes, sent_at=now
         )
-        if not moved or now - notice.sent_at < min_interval:
-            return None
-    else:
-        notice = WaitNotice(conversation=conversation)
+        return None
+    moved = abs(notice.wait_minutes - wait_minutes) >= min_change or (
+        position == 1 and notice.position != 1
+    )
+    if not moved or now - notice.sent_at < min_interval:
+        return None
     notice.position, notice.wait_minutes, notice.sent_at = position, wait_minutes, now
     notice.save()
     return _outgoing(

@@ -269,12 +269,20 @@ def widget_messages(request, conversation_id: int):
     name = ""
     if conversation.mode == Conversation.Mode.AGENT and conversation.assigned_agent_id:
         name = agent_name(conversation.assigned_agent)
+    place = None
+    if conversation.mode == Conversation.Mode.AWAITING_AGENT:
+        from escalation.selectors import queue_place
+
+        place = queue_place(conversation.pk)
     response = JsonResponse(
         {
             "messages": [realtime.customer_message_payload(m) for m in rows[:MESSAGES_PAGE]],
             "has_more": len(rows) > MESSAGES_PAGE,
             "mode": conversation.mode,
             "agent_name": name,
+            "queue": {"position": place.position, "wait_minutes": place.wait_minutes}
+            if place
+            else None,
         }
     )
     return with_cors(response, origin)

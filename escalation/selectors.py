@@ -344,3 +344,71 @@ def queue_depth() -> list[dict]:
         }
         for row in rows
     ]
+
+
+@dataclass(frozen=True)
+class QueuePlace:
+    """Where a waiting customer stands: 1 is next in the team's queue; the estimate in whole
+    minutes, at least 1 (as the handoff message says it)."""
+
+    escalation_id: int
+    conversation_id: int
+    channel_kind: str
+    position: int
+    wait_minutes: int
+
+
+def queue_places(*, limit: int = 1000) -> list[QueuePlace]:
+    """Every queued escalation's place and estimate (three queries, whatever the queue's
+    size): the same arithmetic as ``estimated_wait_minutes``, done for all at once."""
+    rows = list(
+        Escalation.objects.filter(status=Status.QUEUED)
+        .order_by("team_id", "-priority", "escalated_at", "id")
+        .values_list("id", "conversation_id", "team_id", "conversation__channel__kind")[:limit]
+    )
+    if not rows:
+        return []
+    pickup_seconds = recent_pickup_seconds()
+    online = online_agents()
+    per_team = dict(
+        online.filter(teams__isnull=False)
+        .values_list("teams__id")
+        .annotate(agents=Count("id", distinct=True))
+    )
+    everyone = online.count()
+    places, position, team = [], 0, object()
+    for escalation_id, conversation_id, team_id, kind in rows:
+        position = position + 1 if team_id == team else 1
+        team = team_id
+        agents = per_team.get(team_id, 0) if team_id else everyone
+        seconds = wait_estimate(
+            position=position, pickup_seconds=pickup_seconds, online_agents=agents
+        )
+        places.append(
+            QueuePlace(
+                escalation_id=escalation_id,
+                conversation_id=conversation_id,
+                channel_kind=kind,
+                position=position,
+                wait_minutes=max(1, math.ceil(seconds / 60)),
+            )
+        )
+    return places
+
+
+def queue_place(conversation_id: int) -> QueuePlace | None:
+    """The place of one conversation's queued escalation, or None when it is not waiting."""
+    escalation = (
+        Escalation.objects.filter(conversation_id=conversation_id, status=Status.QUEUED)
+        .select_related("conversation__channel")
+        .first()
+    )
+    if escalation is None:
+        return None
+    return QueuePlace(
+        escalation_id=escalation.pk,
+        conversation_id=conversation_id,
+        channel_kind=escalation.conversation.channel.kind,
+        position=queue_position(escalation),
+        wait_minutes=estimated_wait_minutes(escalation),
+    )

@@ -11,6 +11,7 @@ conversation alone, so no two of these transactions can wait on each other in a 
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
@@ -19,7 +20,7 @@ from django.utils.translation import gettext as _
 
 from crm import metrics, realtime
 from crm import services as crm_services
-from crm.models import Conversation, CRMSettings, agent_name
+from crm.models import PROVIDER_CHANNELS, Conversation, CRMSettings, agent_name
 from integrations.payloads import emit_escalation_event
 from tickets import services as ticket_services
 from tickets.models import Ticket
@@ -615,3 +616,36 @@ def remind_overdue_escalation(*, escalation_id: int, now=None) -> bool:
     alerts.notify_agents_of_reminder(escalation=escalation)
     realtime.publish_queue_event("updated", escalation.pk)
     return True
+
+
+def queue_position_event(place: selectors.QueuePlace) -> dict:
+    return {
+        "type": "queue.position",
+        "conversation": place.conversation_id,
+        "position": place.position,
+        "wait_minutes": place.wait_minutes,
+    }
+
+
+def announce_queue_places() -> int:
+    """Tell every waiting customer where they stand: a ``queue.position`` event to each
+    widget, and, on WhatsApp and Instagram, a message when the estimate moved by at least
+    ``WAIT_UPDATE_MIN_CHANGE_MINUTES`` (or they are next), at most once per
+    ``WAIT_UPDATE_MIN_INTERVAL_SECONDS`` (``crm.services.post_wait_update`` decides under a
+    row lock). Returns how many customers were told. Called by a Celery task, never in a
+    request."""
+    config = settings.LIVE_ESCALATION
+    places = selectors.queue_places()
+    for place in places:
+        realtime.publish_on_commit(
+            realtime.conversation_group(place.conversation_id), queue_position_event(place)
+        )
+        if place.channel_kind in PROVIDER_CHANNELS:
+            crm_services.post_wait_update(
+                conversation_id=place.conversation_id,
+                position=place.position,
+                wait_minutes=place.wait_minutes,
+                min_change=config["WAIT_UPDATE_MIN_CHANGE_MINUTES"],
+                min_interval=timedelta(seconds=config["WAIT_UPDATE_MIN_INTERVAL_SECONDS"]),
+            )
+    return len(places)

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -25,6 +26,34 @@ def queue_analysis(*, message) -> None:
             logger.warning("could not queue analysis of message %s; the sweep will", message_id)
 
     transaction.on_commit(enqueue)
+
+
+QUEUE_PLACES_PENDING = "escalation:queue-places-pending"
+
+
+def queue_place_updates(*, kind: str, escalation_id: int) -> None:
+    """Listener of ``crm.hooks.queue_changed``: after commit, tell waiting customers their new
+    place. A burst of changes queues one task (a cache key the task clears when it starts);
+    the beat runs it every minute anyway, as estimates move with time."""
+
+    def enqueue():
+        if not cache.add(QUEUE_PLACES_PENDING, 1, timeout=30):
+            return  # one is already queued and has not started
+        try:
+            announce_queue_places.delay()
+        except Exception:  # broker down: the beat's next run tells them
+            cache.delete(QUEUE_PLACES_PENDING)
+            logger.warning("could not queue the queue-place updates; the beat will")
+
+    transaction.on_commit(enqueue, robust=True)
+
+
+@shared_task(acks_late=True)
+def announce_queue_places() -> int:
+    from . import services
+
+    cache.delete(QUEUE_PLACES_PENDING)  # a change from now on queues another run
+    return services.announce_queue_places()
 
 
 @shared_task(acks_late=True)

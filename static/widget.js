@@ -41,6 +41,9 @@
     close: "Close",
     ai: "Our assistant",
     awaiting_agent: "Waiting for an agent…",
+    queue_place: "You are number {position} — about {minutes}",
+    minute: "1 minute",
+    minutes: "{n} minutes",
     agent: "Now speaking with ",
     closed: "This conversation is closed. Write to start again.",
     connecting: "Connecting…",
@@ -276,9 +279,23 @@
     bubble.lastChild.textContent = TEXT.not_sent + (reason ? ": " + reason : "");
   }
 
+  var currentMode = "ai";
   function showMode(mode, agentName) {
+    if (mode === currentMode && mode === "awaiting_agent" && status.dataset.position) return;
+    currentMode = mode;
+    delete status.dataset.position;
     if (mode === "agent") status.textContent = TEXT.agent + (agentName || "");
     else status.textContent = TEXT[mode] || TEXT.ai;
+  }
+
+  // "You are number 3 — about 4 minutes", while waiting for an agent (queue.position frames).
+  function showQueuePlace(place) {
+    if (currentMode !== "awaiting_agent" || !place) return;
+    var position = parseInt(place.position, 10), minutes = parseInt(place.wait_minutes, 10);
+    if (!(position > 0) || !(minutes > 0)) return;
+    status.dataset.position = String(position);
+    status.textContent = TEXT.queue_place.replace("{position}", position).replace(
+      "{minutes}", minutes === 1 ? TEXT.minute : TEXT.minutes.replace("{n}", minutes));
   }
 
   function showConnection(state) {
@@ -408,6 +425,9 @@
       case "conversation.mode":
         showMode(data.mode, data.agent_name);
         break;
+      case "queue.position":
+        showQueuePlace(data);
+        break;
       case "typing":
         note.className = "le-note";
         note.textContent = (data.name || "") + TEXT.typing;
@@ -473,6 +493,7 @@
         if (!body) return;
         body.messages.forEach(renderMessage);
         showMode(body.mode, body.agent_name);
+        showQueuePlace(body.queue);
         if (body.has_more) pollTimer = setTimeout(poll, 0);
       })
       .catch(function () { /* offline: try again on the next tick */ })

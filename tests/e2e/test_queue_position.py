@@ -1,0 +1,83 @@
+"""A customer waiting for a person sees their place and estimate in the widget, and sees it
+move as agents (here, in the inbox of another browser context) pick up the people ahead."""
+
+import re
+
+import pytest
+
+from crm import services as crm_services
+from crm.models import CRMSettings
+from escalation import services as escalation_services
+from escalation.models import Escalation, Priority
+from tests.factories import (
+    AgentFactory,
+    AssistantFactory,
+    ChannelFactory,
+    ConversationFactory,
+    TeamFactory,
+)
+
+from .conftest import off_the_browser_thread, sign_in, wait_live
+from .test_inbox import assert_clean, wait_counts, watch_console
+
+pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.redis]
+
+
+def test_the_widget_shows_the_place_in_the_queue_and_updates_it_live(open_page, transactional_db):
+    team = TeamFactory(name="Support")
+    channel = ChannelFactory(
+        kind="website", assistant=AssistantFactory(handoff_enabled=True), default_team=team
+    )
+    marina = AgentFactory(display_name="Marina", username="marina", teams=[team])
+    CRMSettings.load()
+
+    def waiting(name):
+        conversation = ConversationFactory(channel=channel, contact__name=name, team=team)
+        crm_services.receive_customer_message(conversation=conversation, text="Help please")
+        return escalation_services.escalate_conversation(
+            conversation=conversation,
+            reason="request",
+            priority=Priority.NORMAL,
+            triggered_by=Escalation.Trigger.DETECTION,
+        )[0]
+
+    first = off_the_browser_thread(waiting, "Jamie Patel")
+    off_the_browser_thread(waiting, "Ana Ruiz")
+
+    agent = open_page("marina")
+    agent_errors = watch_console(agent)
+    sign_in(agent, marina, next_url="/crm/inbox/")
+    wait_live(agent)
+
+    customer = open_page("customer")
+    customer_errors = watch_console(customer)
+    customer.goto(f"/widget/demo/?channel={channel.key}")
+    customer.click(".le-launch")
+    customer.fill(".le-input", "I want to speak to a person")
+    customer.press(".le-input", "Enter")
+    status = customer.locator(".le-status")
+    customer.wait_for_function(
+        "document.querySelector('.le-status')?.textContent.startsWith('You are number 3')"
+    )
+    assert re.fullmatch(r"You are number 3 — about \d+ minutes?", status.inner_text().strip())
+    wait_counts(agent, queued=3)
+
+    # Marina opens the first in her inbox and takes it over: the customer moves up, live.
+    agent.goto(f"/crm/inbox/?c={first.conversation_id}")
+    wait_live(agent)
+    agent.keyboard.press("t")
+    agent.wait_for_selector("#handled-by:has-text('You are handling this conversation.')")
+    customer.wait_for_function(
+        "document.querySelector('.le-status')?.textContent.startsWith('You are number 2')"
+    )
+    wait_counts(agent, queued=2, mine=1)
+
+    # Then the customer's own conversation is taken: the place gives way to the agent's name.
+    customer_escalation = Escalation.objects.filter(status="queued").order_by("-id").first()
+    agent.goto(f"/crm/inbox/?c={customer_escalation.conversation_id}")
+    wait_live(agent)
+    agent.keyboard.press("t")
+    customer.wait_for_selector(".le-status:has-text('Now speaking with Marina')")
+    assert "You are number" not in status.inner_text()
+    assert_clean(agent)
+    assert agent_errors == [] and customer_errors == []

@@ -1,0 +1,169 @@
+"""Queue position and estimate for every waiting customer: computed for the whole queue at
+once, pushed to the widget as the queue moves, and sent to WhatsApp/Instagram customers only
+when the estimate moved enough, rate-limited, by a Celery task."""
+
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.utils import timezone
+
+from crm import services as crm_services
+from crm.models import Message, WaitNotice
+from escalation import selectors, services
+from escalation.models import Escalation, Priority
+from tests.crm.test_customer_socket import (  # noqa: F401 (close_db_connections is a fixture)
+    TIMEOUT,
+    close_db_connections,
+    connected,
+    customer_socket,
+    frames_until,
+)
+from tests.factories import AgentFactory, ChannelFactory, ConversationFactory, TeamFactory
+
+
+def escalate(conversation, priority=Priority.NORMAL):
+    return services.escalate_conversation(
+        conversation=conversation,
+        reason="request",
+        priority=priority,
+        triggered_by=Escalation.Trigger.DETECTION,
+    )[0]
+
+
+@pytest.mark.django_db
+def test_places_are_per_team_in_queue_order_with_the_estimate(settings):
+    settings.LIVE_ESCALATION = {**settings.LIVE_ESCALATION, "DEFAULT_PICKUP_SECONDS": 120}
+    billing, support = TeamFactory(name="Billing"), TeamFactory(name="Support")
+    AgentFactory(teams=[billing])  # one billing agent online; support has none
+    first = escalate(ConversationFactory(team=billing))
+    urgent = escalate(ConversationFactory(team=billing), Priority.URGENT)
+    other = escalate(ConversationFactory(team=support))
+    places = {p.escalation_id: p for p in selectors.queue_places()}
+    assert (places[urgent.pk].position, places[urgent.pk].wait_minutes) == (1, 2)
+    assert (places[first.pk].position, places[first.pk].wait_minutes) == (2, 4)
+    assert places[other.pk].position == 1
+    # The one-at-a-time reading agrees with the batch.
+    for escalation in (first, urgent, other):
+        single = selectors.queue_place(escalation.conversation_id)
+        assert (single.position, single.wait_minutes) == (
+            places[escalation.pk].position,
+            places[escalation.pk].wait_minutes,
+        )
+    assert selectors.queue_place(ConversationFactory().pk) is None
+
+
+@pytest.mark.django_db
+def test_places_take_a_fixed_number_of_queries(django_assert_num_queries):
+    team = TeamFactory(name="Billing")
+    for _ in range(3):
+        escalate(ConversationFactory(team=team))
+    with django_assert_num_queries(4):
+        selectors.queue_places()
+    for _ in range(10):
+        escalate(ConversationFactory())
+    with django_assert_num_queries(4):
+        selectors.queue_places()
+
+
+@pytest.mark.django_db
+def test_whatsapp_customers_are_told_only_when_the_estimate_moved_enough_and_not_too_often(
+    settings,
+):
+    settings.LIVE_ESCALATION = {
+        **settings.LIVE_ESCALATION,
+        "WAIT_UPDATE_MIN_CHANGE_MINUTES": 3,
+        "WAIT_UPDATE_MIN_INTERVAL_SECONDS": 300,
+    }
+    whatsapp = ChannelFactory(kind="whatsapp", access_token="t", provider_account_id="1")
+    conversation = ConversationFactory(channel=whatsapp, external_id="34600")
+    escalation = escalate(conversation)
+
+    def updates():
+        return list(
+            Message.objects.filter(conversation=conversation, text__startswith="You are number")
+        )
+
+    def post(position, minutes):
+        return crm_services.post_wait_update(
+            conversation_id=conversation.pk,
+            position=position,
+            wait_minutes=minutes,
+            min_change=3,
+            min_interval=timedelta(seconds=300),
+        )
+
+    services.announce_queue_places()  # the baseline: the handoff message said it already
+    notice = WaitNotice.objects.get(conversation=conversation)
+    assert updates() == []
+    baseline = notice.wait_minutes
+    assert post(2, baseline + 2) is None  # moved too little
+    WaitNotice.objects.filter(pk=notice.pk).update(sent_at=timezone.now() - timedelta(hours=1))
+    message = post(3, baseline + 5)
+    assert message.text == f"You are number 3 in the queue — about {baseline + 5} minutes."
+    assert message.delivery_status == Message.Delivery.PENDING  # goes out through the provider
+    assert post(3, baseline + 20) is None  # within the interval
+    WaitNotice.objects.filter(pk=notice.pk).update(sent_at=timezone.now() - timedelta(hours=1))
+    assert post(1, baseline + 19).text.startswith("You are number 1")  # next: always worth it
+    assert len(updates()) == 2
+    services.take_over_escalation(escalation_id=escalation.pk, agent=AgentFactory())
+    WaitNotice.objects.filter(pk=notice.pk).update(sent_at=timezone.now() - timedelta(hours=1))
+    assert post(1, 30) is None  # no longer waiting
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_announcing_at_once_send_one_update():
+    import threading
+
+    from django.db import connections
+
+    whatsapp = ChannelFactory(kind="whatsapp", access_token="t", provider_account_id="1")
+    conversation = ConversationFactory(channel=whatsapp, external_id="34600")
+    escalate(conversation)
+    WaitNotice.objects.update_or_create(
+        conversation=conversation,
+        defaults={"position": 9, "wait_minutes": 60, "sent_at": timezone.now() - timedelta(1)},
+    )
+    barrier = threading.Barrier(4)
+    errors = []
+
+    def work():
+        try:
+            barrier.wait()
+            services.announce_queue_places()
+        except Exception as error:  # reported below
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert (
+        Message.objects.filter(conversation=conversation, text__startswith="You are number").count()
+        == 1
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_widget_socket_gets_its_place_on_connect_and_as_the_queue_moves():
+    team = await sync_to_async(TeamFactory)(name="Billing")
+    ahead = await sync_to_async(ConversationFactory)(team=team)
+    mine = await sync_to_async(ConversationFactory)(team=team)
+    first = await sync_to_async(escalate)(ahead)
+    await sync_to_async(escalate)(mine)
+
+    socket = customer_socket(mine)
+    await connected(socket)
+    frames = await frames_until(socket, lambda f: f["type"] == "queue.position")
+    assert frames[-1]["position"] == 2 and frames[-1]["wait_minutes"] >= 1
+
+    agent = await sync_to_async(AgentFactory)(teams=[team])
+    await sync_to_async(services.take_over_escalation)(escalation_id=first.pk, agent=agent)
+    frames = await frames_until(socket, lambda f: f["type"] == "queue.position")
+    assert frames[-1]["position"] == 1
+    await socket.disconnect()
