@@ -269,7 +269,10 @@
     // delivered to a detached form and lost.
     var panel = document.getElementById("conversation-panel");
     if (!panel) return;
-    if (panel.classList.contains("htmx-request") || panel.querySelector(".htmx-request")) {
+    // Nor under a form the agent is filling in (a hand-back note, a close reason): a swap
+    // would throw the text away; the refresh waits until the menu is closed.
+    if (panel.classList.contains("htmx-request") || panel.querySelector(".htmx-request") ||
+        panel.querySelector("details[open]") || panel.contains(document.activeElement)) {
       setTimeout(refreshPanel, 500);
       return;
     }

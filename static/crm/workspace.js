@@ -331,6 +331,9 @@
     if (panel && panel.dataset.handledBy) {
       return panel.dataset.handledBy + " is handling this conversation: only they can reply; a private note is fine.";
     }
+    if (panel && panel.dataset.windowOpen === "0") {
+      return "The 24-hour WhatsApp window has closed: free text can't be sent, an approved template can.";
+    }
     var typing = others(function (p, now) { return p.typingUntil > now; });
     if (typing.length) return typing[0].name + " is typing a reply in this conversation too.";
     return "";
@@ -372,7 +375,7 @@
   });
 
   // --- The WhatsApp reply window -------------------------------------------------------------------
-  var windowRefreshed = false;
+  var windowRefreshedAt = 0;
   function syncWindow() {
     var left = document.querySelector("#reply-window .window-left[data-until]");
     if (!left) return;
@@ -380,10 +383,12 @@
     if (isNaN(until)) return;
     var seconds = Math.floor((until - Date.now()) / 1000);
     if (seconds <= 0) {
-      if (!windowRefreshed) { windowRefreshed = true; LE.refreshPanel(); }
+      // Re-read the panel (the server says it closed); again every few seconds until it does,
+      // in case this clock ran ahead of the server's.
+      left.textContent = "0 min";
+      if (Date.now() - windowRefreshedAt > 3000) { windowRefreshedAt = Date.now(); LE.refreshPanel(); }
       return;
     }
-    windowRefreshed = false;
     var h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60);
     left.textContent = h ? h + " h " + m + " min" : m + " min " + (seconds % 60) + " s";
   }

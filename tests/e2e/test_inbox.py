@@ -19,9 +19,18 @@ pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.redis]
 TEMPLATE_SYNTAX = re.compile(r"\{[{%]|[%}]\}")
 
 
+# htmx logs an aborted request as an error: an action replacing an in-flight live refresh of
+# the panel (hx-sync, by design) or a navigation leaving one behind. A failed request still
+# shows up, as its HTTP status or htmx:responseError/sendError.
+ABORTED = {"htmx:sendAbort, [object HTMLElement]", "htmx:afterRequest, [object HTMLElement]"}
+
+
 def watch_console(page):
     errors = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on(
+        "console",
+        lambda m: errors.append(m.text) if m.type == "error" and m.text not in ABORTED else None,
+    )
     page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
     page.on(
         "response",

@@ -37,7 +37,7 @@ def test_the_widget_shows_the_place_in_the_queue_and_updates_it_live(open_page, 
         return escalation_services.escalate_conversation(
             conversation=conversation,
             reason="request",
-            priority=Priority.NORMAL,
+            priority=Priority.URGENT,  # ahead of the customer's request, whatever its priority
             triggered_by=Escalation.Trigger.DETECTION,
         )[0]
 
@@ -56,9 +56,8 @@ def test_the_widget_shows_the_place_in_the_queue_and_updates_it_live(open_page, 
     customer.fill(".le-input", "I want to speak to a person")
     customer.press(".le-input", "Enter")
     status = customer.locator(".le-status")
-    customer.wait_for_function(
-        "document.querySelector('.le-status')?.textContent.startsWith('You are number 3')"
-    )
+    # (the widget lives in a shadow root: Playwright's selectors reach into it)
+    customer.wait_for_selector(".le-status:has-text('You are number 3')", timeout=45_000)
     assert re.fullmatch(r"You are number 3 — about \d+ minutes?", status.inner_text().strip())
     wait_counts(agent, queued=3)
 
@@ -67,9 +66,7 @@ def test_the_widget_shows_the_place_in_the_queue_and_updates_it_live(open_page, 
     wait_live(agent)
     agent.keyboard.press("t")
     agent.wait_for_selector("#handled-by:has-text('You are handling this conversation.')")
-    customer.wait_for_function(
-        "document.querySelector('.le-status')?.textContent.startsWith('You are number 2')"
-    )
+    customer.wait_for_selector(".le-status:has-text('You are number 2')")
     wait_counts(agent, queued=2, mine=1)
 
     # Then the customer's own conversation is taken: the place gives way to the agent's name.
@@ -80,4 +77,5 @@ def test_the_widget_shows_the_place_in_the_queue_and_updates_it_live(open_page, 
     customer.wait_for_selector(".le-status:has-text('Now speaking with Marina')")
     assert "You are number" not in status.inner_text()
     assert_clean(agent)
-    assert agent_errors == [] and customer_errors == []
+    assert agent_errors == [], agent_errors
+    assert customer_errors == [], customer_errors

@@ -32,17 +32,22 @@ def _panel_context(request, conversation: Conversation, **extra) -> dict:
     escalation = selectors.latest_escalation(conversation.pk)
     owner = bool(escalation and escalation.claimed_by_id == request.user.pk)
     mine = owner and escalation.status == Escalation.Status.CLAIMED
+    assignee = (
+        conversation.mode == Conversation.Mode.AGENT
+        and conversation.assigned_agent_id == request.user.pk
+    )
+    window = crm_selectors.reply_window(conversation)
     return {
         "conversation": conversation,
         "escalation": escalation,
         "mine": mine,
         "claimed_by_name": agent_name(escalation.claimed_by) if escalation else "",
         "can_manage": owner or is_manager(request.user),
-        "can_reply": conversation.mode == Conversation.Mode.AGENT
-        and conversation.assigned_agent_id == request.user.pk,
+        "can_reply": assignee and window.is_open,
+        "is_assignee": assignee,
         "handled_by_other": conversation.mode == Conversation.Mode.AGENT
         and conversation.assigned_agent_id not in (None, request.user.pk),
-        "reply_window": crm_selectors.reply_window(conversation),
+        "reply_window": window,
         "templates": list(conversation.channel.templates.filter(is_approved=True))
         if conversation.channel.kind == "whatsapp"
         else [],
