@@ -104,11 +104,12 @@ def contact_history(contact: Contact) -> dict:
 
 
 def _ratings(contact: Contact) -> list:
-    """Customer ratings, when the CRM stores them (a ``rating`` relation on conversations)."""
+    """The contact's satisfaction ratings, newest first. Ratings are being added in parallel
+    (issue 14: ``escalation.SatisfactionRating``, ``Conversation.satisfaction_ratings``); until
+    that relation exists there are none to show."""
     field = next(
-        (f for f in Conversation._meta.related_objects if f.name in ("rating", "ratings", "csat")),
-        None,
+        (f for f in Conversation._meta.related_objects if f.name == "satisfaction_ratings"), None
     )
     if field is None:
         return []
-    return list(field.related_model.objects.filter(conversation__contact=contact))
+    return list(field.related_model.objects.filter(conversation__contact=contact).order_by("-id"))
