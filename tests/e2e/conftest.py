@@ -7,6 +7,7 @@ Celery runs eagerly inside the server, so a customer's message is analysed and e
 No browser is downloaded: Playwright drives the system Chromium (tests/conftest.py).
 """
 
+import json
 import os
 import re
 import socket
@@ -21,6 +22,7 @@ import pytest
 from django.db import connection
 
 from tests.conftest import chromium_path
+from tests.template_syntax import TEMPLATE_SYNTAX, template_syntax_in
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -33,6 +35,49 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-sync",
 ]
+# Installed in every page before its own scripts: records any template syntax that reaches the
+# document at any moment (first render, htmx swaps, live refreshes), so a leak that a later
+# swap hides is still caught. Script and style contents are code, not what a person sees.
+WATCH_TEMPLATE_SYNTAX = """
+(() => {
+  const pattern = new RegExp(TEMPLATE_SYNTAX);
+  // Kept in sessionStorage so what one page of the tab showed survives its navigation.
+  const key = "__leTemplateLeaks";
+  const record = (leak) => {
+    try {
+      const leaks = JSON.parse(sessionStorage.getItem(key) || "[]");
+      leaks.push(leak);
+      sessionStorage.setItem(key, JSON.stringify(leaks));
+    } catch (error) {
+      (window[key] = window[key] || []).push(leak);  // no storage here (about:blank)
+    }
+  };
+  const code = (node) => node.parentElement && node.parentElement.closest("script, style");
+  const inspect = (node) => {
+    if (node.nodeType === Node.TEXT_NODE) {
+      if (pattern.test(node.data) && !code(node)) record(node.data.trim().slice(0, 200));
+    } else if (node.nodeType === Node.ELEMENT_NODE) {
+      for (const attribute of node.attributes) {
+        if (pattern.test(attribute.value)) {
+          record(`<${node.localName} ${attribute.name}="${attribute.value.slice(0, 200)}">`);
+        }
+      }
+    }
+  };
+  const scan = (root) => {
+    inspect(root);
+    if (root.nodeType !== Node.ELEMENT_NODE || root.matches("script, style")) return;
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_ELEMENT | NodeFilter.SHOW_TEXT);
+    while (walker.nextNode()) inspect(walker.currentNode);
+  };
+  new MutationObserver((records) => {
+    for (const record of records) {
+      if (record.type === "childList") record.addedNodes.forEach(scan);
+      else inspect(record.target);
+    }
+  }).observe(document, { childList: true, subtree: true, attributes: true, characterData: true });
+})();
+""".replace("TEMPLATE_SYNTAX", json.dumps(TEMPLATE_SYNTAX.pattern))
 SERVER_START_TIMEOUT = 60
 WAIT_MS = 15_000  # the longest any single step may take
 
@@ -155,6 +200,7 @@ def open_page(request, browser, live_server_url, transactional_db):
             base_url=live_server_url, viewport={"width": 1280, "height": 900}
         )
         context.set_default_timeout(WAIT_MS)
+        context.add_init_script(WATCH_TEMPLATE_SYNTAX)
         context.le_base_url = live_server_url
         page = context.new_page()
         page.le_name = name
@@ -166,7 +212,11 @@ def open_page(request, browser, live_server_url, transactional_db):
 
     yield make
     failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    leaks = {}
     for context, page in contexts:
+        problem = "" if failed or page.is_closed() else _page_problem(page)
+        if problem:
+            leaks[page.le_name] = problem
         if failed:
             ARTIFACTS.mkdir(exist_ok=True)
             stem = re.sub(r"[^\w.-]+", "_", f"{request.node.name}-{page.le_name}")
@@ -176,6 +226,37 @@ def open_page(request, browser, live_server_url, transactional_db):
             except Exception:  # a crashed page: nothing to capture
                 pass
         context.close()
+    assert not leaks, f"after the test's last step: {leaks}"
+
+
+def _page_problem(page) -> str:
+    """What a person must not see on ``page`` now or at any moment since it opened: template
+    syntax (recorded by WATCH_TEMPLATE_SYNTAX, and in the current document), or a script error."""
+    recorded = page.evaluate(
+        "(() => { try { return JSON.parse(sessionStorage.getItem('__leTemplateLeaks') || '[]'); }"
+        " catch (error) { return window.__leTemplateLeaks || []; } })()"
+    )
+    visible = template_syntax_in(page.evaluate("document.documentElement.innerText || ''"))
+    html = page.evaluate(
+        "(() => { const d = document.documentElement.cloneNode(true);"
+        " d.querySelectorAll('script, style').forEach(n => n.remove()); return d.outerHTML; })()"
+    )
+    problems = []
+    leaks = list(dict.fromkeys([*recorded, *visible, *template_syntax_in(html)]))
+    if leaks:
+        problems.append(f"template syntax: {leaks[:5]}")
+    errors = [line for line in page.le_console if line.startswith("pageerror")]
+    if errors:
+        problems.append(f"script errors: {errors}")
+    return "; ".join(problems)
+
+
+def assert_page_clean(page) -> None:
+    """Call after any step: no template syntax reached ``page`` since it opened (its first
+    render, every swap and live refresh), and no script error. open_page also checks every page
+    after the test's last step."""
+    problem = _page_problem(page)
+    assert not problem, f"{page.le_name} at {page.url}: {problem}"
 
 
 _REAL_HASH = {}

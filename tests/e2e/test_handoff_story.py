@@ -8,7 +8,7 @@ from crm.models import Conversation, CRMSettings
 from escalation.models import Escalation
 from tests.factories import AgentFactory, AssistantFactory, ChannelFactory, TeamFactory
 
-from .conftest import log_in, real_password, wait_live
+from .conftest import assert_page_clean, log_in, real_password, wait_live
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.redis]
 
@@ -60,6 +60,8 @@ def test_customer_asks_for_a_person_and_an_agent_takes_over_live(open_page, worl
     agent.click("#take-over")
     agent.wait_for_selector("#handled-by:has-text('You are handling this conversation.')")
     customer.wait_for_selector(".le-status:has-text('Now speaking with Marina')")
+    assert_page_clean(agent)
+    assert_page_clean(customer)
 
     # Agent → customer
     agent.fill("#reply-text", "Hi! I can sort out your order right now.")
@@ -82,6 +84,7 @@ def test_customer_asks_for_a_person_and_an_agent_takes_over_live(open_page, worl
 
     agent.click("#resolve")
     agent.wait_for_selector("#conversation-panel .status-text:has-text('Resolved')")
+    assert_page_clean(agent)
     agent.click("#conversation-panel .ticket-link")
     agent.wait_for_url("**/crm/tickets/*/")
     assert agent.locator("#ticket-status").inner_text() == "Resolved"

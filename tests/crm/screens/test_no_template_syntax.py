@@ -1,0 +1,271 @@
+"""No template syntax ever reaches a page: every CRM page and fragment, the widget page and the
+login pages are requested as an agent and as a manager (plain and as htmx) against conversations
+in every state, every action is posted, and each answer is searched for ``{{ }}``, ``{% %}`` and
+``{# #}``. The sweep must reach every URL of /crm/ and /widget/ and render every template under
+templates/, so a new page or template cannot slip past it."""
+
+from pathlib import Path
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from crm import services as crm_services
+from crm.models import AgentProfile, Assistant, CRMSettings
+from escalation import services as escalation_services
+from escalation.models import Escalation, Priority
+from notifications.emails import build_notification_email
+from notifications.models import Notification
+from tests.factories import AgentFactory, ChannelFactory, ConversationFactory, TeamFactory
+from tests.template_syntax import assert_no_template_syntax
+
+TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
+HTMX = {"HTTP_HX_REQUEST": "true"}
+HTMX_PANEL = {**HTMX, "HTTP_HX_TARGET": "conversation-panel"}
+
+
+def _named_routes() -> set[str]:
+    """Every named URL of the CRM screens and the customer-facing pages."""
+    names = set()
+
+    def walk(patterns, namespace=""):
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                if pattern.namespace in ("crm",) or pattern.urlconf_name == "crm.urls":
+                    walk(pattern.url_patterns, pattern.namespace or "")
+            elif isinstance(pattern, URLPattern) and pattern.name and namespace == "crm":
+                names.add(f"crm:{pattern.name}")
+
+    walk(get_resolver().url_patterns)
+    from crm import urls as customer_urls
+
+    names |= {p.name for p in customer_urls.urlpatterns if p.name}
+    return names
+
+
+def _escalated(conversation, *, reason="request", text="I want to speak to a person"):
+    crm_services.receive_customer_message(conversation=conversation, text=text)
+    return escalation_services.escalate_conversation(
+        conversation=conversation,
+        reason=reason,
+        priority=Priority.HIGH,
+        triggered_by=Escalation.Trigger.DETECTION,
+        detail="Refund of a duplicate $49 charge",
+        summary="Customer wants a refund of a duplicate charge.",
+    )[0]
+
+
+@pytest.fixture
+def world(db):
+    CRMSettings.load()
+    billing = TeamFactory(name="Billing")
+    channel = ChannelFactory(
+        kind="website", key="website-demo", name="Website chat", default_team=billing
+    )
+    marina = AgentFactory(display_name="Marina", username="marina", teams=[billing])
+    alex = AgentFactory(display_name="Alex", username="alex", teams=[billing])
+    manager = AgentFactory(
+        display_name="Morgan", username="morgan", role=AgentProfile.Role.MANAGER, teams=[billing]
+    )
+    AgentProfile.objects.filter(user=marina).update(notify_via=AgentProfile.NotifyVia.BOTH)
+
+    def conversation(name):
+        return ConversationFactory(channel=channel, contact__name=name)
+
+    ai = conversation("Ada AI")
+    crm_services.receive_customer_message(conversation=ai, text="How do I update my card?")
+    queued = _escalated(conversation("Quinn Queued"))
+    claimed = _escalated(conversation("Cleo Claimed"), reason="sentiment")
+    escalation_services.take_over_escalation(escalation_id=claimed.pk, agent=marina)
+    crm_services.send_agent_message(
+        conversation=claimed.conversation, agent=marina, text="Hi, I'm on it.", private_note=False
+    )
+    crm_services.send_agent_message(
+        conversation=claimed.conversation, agent=marina, text="Card ends 4242", private_note=True
+    )
+    resolved = _escalated(conversation("Rory Resolved"), reason="complexity")
+    escalation_services.take_over_escalation(escalation_id=resolved.pk, agent=marina)
+    escalation_services.resolve_escalation(escalation_id=resolved.pk, agent=marina)
+    closed = _escalated(conversation("Cass Closed"), reason="loop")
+    escalation_services.close_escalation(escalation_id=closed.pk, agent=manager, reason="Spam")
+    escalation_services.remind_overdue_escalation(escalation_id=queued.pk)
+    return {
+        "marina": marina,
+        "alex": alex,
+        "manager": manager,
+        "team": billing,
+        "channel": channel,
+        "ai": ai.pk,
+        "escalations": {
+            "queued": queued,
+            "claimed": claimed,
+            "resolved": resolved,
+            "closed": closed,
+        },
+    }
+
+
+class Sweep:
+    """A signed-in client that checks every answer and remembers what it reached."""
+
+    def __init__(self, user=None):
+        self.client = Client()
+        if user is not None:
+            self.client.force_login(user)
+        self.routes: set[str] = set()
+        self.templates: set[str] = set()
+
+    def request(self, method: str, route: str, path: str, data=None, **headers):
+        self.routes.add(route)
+        response = getattr(self.client, method)(path, data or {}, **headers)
+        assert response.status_code < 500, (method, path, response.status_code)
+        self.templates |= {t.name for t in response.templates if t.name}
+        kind = response.get("Content-Type", "")
+        if "html" in kind and not response.streaming:
+            assert_no_template_syntax(response.content.decode(), f"{method.upper()} {path}")
+        return response
+
+    def get(self, route, path, **headers):
+        self.request("get", route, path, **headers)
+        return self.request("get", route, path, **HTMX)
+
+    def post(self, route, path, data=None, *, panel=False):
+        """Post as htmx (the way the screens do) and plainly; the plain redirect is followed."""
+        self.request("post", route, path, data, **(HTMX_PANEL if panel else HTMX))
+        response = self.request("post", route, path, data)
+        if response.status_code in (301, 302) and response["Location"].startswith("/"):
+            self.request("get", route, response["Location"])
+        return response
+
+
+def _read_conversations(sweep: Sweep, world) -> None:
+    ids = [world["ai"]] + [e.conversation_id for e in world["escalations"].values()]
+    for conversation_id in ids:
+        base = f"/crm/conversations/{conversation_id}/"
+        sweep.get("crm:conversation", base)
+        sweep.get("crm:conversation-messages", base + "messages/?after=0")
+        sweep.get("crm:conversation-panel", base + "panel/")
+        sweep.get("crm:conversation-sentiment", base + "sentiment/")
+    for escalation in world["escalations"].values():
+        sweep.get("crm:ticket", f"/crm/tickets/{escalation.ticket.pk}/")
+
+
+def _read_everything(sweep: Sweep, world) -> None:
+    _read_conversations(sweep, world)
+    sweep.get("crm:home", "/crm/")
+    for query in ("", "?priority=high", "?reason=request&wait=over_5", "?channel=nope"):
+        sweep.get("crm:queue", "/crm/live-escalation/" + query)
+    for query in ("", "?mode=closed", "?mode=agent"):
+        sweep.get("crm:conversations", "/crm/conversations/" + query)
+    for query in ("", "?status=resolved", "?status=bogus"):
+        sweep.get("crm:tickets", "/crm/tickets/" + query)
+    for query in ("", "?period=30d", "?period=custom&start=2026-01-01&end=2025-01-01"):
+        sweep.get("crm:analytics", "/crm/analytics/" + query)
+    sweep.get("crm:settings", "/crm/settings/")
+    sweep.get("crm:preferences", "/crm/preferences/")
+    sweep.get("crm:notifications", "/crm/notifications/")
+    sweep.get("crm:notification-badge", "/crm/notifications/badge/")
+
+
+def _act_on_everything(sweep: Sweep, world, user) -> None:
+    escalations = world["escalations"]
+    queued, claimed = escalations["queued"], escalations["claimed"]
+    sweep.post("crm:availability", "/crm/me/availability/", {"availability": "away"})
+    sweep.post("crm:availability", "/crm/me/availability/", {"availability": "nonsense"})
+    sweep.post("crm:availability", "/crm/me/availability/", {"availability": "online"})
+    sweep.post("crm:preferences", "/crm/preferences/", {"notify_via": "nonsense"})
+    sweep.post("crm:preferences", "/crm/preferences/", {"notify_via": "both"})
+    # Someone else's claim, then a take-over of a queued one (won, then lost).
+    sweep.post("crm:resolve", f"/crm/escalations/{claimed.pk}/resolve/", panel=True)
+    sweep.post("crm:take-over", f"/crm/escalations/{queued.pk}/take-over/", panel=True)
+    conversation = f"/crm/conversations/{queued.conversation_id}/"
+    sweep.post("crm:conversation-reply", conversation + "reply/", {"text": "On it."})
+    sweep.post("crm:conversation-reply", conversation + "reply/", {"text": ""})
+    sweep.post("crm:conversation-reply", conversation + "reply/", {"text": "n", "private": "1"})
+    sweep.post(
+        "crm:reassign",
+        f"/crm/escalations/{queued.pk}/reassign/",
+        {"target": "team:999999"},
+        panel=True,
+    )
+    sweep.post(
+        "crm:reassign",
+        f"/crm/escalations/{queued.pk}/reassign/",
+        {"target": f"agent:{world['alex'].pk}", "note": "Billing question"},
+        panel=True,
+    )
+    sweep.post("crm:close", f"/crm/escalations/{queued.pk}/close/", {"reason": ""}, panel=True)
+    sweep.post("crm:hand-back", f"/crm/escalations/{queued.pk}/hand-back/", panel=True)
+    ticket = escalations["closed"].ticket
+    sweep.post("crm:ticket-status", f"/crm/tickets/{ticket.pk}/status/", {"status": "bogus"})
+    sweep.post("crm:ticket-status", f"/crm/tickets/{ticket.pk}/status/", {"status": "open"})
+    sweep.post("crm:ticket-assign", f"/crm/tickets/{ticket.pk}/assign/", {"assignee": ""})
+    sweep.post("crm:ticket-assign", f"/crm/tickets/{ticket.pk}/assign/", {"assignee": str(user.pk)})
+    notification = Notification.objects.filter(recipient=user).first()
+    if notification is not None:
+        sweep.post("crm:notification-read", f"/crm/notifications/{notification.pk}/read/")
+    sweep.post("crm:notifications-read-all", "/crm/notifications/read-all/")
+    assistant = Assistant.objects.get()
+    messages = {"handoff_message": "Wait {wait_minutes} min", "takeover_message": "Hi"}
+    sweep.post("crm:settings-preview", "/crm/settings/messages/preview/", messages)
+    sweep.post("crm:settings-messages", "/crm/settings/messages/", {"handoff_message": ""})
+    sweep.post("crm:settings-messages", "/crm/settings/messages/", messages)
+    sweep.post(
+        "crm:settings-assistant",
+        f"/crm/settings/assistants/{assistant.pk}/",
+        {f"assistant-{assistant.pk}-loop_threshold": "99"},
+    )
+    profile = AgentProfile.objects.get(user=world["alex"])
+    sweep.post("crm:settings-agent", f"/crm/settings/agents/{profile.pk}/", {"notify_via": "?"})
+    sweep.post(
+        "crm:settings-agent", f"/crm/settings/agents/{profile.pk}/", {"notify_via": "in_app"}
+    )
+
+
+def _customer_pages(sweep: Sweep, world) -> None:
+    sweep.get("widget-demo", "/widget/demo/")
+    sweep.get("widget-script", "/widget.js")
+    start = sweep.request(
+        "post",
+        "widget-start-conversation",
+        "/widget/conversations/",
+        '{"channel": "website-demo", "text": "Hello"}',
+        content_type="application/json",
+    )
+    body = start.json()
+    sweep.get(
+        "widget-messages",
+        f"/widget/conversations/{body['id']}/messages/?token={body['customer_token']}",
+    )
+    sweep.get("login", "/accounts/login/")
+
+
+def test_no_page_fragment_or_action_shows_template_syntax(world):
+    agent, manager = Sweep(world["marina"]), Sweep(world["manager"])
+    for sweep in (agent, manager):
+        _read_everything(sweep, world)
+    _act_on_everything(agent, world, world["marina"])
+    _act_on_everything(manager, world, world["manager"])
+    _read_conversations(manager, world)  # every state the actions left behind
+    visitor = Sweep()
+    _customer_pages(visitor, world)
+    visitor.request("post", "logout", "/accounts/logout/")
+    agent.request("post", "logout", "/accounts/logout/")
+
+    # Alert emails are rendered from templates too.
+    emails = Sweep()
+    notification = Notification.objects.exclude(escalation=None).first()
+    message = build_notification_email(notification)
+    assert_no_template_syntax(message.body, "the alert email's text")
+    assert_no_template_syntax(message.alternatives[0][0], "the alert email's HTML")
+    emails.templates |= {
+        "notifications/email/notification.txt",
+        "notifications/email/notification.html",
+    }
+
+    sweeps = (agent, manager, visitor, emails)
+    reached_routes = set().union(*(s.routes for s in sweeps))
+    assert _named_routes() - reached_routes == set(), "add the new URL to this sweep"
+    rendered = set().union(*(s.templates for s in sweeps))
+    every_template = {str(p.relative_to(TEMPLATES)) for p in TEMPLATES.rglob("*.*")}
+    assert every_template - rendered == set(), "add a request that renders these templates"
