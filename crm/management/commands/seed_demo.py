@@ -35,8 +35,8 @@ JAMIE_CONVERSATION_ID = 4821
 @contextmanager
 def quiet_side_effects():
     """While seeding, alert emails go to a held-back outbox instead of the console (the demo's
-    alerts are about its own history), and task and library chatter (a worker log line per task) is not printed; errors still are.
-    Yields the outbox."""
+    alerts are about its own history) and task and library chatter (a log line per task) is
+    not printed; errors still are. Yields the outbox."""
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
