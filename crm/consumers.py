@@ -984,6 +984,9 @@ class AgentConsumer(LiveConsumer):
     async def notification_created(self, event):
         await self.send_frame(event)
 
+    async def notification_updated(self, event):
+        await self.send_frame(event)
+
     async def assignment_created(self, event):
         await self.send_frame(event)
 

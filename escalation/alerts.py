@@ -8,8 +8,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
-from crm.models import AgentProfile
+from crm.models import AgentProfile, agent_name
 from notifications import services as notification_services
 from notifications.models import Notification
 
@@ -107,3 +108,22 @@ def notify_agents_of_reminder(*, escalation) -> list[Notification]:
         dedupe_key=f"reminder:{escalation.pk}:{number}",
         text=text,
     )
+
+
+# What an alert ("Jamie Patel needs an agent") says once its escalation has moved on.
+OUTCOMES = {
+    "taken": gettext_lazy("Taken by %(name)s"),
+    "assigned": gettext_lazy("Assigned to %(name)s"),
+    "resolved": gettext_lazy("Resolved by %(name)s"),
+    "handed_back": gettext_lazy("Handed back to the AI by %(name)s"),
+    "closed": gettext_lazy("Closed by %(name)s"),
+    "cancelled": gettext_lazy("Cancelled: the customer left"),
+}
+
+
+def settle_alerts(*, escalation, what: str, by=None) -> int:
+    """The escalation left the queue or ended (``what``: a key of OUTCOMES, ``by`` the agent):
+    everyone alerted about it sees what happened, live, and the alert stops counting as
+    unread. Call inside the escalation's transaction; the push happens after commit."""
+    outcome = str(OUTCOMES[what]) % {"name": agent_name(by) if by is not None else ""}
+    return notification_services.settle_alerts(escalation_id=escalation.pk, outcome=outcome)

@@ -301,6 +301,9 @@ def claim_escalation(*, escalation_id: int, agent, kind: str, actor, note: str =
     _event(escalation, kind, actor=actor, old="queued", new="claimed", note=note)
     _hand_conversation_to(escalation, agent)
     _free_slot_after_commit(withdrawn_from)
+    alerts.settle_alerts(
+        escalation=escalation, what="taken" if actor is not None else "assigned", by=agent
+    )
     realtime.publish_queue_event("claimed", escalation.pk, agent_name=agent_name(agent))
     emit_escalation_event("escalation.claimed", escalation)
     if escalation.claimed_at == now:  # the first pickup (a re-queued one keeps its first)
@@ -379,6 +382,7 @@ def reassign_escalation(
             conversation.team = to_team
             conversation.save(update_fields=["team", "updated_at"])
         _hand_conversation_to(escalation, to_agent)
+        alerts.settle_alerts(escalation=escalation, what="assigned", by=to_agent)
         realtime.publish_queue_event("claimed", escalation.pk, agent_name=agent_name(to_agent))
         emit_escalation_event("escalation.claimed", escalation)
         realtime.publish_to_agent(
@@ -459,6 +463,7 @@ def resolve_escalation(*, escalation_id: int, agent, note: str = "") -> Escalati
     ticket_services.set_ticket_status(
         ticket=escalation.ticket, status=Ticket.Status.RESOLVED, actor=agent, note=note
     )
+    alerts.settle_alerts(escalation=escalation, what="resolved", by=agent)
     realtime.publish_queue_event("removed", escalation.pk)
     emit_escalation_event("escalation.resolved", escalation)
     return escalation
@@ -505,6 +510,7 @@ def close_escalation(*, escalation_id: int, agent, reason: str = "") -> Escalati
         ticket=escalation.ticket, status=Ticket.Status.CLOSED, actor=agent, note=reason
     )
     crm_services.close_conversation_now(escalation.conversation)
+    alerts.settle_alerts(escalation=escalation, what="closed", by=agent)
     realtime.publish_queue_event("removed", escalation.pk)
     return escalation
 
@@ -537,6 +543,7 @@ def cancel_escalation(*, escalation_id: int, reason: str = "", actor=None) -> Es
         note=escalation.close_reason,
     )
     crm_services.close_conversation_now(escalation.conversation)
+    alerts.settle_alerts(escalation=escalation, what="cancelled")
     realtime.publish_queue_event("removed", escalation.pk)
     return escalation
 
@@ -562,6 +569,7 @@ def hand_back_to_ai(*, escalation_id: int, agent, note: str = "") -> Escalation:
             ticket=escalation.ticket, status=Ticket.Status.RESOLVED, actor=agent, note=note
         )
         emit_escalation_event("escalation.resolved", escalation)
+        alerts.settle_alerts(escalation=escalation, what="handed_back", by=agent)
     _event(
         escalation, EscalationEvent.Kind.HANDED_BACK, actor=agent, old="agent", new="ai", note=note
     )

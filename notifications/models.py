@@ -47,6 +47,9 @@ class Notification(models.Model):
     # a retried send went out); set once, and the email is never tried again.
     email_skipped_reason = models.CharField(max_length=200, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
+    # What became of what the alert is about ("Taken by Marina"), set for every recipient when
+    # it moves on; such an alert no longer counts as unread (see services.settle_alerts).
+    outcome = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -12,7 +12,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -106,16 +107,7 @@ def notify_people(
     if not rows:
         return []
     created = _store_new(rows)
-    unread = dict(
-        Notification.objects.filter(
-            recipient_id__in=[n.recipient_id for n in created if n.show_in_app],
-            show_in_app=True,
-            read_at__isnull=True,
-        )
-        .values("recipient_id")
-        .annotate(count=Count("id"))
-        .values_list("recipient_id", "count")
-    )
+    unread = unread_counts(n.recipient_id for n in created if n.show_in_app)
     for notification in created:
         if notification.show_in_app:
             realtime.publish_to_agent(
@@ -312,6 +304,57 @@ def requeue_unsent_emails(*, now=None, limit: int = 200) -> int:
     for notification_id in ids:
         send_notification_email.delay(notification_id)
     return len(ids)
+
+
+# --- Alerts that follow what they are about -----------------------------------------------
+
+
+@transaction.atomic
+def settle_alerts(*, escalation_id: int, outcome: str, kinds=QUEUE_ALERT_KINDS) -> int:
+    """What ``kinds`` of alerts about an escalation asked for is done or moot (taken, resolved,
+    closed, cancelled): every recipient's alert says so (``outcome``, e.g. "Taken by Marina")
+    and counts as read from now on. One UPDATE, so it is safe against a concurrent mark-read or
+    a second settle (the last outcome wins; a first read time is kept). After commit each
+    recipient's sockets get ``notification.updated`` with the alerts and their unread count.
+    Returns how many alerts changed."""
+    now = timezone.now()
+    alerts = Notification.objects.filter(escalation_id=escalation_id, kind__in=kinds).exclude(
+        outcome=outcome[:200]
+    )
+    changed = list(alerts.values_list("id", "recipient_id", "show_in_app"))
+    if not changed:
+        return 0
+    Notification.objects.filter(pk__in=[pk for pk, _r, _s in changed]).update(
+        outcome=outcome[:200], read_at=Coalesce(F("read_at"), Value(now))
+    )
+    in_app = {recipient for _pk, recipient, shown in changed if shown}
+    unread = unread_counts(in_app)
+    for recipient in in_app:
+        realtime.publish_to_agent(
+            recipient,
+            {
+                "type": "notification.updated",
+                "notifications": [
+                    {"id": pk, "outcome": outcome[:200], "read": True}
+                    for pk, owner, shown in changed
+                    if owner == recipient and shown
+                ],
+                "unread": unread.get(recipient, 0),
+            },
+        )
+    return len(changed)
+
+
+def unread_counts(recipient_ids) -> dict[int, int]:
+    """Unread in-app notifications per recipient (absent means none)."""
+    return dict(
+        Notification.objects.filter(
+            recipient_id__in=list(recipient_ids), show_in_app=True, read_at__isnull=True
+        )
+        .values("recipient_id")
+        .annotate(count=Count("id"))
+        .values_list("recipient_id", "count")
+    )
 
 
 # --- Reading and pruning --------------------------------------------------------------------

@@ -172,6 +172,10 @@
     htmx.trigger(body, "le-notifications");
     if (frame.notification && frame.notification.text) toast(frame.notification.text, "info");
   });
+  on("notification.updated", function () {
+    // An alert's escalation moved on ("Taken by Marina"): the bell and the open list re-read.
+    htmx.trigger(body, "le-notifications");
+  });
   on("assignment.created", function (frame) {
     toast("A conversation was assigned to you.", "info");
     htmx.trigger(body, "le-notifications");

@@ -1,7 +1,8 @@
 """Real-browser fixtures: a uvicorn server on the pytest test database and Debian's Chromium.
 
-The server is a subprocess (the real ASGI stack: HTTP, WebSockets, channels-redis) started once
-for this folder, pointed at the test database pytest-django created; tests use
+The server is a subprocess (the real ASGI stack: HTTP, WebSockets, channels-redis or the
+in-memory layer) started once for this folder, pointed at the test database pytest-django
+created (PostgreSQL, or the SQLite file on the embedded default); tests use
 ``transactional_db`` so what they write is committed and visible to it, and flushed after.
 Celery runs eagerly inside the server, so a customer's message is analysed and escalated there.
 No browser is downloaded: Playwright drives the system Chromium (tests/conftest.py).
@@ -99,14 +100,13 @@ def _database_url(settings_dict) -> str:
 
 @pytest.fixture(scope="package")
 def live_server_url(django_db_setup, django_db_blocker):
-    """Base URL of a uvicorn process serving the test database."""
-    if connection.vendor != "postgresql":
-        pytest.skip("browser tests need PostgreSQL (DATABASE_URL)")
+    """Base URL of a uvicorn process serving the test database: PostgreSQL (and Redis when
+    REDIS_URL is set), or, on the embedded default, the test's SQLite file (WAL lets the
+    server and the test write to it at once) with the in-memory channel layer."""
     ARTIFACTS.mkdir(exist_ok=True)
     port = _free_port()
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(connection.settings_dict),
         "CELERY_TASK_ALWAYS_EAGER": "1",
         "DB_CONN_MAX_AGE": "0",
         "DEBUG": "0",
@@ -114,6 +114,11 @@ def live_server_url(django_db_setup, django_db_blocker):
         "SECRET_KEY": os.environ.get("SECRET_KEY") or "e2e-secret-key-not-for-production",
         "PYTHONUNBUFFERED": "1",
     }
+    if connection.vendor == "postgresql":
+        env["DATABASE_URL"] = _database_url(connection.settings_dict)
+    else:
+        env.pop("DATABASE_URL", None)
+        env["SQLITE_PATH"] = str(connection.settings_dict["NAME"])
     log = open(ARTIFACTS / "uvicorn.log", "w")  # noqa: SIM115 - closed below
     uvicorn = Path(sys.executable).with_name("uvicorn")
     command = [str(uvicorn)] if uvicorn.exists() else [sys.executable, "-m", "uvicorn"]
@@ -126,7 +131,7 @@ def live_server_url(django_db_setup, django_db_blocker):
             "--port",
             str(port),
             "--log-level",
-            "warning",
+            os.environ.get("E2E_SERVER_LOG_LEVEL", "warning"),
         ],
         cwd=ROOT,
         env=env,

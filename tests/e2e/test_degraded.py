@@ -10,7 +10,7 @@ from tests.factories import AgentFactory, ConversationFactory
 
 from .conftest import off_the_browser_thread, sign_in, wait_live
 
-pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.redis]
+pytestmark = [pytest.mark.browser]
 
 
 def _escalate(name: str):

@@ -10,7 +10,7 @@ from tests.factories import AgentFactory, AssistantFactory, ChannelFactory, Team
 
 from .conftest import assert_page_clean, log_in, real_password, wait_live
 
-pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.redis]
+pytestmark = [pytest.mark.browser]
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """Two agents click Take Over on the same conversation at once: one gets it, the other is told
-who did — on the page, without an error page. A third agent's open queue shows who took it."""
+who did — on the page, without an error page. A third agent's open queue shows who took it, and
+the alert in their bell says so and no longer counts as unread."""
 
 import pytest
 
@@ -8,9 +9,9 @@ from escalation import services as escalation_services
 from escalation.models import Escalation, Priority
 from tests.factories import AgentFactory, ConversationFactory
 
-from .conftest import off_the_browser_thread, sign_in, wait_live
+from .conftest import assert_page_clean, off_the_browser_thread, sign_in, wait_live
 
-pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.redis]
+pytestmark = [pytest.mark.browser]
 
 
 def test_two_agents_take_over_at_once_and_the_loser_is_told_who_won(open_page, transactional_db):
@@ -37,6 +38,9 @@ def test_two_agents_take_over_at_once_and_the_loser_is_told_who_won(open_page, t
     sign_in(watcher, users["sam"])
     wait_live(watcher)
     watcher.wait_for_selector(f'.queue-row[data-escalation-id="{escalation.pk}"]')
+    watcher.wait_for_selector('#bell-count .badge[data-unread="1"]')
+    watcher.click("#bell summary")
+    watcher.wait_for_selector(".bell-panel li.unread:has-text('Jamie Patel needs an agent')")
 
     pages = {}
     for name in ("marina", "alex"):
@@ -80,4 +84,12 @@ def test_two_agents_take_over_at_once_and_the_loser_is_told_who_won(open_page, t
         f":has-text('{winner_name} took this conversation')",
     )
     watcher.wait_for_selector(f".queue-row[data-escalation-id='{escalation.pk}']", state="detached")
+    # ... and the alert it had followed the escalation, without a reload.
+    watcher.wait_for_selector(
+        f".bell-panel li.settled:has-text('Jamie Patel needs an agent')"
+        f" .outcome:has-text('Taken by {winner_name}')"
+    )
+    watcher.wait_for_selector('#bell-count .badge[data-unread="0"]', state="attached")
+    for page in (watcher, *pages.values()):
+        assert_page_clean(page)
     assert Escalation.objects.get(pk=escalation.pk).events.filter(kind="claimed").count() == 1

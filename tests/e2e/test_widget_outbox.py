@@ -9,7 +9,7 @@ import pytest
 from crm.models import Message
 from tests.factories import AssistantFactory, ChannelFactory
 
-pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.redis]
+pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.redis]  # see docs/live-chat.md
 
 
 def wait_until(page, predicate, timeout=15.0):

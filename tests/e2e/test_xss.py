@@ -6,7 +6,7 @@ from tests.factories import AgentFactory, AssistantFactory, ChannelFactory
 
 from .conftest import sign_in, wait_live
 
-pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.redis]
+pytestmark = [pytest.mark.browser]
 
 PAYLOAD = (
     'I want to speak to a person <img src=x onerror="window.__xss=1">'
