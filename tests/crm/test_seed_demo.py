@@ -32,3 +32,45 @@ def test_seed_demo_refuses_demo_logins_without_debug(settings):
     settings.DEBUG = False
     with pytest.raises(CommandError, match="DEBUG=1"):
         call_command("seed_demo")
+
+
+def test_seed_demo_writes_thirty_days_of_history_once_that_every_chart_can_use(settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from crm.management import demo_history
+    from escalation.selectors import MetricsFilters, escalation_metrics
+
+    settings.DEBUG = True
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    history = Conversation.objects.filter(external_id__startswith=demo_history.MARKER)
+    count = history.count()
+    assert 400 <= count <= 900, count
+    assert "[5/6] 30 days of history" in out.getvalue()
+    call_command("seed_demo", stdout=io.StringIO())
+    assert history.count() == count  # idempotent
+
+    now = timezone.now()
+    oldest = history.order_by("created_at").first().created_at
+    assert timedelta(days=29) < now - oldest <= timedelta(days=31)
+    metrics = escalation_metrics(MetricsFilters(start=now - timedelta(days=31), end=now))
+    assert 0.15 < metrics["escalation_rate"] < 0.45
+    assert set(metrics["reasons"]) >= {"request", "complexity", "sentiment", "loop"}
+    assert set(metrics["priorities"]) >= {"low", "normal", "high", "urgent"}
+    wait, resolution = metrics["wait_time"], metrics["resolution_time"]
+    # A realistic spread: most pickups within a couple of minutes, a long tail.
+    assert 45 < wait["median"] < 240 and wait["p90"] > 2 * wait["median"]
+    assert 300 < resolution["median"] < 1800 and resolution["p90"] > resolution["median"]
+    kinds = set(history.values_list("channel__kind", flat=True))
+    assert kinds == {"website", "whatsapp", "instagram", "api"}
+    escalated = Escalation.objects.filter(conversation__in=history)
+    assert set(escalated.values_list("status", flat=True)) == {"closed", "cancelled"}
+    assert escalated.filter(ticket__isnull=True).count() == 0
+    assert (
+        escalated.filter(events__kind="claimed").distinct().count()
+        == escalated.filter(claimed_at__isnull=False).count()
+    )
+    # Jamie's conversation is untouched by the history.
+    assert Escalation.objects.get(conversation_id=4821).status == "queued"

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from crm import demo_data
 from crm import services as crm_services
+from crm.management import demo_history
 from crm.models import (
     AgentProfile,
     Assistant,
@@ -81,11 +82,13 @@ class Command(BaseCommand):
             ("assistant and channels", self.seed_channels),
             ("knowledge base", self.seed_articles),
             ("conversations", self.seed_conversations),
+            (f"{demo_history.DAYS} days of history", self.seed_history),
             ("Jamie Patel's escalation (#4821)", self.seed_jamie),
         ]
         with quiet_side_effects() as held_back:
             for number, (label, step) in enumerate(steps, start=1):
-                self.stdout.write(f"[{number}/{len(steps)}] {label}")
+                self.step_label = f"[{number}/{len(steps)}] {label}"
+                self.stdout.write(self.step_label)
                 with transaction.atomic():
                     step()
             self.reset_sequences()
@@ -117,6 +120,9 @@ class Command(BaseCommand):
                 [self.billing, self.support],
                 True,
             ),
+            # Colleagues who appear in the history (and its per-agent figures); no demo login.
+            ("priya", "Priya", "Shah", AgentProfile.Role.AGENT, [self.billing], False),
+            ("tom", "Tom", "Berg", AgentProfile.Role.AGENT, [self.support], False),
         ]
         self.users = {}
         for username, first, last, role, teams, online in people:
@@ -129,7 +135,10 @@ class Command(BaseCommand):
                     "email": f"{username}@example.com",
                 },
             )
-            if created:
+            if created and not online:
+                user.set_unusable_password()
+                user.save()
+            elif created:
                 user.set_password("demo")
                 user.is_superuser = role == AgentProfile.Role.MANAGER
                 user.save()
@@ -246,6 +255,34 @@ class Command(BaseCommand):
                     claimed_at=picked_up,
                     resolved_at=picked_up + timedelta(minutes=8) if mode == "closed" else None,
                 )
+
+    def seed_history(self):
+        if demo_history.is_seeded():
+            return
+
+        def progress(done: int, total: int) -> None:
+            bar = "#" * (20 * done // total)
+            self.stdout.write(f"\r{self.step_label} [{bar:<20}] {done}/{total}", ending="")
+            self.stdout.flush()
+
+        history = demo_history.seed_history(
+            channels=self.channels,
+            teams={"billing": self.billing, "support": self.support},
+            agents=[
+                (self.users["marina"], "billing"),
+                (self.users["priya"], "billing"),
+                (self.users["alex"], "support"),
+                (self.users["tom"], "support"),
+            ],
+            progress=progress if self.stdout.isatty() else lambda done, total: None,
+        )
+        if self.stdout.isatty():
+            self.stdout.write("")
+        self.stdout.write(
+            f"      {history.conversations} conversations, {history.escalations} escalations "
+            f"({', '.join(f'{n} {status}' for status, n in sorted(history.by_status.items()))}), "
+            f"{history.messages} messages"
+        )
 
     def seed_jamie(self):
         if Conversation.objects.filter(pk=JAMIE_CONVERSATION_ID).exists():

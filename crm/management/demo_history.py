@@ -1,0 +1,441 @@
+"""Thirty days of support history for the demo, so every chart in Analytics says something.
+
+Deterministic: one fixed random seed draws the same world each time (times are relative to the
+moment of seeding). Busy weekdays and quiet weekends, office hours, channels, topics and
+escalation reasons in realistic shares, and waits and resolution times drawn from log-normal
+spreads (most quick, a long tail). Written with bulk_create, a few statements per table, so it
+takes seconds on SQLite and PostgreSQL alike; the finished escalations carry their audit rows.
+"""
+
+import math
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from crm.models import Contact, Conversation, Message
+from escalation.models import Escalation, EscalationEvent, Priority
+from tickets.models import Ticket, TicketEvent
+
+SEED = 4821
+DAYS = 30
+MARKER = "demo-history:"  # Conversation.external_id of every history conversation
+
+FIRST_NAMES = (  # fmt: skip
+    "Ava",
+    "Ben",
+    "Chloe",
+    "Diego",
+    "Elif",
+    "Farah",
+    "Gabriel",
+    "Hana",
+    "Ivan",
+    "Julia",
+    "Kenji",
+    "Lena",
+    "Mateo",
+    "Nadia",
+    "Omar",
+    "Priya",
+    "Quentin",
+    "Rosa",
+    "Sven",
+    "Tara",
+    "Umar",
+    "Vera",
+    "Wen",
+    "Ximena",
+    "Yusuf",
+    "Zoe",
+    "Aleksander",
+    "Bianca",
+    "Camille",
+    "Dmitri",
+)
+LAST_NAMES = (  # fmt: skip
+    "Adams",
+    "Brandt",
+    "Costa",
+    "Dubois",
+    "Eriksen",
+    "Fischer",
+    "Garcia",
+    "Haddad",
+    "Ito",
+    "Jansen",
+    "Kowalski",
+    "Lopez",
+    "Moreau",
+    "Nakamura",
+    "Okafor",
+    "Petrov",
+    "Quinn",
+    "Rossi",
+    "Schmidt",
+    "Tanaka",
+    "Usman",
+    "Varga",
+    "Weber",
+    "Yilmaz",
+    "Zhang",
+)
+
+# (channel kind, share of conversations)
+CHANNEL_SHARES = (("website", 0.5), ("whatsapp", 0.3), ("instagram", 0.15), ("api", 0.05))
+# (reason, share of escalations, priorities to draw from, detail)
+REASONS = (
+    ("request", 0.34, ("normal", "normal", "high"), "Asked for a person"),
+    ("complexity", 0.26, ("normal", "high", "high"), "More than the articles cover"),
+    ("sentiment", 0.2, ("high", "high", "urgent"), "Upset customer"),
+    ("low_confidence", 0.12, ("low", "normal"), "The assistant was unsure"),
+    ("loop", 0.08, ("normal", "high"), "Asked the same thing again"),
+)
+
+
+@dataclass(frozen=True)
+class Topic:
+    team: str  # "billing" or "support"
+    question: str
+    answer: str
+    escalation_line: str
+
+
+TOPICS = (
+    Topic(
+        "billing",
+        "I was charged twice this month.",
+        "Duplicate charges are usually a pending authorisation that drops off within two days.",
+        "It is not pending, both charges went through. I need the money back.",
+    ),
+    Topic(
+        "billing",
+        "How do I get a refund for my annual plan?",
+        "Refunds for annual plans are pro-rated; Billing → Plan shows what is refundable.",
+        "That page shows nothing. Can someone just refund it?",
+    ),
+    Topic(
+        "billing",
+        "My invoice has the wrong company name.",
+        "Billing → Invoices → Details lets you edit the name for future invoices.",
+        "I need last month's invoice corrected for my accountant.",
+    ),
+    Topic(
+        "billing",
+        "Why did my price go up?",
+        "Prices change at renewal when a promotion ends; the email before renewal says so.",
+        "I never got that email. I want to speak to someone about this.",
+    ),
+    Topic(
+        "billing",
+        "My card was declined but I have funds.",
+        "Declines come from the bank; try again or add another card in Billing.",
+        "I tried three times. Please check what is wrong on your side.",
+    ),
+    Topic(
+        "support",
+        "I can't log in, the reset link doesn't work.",
+        "Reset links work for 30 minutes; request a new one from Sign in → Forgot password.",
+        "I did that five times. Nothing arrives. This is really frustrating.",
+    ),
+    Topic(
+        "support",
+        "The app crashes when I open settings.",
+        "Updating to the latest version fixes most crashes; reinstalling keeps your data.",
+        "I am on the latest version already and it still crashes.",
+    ),
+    Topic(
+        "support",
+        "How do I export my data?",
+        "Account → Privacy → Export sends a download link by email within an hour.",
+        "The export is missing half my projects.",
+    ),
+    Topic(
+        "support",
+        "My order hasn't arrived yet.",
+        "Orders ship within two working days; the tracking link is in your confirmation email.",
+        "The tracking has not moved for a week. Where is my order?",
+    ),
+    Topic(
+        "support",
+        "Can I change the email on my account?",
+        "Open Account → Profile, edit Email and confirm from the message sent to the new address.",
+        "The confirmation goes to my old address, which I cannot access any more.",
+    ),
+    Topic(
+        "support",
+        "Two-factor codes are not accepted.",
+        "Check that your phone's clock is set automatically; codes depend on the time.",
+        "It is set automatically. I am locked out, please help.",
+    ),
+)
+
+AGENT_CLOSINGS = (
+    "Done: I've sorted it out on our side. Anything else I can help with?",
+    "I've fixed it and sent you a confirmation by email.",
+    "All set now. Sorry for the trouble!",
+    "I've escalated it to our specialists and you'll hear back within a day.",
+)
+
+
+@dataclass
+class History:
+    conversations: int = 0
+    escalations: int = 0
+    messages: int = 0
+    by_status: dict = field(default_factory=dict)
+
+
+def _lognormal_seconds(rng: random.Random, *, median: float, spread: float, cap: float) -> float:
+    return min(cap, rng.lognormvariate(math.log(median), spread))
+
+
+def _pick(rng: random.Random, shares):
+    return rng.choices(shares, weights=[share[1] for share in shares])[0]
+
+
+def _start_times(rng: random.Random, now: datetime) -> list[datetime]:
+    """When conversations started: ~22 a weekday and ~8 a weekend day, mostly in office hours."""
+    local_now = timezone.localtime(now)
+    starts = []
+    for days_ago in range(DAYS, 0, -1):
+        day = (local_now - timedelta(days=days_ago)).replace(hour=0, minute=0, second=0)
+        weekend = day.weekday() >= 5
+        for _ in range(max(0, round(rng.gauss(8 if weekend else 22, 3)))):
+            hour = min(23.9, max(0.0, rng.gauss(13.5, 3.2)))
+            starts.append(day + timedelta(hours=hour, seconds=rng.randrange(60)))
+    return sorted(starts)
+
+
+def is_seeded() -> bool:
+    return Conversation.objects.filter(external_id__startswith=MARKER).exists()
+
+
+def seed_history(*, channels: dict, teams: dict, agents: list, progress) -> History:
+    """Create the history; ``channels`` by kind, ``teams`` by "billing"/"support", ``agents``
+    as (user, team key). ``progress(done, total)`` is called as the tables are written."""
+    rng = random.Random(SEED)
+    now = timezone.now()
+    history = History()
+    starts = _start_times(rng, now)
+    steps = 6
+    progress(0, steps)
+
+    contacts = Contact.objects.bulk_create(
+        Contact(
+            name=f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
+            email=f"customer{number:04d}@example.net",
+        )
+        for number in range(len(starts) * 2 // 3)
+    )
+    plans = []
+    for number, started in enumerate(starts):
+        kind = _pick(rng, CHANNEL_SHARES)[0]
+        topic = rng.choice(TOPICS)
+        escalated = rng.random() < 0.3
+        plans.append(
+            {
+                "number": number,
+                "started": started,
+                "channel": channels[kind],
+                "team": teams[topic.team],
+                "topic": topic,
+                "contact": rng.choice(contacts),
+                "escalated": escalated,
+                "reason": _pick(rng, REASONS) if escalated else None,
+            }
+        )
+    progress(1, steps)
+
+    conversations = Conversation.objects.bulk_create(
+        Conversation(
+            contact=plan["contact"],
+            channel=plan["channel"],
+            assistant=plan["channel"].assistant,
+            team=plan["team"],
+            mode=Conversation.Mode.CLOSED,
+            external_id=f"{MARKER}{plan['number']}",
+        )
+        for plan in plans
+    )
+    for plan, conversation in zip(plans, conversations, strict=True):
+        plan["conversation"] = conversation
+    progress(2, steps)
+
+    escalations, events = [], []
+    for plan in plans:
+        if not plan["escalated"]:
+            continue
+        reason, _share, priorities, detail = plan["reason"]
+        escalated_at = plan["started"] + timedelta(seconds=rng.randint(40, 240))
+        team_agents = [user for user, team in agents if team == plan["topic"].team]
+        escalation = Escalation(
+            conversation=plan["conversation"],
+            reason=reason,
+            detail=detail,
+            priority=Priority.from_code(rng.choice(priorities)),
+            summary=f"{plan['topic'].question} {plan['topic'].escalation_line}",
+            team=plan["team"],
+            triggered_by=Escalation.Trigger.DETECTION,
+            escalated_at=escalated_at,
+        )
+        if rng.random() < 0.06:  # the customer left before anyone picked up
+            left = escalated_at + timedelta(
+                seconds=_lognormal_seconds(rng, median=420, spread=0.5, cap=3600)
+            )
+            escalation.status = Escalation.Status.CANCELLED
+            escalation.closed_at = left
+            escalation.close_reason = "Customer left before pickup."
+        else:
+            wait = _lognormal_seconds(rng, median=95, spread=0.85, cap=4 * 3600)
+            work = _lognormal_seconds(rng, median=11 * 60, spread=0.75, cap=8 * 3600)
+            escalation.status = Escalation.Status.CLOSED
+            escalation.claimed_by = rng.choice(team_agents)
+            escalation.claimed_at = escalated_at + timedelta(seconds=wait)
+            escalation.resolved_at = escalation.claimed_at + timedelta(seconds=work)
+            escalation.closed_at = escalation.resolved_at + timedelta(seconds=rng.randint(30, 600))
+        plan["escalation"] = escalation
+        escalations.append(escalation)
+    Escalation.objects.bulk_create(escalations)
+    progress(3, steps)
+
+    messages, conversation_times = [], []
+    for plan in plans:
+        conversation, topic = plan["conversation"], plan["topic"]
+        at = plan["started"]
+
+        def say(sender, text, *, when, plan=plan, author=None, confidence=None):
+            messages.append(
+                (
+                    when,
+                    Message(
+                        conversation=plan["conversation"],
+                        channel=plan["channel"],
+                        sender=sender,
+                        author=author,
+                        text=text,
+                        confidence=confidence,
+                    ),
+                )
+            )
+
+        say("customer", topic.question, when=at)
+        say("ai", topic.answer, when=at + timedelta(seconds=4), confidence=rng.uniform(0.55, 0.95))
+        escalation = plan.get("escalation")
+        last = at + timedelta(seconds=4)
+        if escalation is not None:
+            say("customer", topic.escalation_line, when=escalation.escalated_at)
+            last = escalation.escalated_at
+            if escalation.claimed_at:
+                say("system", "Now speaking with an agent", when=escalation.claimed_at)
+                say(
+                    "agent",
+                    rng.choice(AGENT_CLOSINGS),
+                    when=escalation.resolved_at,
+                    author=escalation.claimed_by,
+                )
+                say("customer", "Thank you!", when=escalation.resolved_at + timedelta(seconds=20))
+                last = escalation.resolved_at + timedelta(seconds=20)
+        else:
+            say("customer", "Thanks, that helped.", when=at + timedelta(seconds=70))
+            last = at + timedelta(seconds=70)
+        conversation_times.append((conversation, plan["started"], last))
+    Message.objects.bulk_create([message for _when, message in messages], batch_size=500)
+    progress(4, steps)
+
+    # auto_now_add stamped "now" on insert; put every row at its moment in the history.
+    for when, message in messages:
+        message.created_at = when
+    Message.objects.bulk_update([m for _w, m in messages], ["created_at"], batch_size=500)
+    for conversation, started, last in conversation_times:
+        conversation.created_at = started
+        conversation.last_message_at = last
+        conversation.closed_at = last + timedelta(minutes=5)
+    Conversation.objects.bulk_update(
+        conversations, ["created_at", "last_message_at", "closed_at"], batch_size=500
+    )
+    progress(5, steps)
+
+    tickets, ticket_times = [], []
+    for escalation in escalations:
+        events.append(
+            (escalation.escalated_at, EscalationEvent(escalation=escalation, kind="escalated"))
+        )
+        if escalation.claimed_at:
+            events += [
+                (
+                    escalation.claimed_at,
+                    EscalationEvent(
+                        escalation=escalation,
+                        kind="claimed",
+                        actor=escalation.claimed_by,
+                        old_value="queued",
+                        new_value="claimed",
+                    ),
+                ),
+                (
+                    escalation.resolved_at,
+                    EscalationEvent(
+                        escalation=escalation,
+                        kind="resolved",
+                        actor=escalation.claimed_by,
+                        old_value="claimed",
+                        new_value="resolved",
+                    ),
+                ),
+            ]
+        events.append(
+            (
+                escalation.closed_at,
+                EscalationEvent(
+                    escalation=escalation,
+                    kind="closed" if escalation.claimed_at else "cancelled",
+                    actor=escalation.claimed_by,
+                    new_value=escalation.status,
+                    note=escalation.close_reason,
+                ),
+            )
+        )
+        ticket = Ticket(
+            escalation=escalation,
+            conversation=escalation.conversation,
+            contact=escalation.conversation.contact,
+            subject=escalation.summary[:200],
+            status=Ticket.Status.CLOSED,
+            priority=escalation.priority,
+            reason=escalation.reason,
+            assignee=escalation.claimed_by,
+            resolved_at=escalation.resolved_at,
+        )
+        tickets.append(ticket)
+        ticket_times.append((ticket, escalation.escalated_at, escalation.closed_at))
+    EscalationEvent.objects.bulk_create([event for _when, event in events], batch_size=500)
+    for when, event in events:
+        event.created_at = when
+    EscalationEvent.objects.bulk_update([e for _w, e in events], ["created_at"], batch_size=500)
+    Ticket.objects.bulk_create(tickets)
+    for ticket, opened, closed in ticket_times:
+        ticket.created_at, ticket.updated_at = opened, closed
+    Ticket.objects.bulk_update(tickets, ["created_at", "updated_at"], batch_size=500)
+    ticket_events = []
+    for ticket, opened, closed in ticket_times:
+        ticket_events += [
+            (opened, TicketEvent(ticket=ticket, kind="opened", new_value="open")),
+            (
+                closed,
+                TicketEvent(ticket=ticket, kind="status", old_value="open", new_value="closed"),
+            ),
+        ]
+    TicketEvent.objects.bulk_create([event for _when, event in ticket_events], batch_size=500)
+    for when, event in ticket_events:
+        event.created_at = when
+    TicketEvent.objects.bulk_update([e for _w, e in ticket_events], ["created_at"], batch_size=500)
+    progress(6, steps)
+
+    history.conversations = len(conversations)
+    history.escalations = len(escalations)
+    history.messages = len(messages)
+    for escalation in escalations:
+        history.by_status[escalation.status] = history.by_status.get(escalation.status, 0) + 1
+    return history
