@@ -9,7 +9,9 @@ import pytest
 from crm.models import Message
 from tests.factories import AssistantFactory, ChannelFactory
 
-pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.redis]  # see docs/live-chat.md
+# PostgreSQL and Redis only for now: on the embedded default the widget's first message is not
+# acknowledged within the step timeout behind the test's WebSocket proxy (not yet understood).
+pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.redis]
 
 
 def wait_until(page, predicate, timeout=15.0):
