@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 run: install
 	DEBUG=1 $(BIN)/python manage.py migrate --noinput
 	DEBUG=1 $(BIN)/python manage.py seed_demo --if-empty
-	DEBUG=1 $(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
+	DEBUG=1 $(BIN)/python manage.py serve_demo --host $(HOST) --port $(PORT)
 
 # The production stack on one node (Procfile, honcho): WEB_CONCURRENCY uvicorn processes, a Celery
 # worker and beat against DATABASE_URL / REDIS_URL. Ctrl-C or SIGTERM stops it gracefully.

@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from crm import services as crm_services
-from crm.models import AgentProfile, Assistant, CRMSettings
+from crm.models import AgentProfile, Assistant, CannedReply, Conversation, CRMSettings
 from escalation import services as escalation_services
 from escalation.models import Escalation, Priority
 from notifications.emails import build_notification_email
@@ -138,9 +138,12 @@ class Sweep:
         return response
 
 
+def ids_of(world) -> list[int]:
+    return [world["ai"]] + [e.conversation_id for e in world["escalations"].values()]
+
+
 def _read_conversations(sweep: Sweep, world) -> None:
-    ids = [world["ai"]] + [e.conversation_id for e in world["escalations"].values()]
-    for conversation_id in ids:
+    for conversation_id in ids_of(world):
         base = f"/crm/conversations/{conversation_id}/"
         sweep.get("crm:conversation", base)
         sweep.get("crm:conversation-messages", base + "messages/?after=0")
@@ -165,6 +168,19 @@ def _read_everything(sweep: Sweep, world) -> None:
     sweep.get("crm:preferences", "/crm/preferences/")
     sweep.get("crm:notifications", "/crm/notifications/")
     sweep.get("crm:notification-badge", "/crm/notifications/badge/")
+    # The agent's workspace: inbox, canned replies, search and contacts.
+    for name in ("queued", "mine", "closed", "nonsense"):
+        sweep.get("crm:inbox", f"/crm/inbox/?list={name}")
+        sweep.get("crm:inbox-lists", f"/crm/inbox/lists/?list={name}")
+    for conversation_id in ids_of(world):
+        sweep.get("crm:inbox-conversation", f"/crm/inbox/conversations/{conversation_id}/")
+    sweep.get("crm:canned", "/crm/canned-replies/")
+    for query in ("", "refund", "%"):
+        sweep.get("crm:canned-search", f"/crm/canned-replies/search/?q={query}")
+    for query in ("", "Quinn", "<b>"):
+        sweep.get("crm:search", f"/crm/search/?q={query}")
+    contact = Conversation.objects.get(pk=world["ai"]).contact_id
+    sweep.get("crm:contact", f"/crm/contacts/{contact}/")
 
 
 def _act_on_everything(sweep: Sweep, world, user) -> None:
@@ -205,6 +221,24 @@ def _act_on_everything(sweep: Sweep, world, user) -> None:
     if notification is not None:
         sweep.post("crm:notification-read", f"/crm/notifications/{notification.pk}/read/")
     sweep.post("crm:notifications-read-all", "/crm/notifications/read-all/")
+    sweep.post("crm:canned-create", "/crm/canned-replies/new/", {"shortcut": "bad slug!"})
+    sweep.post(
+        "crm:canned-create",
+        "/crm/canned-replies/new/",
+        {"shortcut": f"thanks-{user.pk}", "title": "Thanks", "body": "Thanks {{first_name}}!"},
+    )
+    reply = CannedReply.objects.filter(shortcut=f"thanks-{user.pk}").first()
+    reply_id = reply.pk if reply else 999999
+    sweep.post(
+        "crm:canned-update",
+        f"/crm/canned-replies/{reply_id}/",
+        {"shortcut": f"thanks-{user.pk}", "title": "Thanks", "body": "Thank you!"},
+    )
+    conversation = f"/crm/conversations/{queued.conversation_id}/"
+    sweep.post("crm:canned-use", conversation + "canned/", {"reply": str(reply_id)})
+    sweep.post("crm:canned-use", conversation + "canned/", {"reply": "x"})
+    sweep.post("crm:conversation-template", conversation + "template/", {"template": "x"})
+    sweep.post("crm:canned-delete", f"/crm/canned-replies/{reply_id}/delete/")
     assistant = Assistant.objects.get()
     messages = {"handoff_message": "Wait {wait_minutes} min", "takeover_message": "Hi"}
     sweep.post("crm:settings-preview", "/crm/settings/messages/preview/", messages)
