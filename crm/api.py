@@ -15,7 +15,7 @@ from integrations.authentication import ApiTokenAuthentication, CustomerTokenAut
 from integrations.pagination import ApiPagination
 from integrations.permissions import conversation_in_reach, conversation_queryset, is_customer
 from integrations.schema import error_response
-from integrations.serializers import ContactSerializer, PersonSerializer
+from integrations.serializers import ContactSerializer, PersonSerializer, StrictBooleanField
 from integrations.throttles import (
     ApiCallerThrottle,
     ConversationStartThrottle,
@@ -171,7 +171,7 @@ class CustomerMessageInputSerializer(serializers.Serializer):
 
 class AgentMessageInputSerializer(serializers.Serializer):
     text = serializers.CharField(trim_whitespace=True)
-    private_note = serializers.BooleanField(
+    private_note = StrictBooleanField(
         required=False, default=False, help_text="Staff only, never sent to the customer."
     )
 
@@ -247,7 +247,10 @@ class ConversationListView(ApiView):
         operation_id="conversations_create",
         tags=["conversations"],
         request=ConversationStartSerializer,
-        responses={201: ConversationCreatedSerializer},
+        responses={
+            201: ConversationCreatedSerializer,
+            404: error_response("404", "No active channel with this key or kind."),
+        },
         summary="Start a conversation with a customer's first message",
         description="The AI (or the human queue, if the first message already needs a person) "
         "answers as on any channel. Throttled per caller.",

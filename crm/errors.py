@@ -35,7 +35,7 @@ class NotAssigned(DomainError):
 
 class ChannelNotFound(DomainError):
     code = "channel_not_found"
-    status = 400
+    status = 404  # a body's reference to nothing answers like a URL to nothing
 
 
 class ReplyWindowClosed(DomainError):

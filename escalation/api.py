@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
 from crm.models import ChannelKind, Team
@@ -132,7 +132,11 @@ class ReassignInputSerializer(serializers.Serializer):
     agent = IdField(
         required=False, max_value=MAX_USER_ID, help_text="User id of the agent who gets it at once."
     )
-    team = IdField(required=False, help_text="Team whose queue it goes back to.")
+    team = IdField(
+        required=False,
+        help_text="Team it moves to: its queue, or with `agent` that agent's team for it. "
+        "Neither: back to the queue.",
+    )
     note = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
     def validate_agent(self, value):
@@ -141,20 +145,15 @@ class ReassignInputSerializer(serializers.Serializer):
             .objects.filter(pk=value, is_active=True, agent_profile__isnull=False)
             .first()
         )
-        if user is None:
-            raise serializers.ValidationError(_("No active agent with this id."))
+        if user is None:  # a reference to nothing is a 404, like a URL to nothing
+            raise exceptions.NotFound(_("No active agent with this id."))
         return user
 
     def validate_team(self, value):
         team = Team.objects.filter(pk=value).first()
         if team is None:
-            raise serializers.ValidationError(_("No team with this id."))
+            raise exceptions.NotFound(_("No team with this id."))
         return team
-
-    def validate(self, attrs):
-        if attrs.get("agent") and attrs.get("team"):
-            raise serializers.ValidationError(_("Give an agent or a team, not both."))
-        return attrs
 
 
 class NoteInputSerializer(serializers.Serializer):
@@ -374,7 +373,10 @@ class MetricsFilterSerializer(serializers.Serializer):
     from_ = FlexibleDateTimeField(
         required=False, help_text="Start (date or date-time); default 7 days before `to`."
     )
-    to = FlexibleDateTimeField(required=False, help_text="End, exclusive; default now.")
+    to = FlexibleDateTimeField(
+        required=False,
+        help_text="End, exclusive; default now. A `from` at or after `to` is an empty period.",
+    )
     channel = serializers.ChoiceField(choices=ChannelKind.choices, required=False)
     team = IdField(required=False)
 
@@ -386,10 +388,6 @@ class MetricsFilterSerializer(serializers.Serializer):
     def validate(self, attrs):
         end = attrs.get("to") or timezone.now()
         start = attrs.get("from") or end - timedelta(days=7)
-        if start >= end:
-            raise serializers.ValidationError({"from": [_("Must be before 'to'.")]})
-        if end - start > timedelta(days=3660):
-            raise serializers.ValidationError({"from": [_("The period is longer than 10 years.")]})
         attrs["from"], attrs["to"] = start, end
         return attrs
 

@@ -23,8 +23,10 @@ class AlreadyClaimed(DomainError):
 
 
 class ReasonRequired(DomainError):
+    # Whether a reason is needed depends on the escalation's state (not yet resolved): a 409
+    # like every other refusal that depends on state, so the request itself is not malformed.
     code = "reason_required"
-    status = 400
+    status = 409
 
 
 class NotYourEscalation(DomainError):

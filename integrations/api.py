@@ -10,13 +10,19 @@ from .api_base import ApiView
 from .errors import InvalidSubscription
 from .models import Scope, WebhookDelivery, WebhookEvent, WebhookSubscription
 from .pagination import ApiPagination
+from .serializers import StrictBooleanField
 
 MANAGE = {method: Scope.MANAGE for method in ("GET", "POST", "PATCH", "DELETE", "PUT")}
 
 
+class WebhookURLField(serializers.CharField):
+    """Checked by services.check_webhook_url; its schema (integrations.schema.
+    WebhookURLFieldSchema) states the same rule."""
+
+
 class SubscriptionSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    url = serializers.URLField()
+    url = WebhookURLField()
     events = serializers.ListField(child=serializers.ChoiceField(choices=WebhookEvent.choices))
     description = serializers.CharField()
     is_active = serializers.BooleanField()
@@ -30,8 +36,14 @@ class SubscriptionCreatedSerializer(SubscriptionSerializer):
     )
 
 
+class SubscriptionChangedSerializer(SubscriptionSerializer):
+    secret = serializers.CharField(
+        required=False, help_text="Only when the change gave it a new secret (a rotation)."
+    )
+
+
 class SubscriptionInputSerializer(serializers.Serializer):
-    url = serializers.URLField(max_length=500)
+    url = WebhookURLField(max_length=500)
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=WebhookEvent.choices), min_length=1, max_length=10
     )
@@ -41,7 +53,7 @@ class SubscriptionInputSerializer(serializers.Serializer):
     secret = serializers.CharField(
         required=False, min_length=16, max_length=200, help_text="Leave out to have one made."
     )
-    is_active = serializers.BooleanField(required=False, default=True)
+    is_active = StrictBooleanField(required=False, default=True)
 
     def validate_url(self, value):
         try:
@@ -52,7 +64,7 @@ class SubscriptionInputSerializer(serializers.Serializer):
 
 
 class SubscriptionUpdateSerializer(SubscriptionInputSerializer):
-    url = serializers.URLField(max_length=500, required=False)
+    url = WebhookURLField(max_length=500, required=False)
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=WebhookEvent.choices),
         min_length=1,
@@ -60,7 +72,7 @@ class SubscriptionUpdateSerializer(SubscriptionInputSerializer):
         required=False,
     )
     description = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    is_active = serializers.BooleanField(required=False)
+    is_active = StrictBooleanField(required=False)
 
 
 class DeliverySerializer(serializers.Serializer):
@@ -127,7 +139,7 @@ class SubscriptionDetailView(ApiView):
         operation_id="webhooks_update",
         tags=["webhooks"],
         request=SubscriptionUpdateSerializer,
-        responses={200: SubscriptionCreatedSerializer},
+        responses={200: SubscriptionChangedSerializer},
         summary="Change a subscription (give a new secret to rotate it)",
     )
     def patch(self, request, pk: int):
@@ -135,7 +147,7 @@ class SubscriptionDetailView(ApiView):
         data = self.body(SubscriptionUpdateSerializer)
         subscription = services.update_webhook_subscription(subscription=subscription, **data)
         serializer = SubscriptionCreatedSerializer if "secret" in data else SubscriptionSerializer
-        return Response(serializer(subscription).data)
+        return Response(serializer(subscription).data)  # both fit SubscriptionChangedSerializer
 
     @extend_schema(operation_id="webhooks_destroy", tags=["webhooks"], responses={204: None})
     def delete(self, request, pk: int):

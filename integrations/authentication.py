@@ -1,6 +1,7 @@
 """Who is calling: an API token (``Authorization: Token <token>``), a staff session (the
 browsable API), or a customer holding one conversation's token (``X-Customer-Token``)."""
 
+import re
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AnonymousUser
@@ -52,19 +53,25 @@ class CustomerAccess:
     conversation_id: int
 
 
+CUSTOMER_TOKEN_FORMAT = re.compile(r"[A-Za-z0-9_-]{43}")  # crm.models.new_token
+
+
 class CustomerTokenAuthentication(authentication.BaseAuthentication):
     header = "HTTP_X_CUSTOMER_TOKEN"
 
     """The token opens the conversation named in the URL (``pk``) or nothing: it is compared
     in constant time with that conversation's own (``conversation_for_customer_token``), never
-    looked up. A conversation the token does not open answers 404 exactly like a missing one
-    (objects outside the caller's reach don't exist for it); a URL without a conversation
+    looked up. A conversation a well-formed token does not open answers 404 exactly like a
+    missing one (objects outside the caller's reach don't exist for it); a value that cannot be
+    a customer token (they are 43 URL-safe characters), or a URL without a conversation,
     answers 401."""
 
     def authenticate(self, request):
         raw = request.META.get(self.header)
         if raw is None:
             return None
+        if not CUSTOMER_TOKEN_FORMAT.fullmatch(raw):
+            raise exceptions.AuthenticationFailed(_("This is not a customer token."))
         kwargs = (getattr(request, "parser_context", None) or {}).get("kwargs") or {}
         conversation_id = kwargs.get("pk")
         if not isinstance(conversation_id, int):

@@ -2,7 +2,10 @@
 give (added here once so no endpoint forgets to document them)."""
 
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.extensions import (
+    OpenApiAuthenticationExtension,
+    OpenApiSerializerFieldExtension,
+)
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
@@ -88,3 +91,15 @@ class CustomerTokenScheme(OpenApiAuthenticationExtension):
                 _("The customer_token returned when the conversation started: that one only.")
             ),
         }
+
+
+class WebhookURLFieldSchema(OpenApiSerializerFieldExtension):
+    """What a webhook URL must be, as the server checks it (services.check_webhook_url): https
+    (http too while DEBUG is on, for a local receiver), a host of at most 253 characters."""
+
+    target_class = "integrations.api.WebhookURLField"
+
+    def map_serializer_field(self, auto_schema, direction):
+        from .services import webhook_url_pattern
+
+        return {"type": "string", "maxLength": 500, "pattern": webhook_url_pattern()}

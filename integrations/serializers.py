@@ -10,6 +10,16 @@ from crm.codes import Priority
 from crm.models import agent_name
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON true or false, as the schema says; DRF's form-friendly 0, 1, "yes", "on" are 400s
+    in a JSON body."""
+
+    def to_internal_value(self, data):
+        if data is True or data is False:
+            return data
+        self.fail("invalid", input=data)
+
+
 class PersonSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()

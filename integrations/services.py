@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import time
 import uuid
 from datetime import timedelta
@@ -135,10 +136,22 @@ def _internal_host(host: str) -> bool:
         return False
 
 
+def webhook_url_pattern() -> str:
+    """What a webhook URL looks like (the API schema states the same): https (http too while
+    DEBUG is on, for a local receiver), then a host of at most 253 characters and an optional
+    port, path and query."""
+    scheme = "https?" if settings.DEBUG else "https"
+    return rf"^{scheme}://[^/?#:@\s]{{1,253}}(:[0-9]{{1,5}})?([/?#]\S*)?$"
+
+
 def check_webhook_url(url) -> None:
     """Raise InvalidSubscription unless ``url`` may receive webhooks (see _internal_host)."""
     if not isinstance(url, str) or not url.lower().startswith(("https://", "http://")):
         raise InvalidSubscription(_("The URL must start with https:// or http://."))
+    if not re.match(webhook_url_pattern(), url, flags=re.IGNORECASE):
+        raise InvalidSubscription(
+            _("The URL must be https://, a host of at most 253 characters, then a path.")
+        )
     try:
         host = urlsplit(url).hostname or ""
     except ValueError:

@@ -4,7 +4,7 @@ import pytest
 
 from crm import realtime
 from crm import services as crm_services
-from crm.models import Contact, Conversation, Message
+from crm.models import Contact, Conversation, Message, new_token
 from tests.api.conftest import error_of
 from tests.factories import ConversationFactory
 
@@ -43,9 +43,9 @@ def test_start_by_channel_key_reuses_the_contact_with_that_email(api, api_channe
     assert Contact.objects.filter(email__iexact="dana@example.com").count() == 1
 
 
-def test_start_on_an_unknown_channel_is_a_400(api, api_channel):
+def test_start_on_an_unknown_channel_is_a_404(api, api_channel):
     response = start(api, channel="nope")
-    assert response.status_code == 400
+    assert response.status_code == 404
     assert error_of(response)["code"] == "channel_not_found"
 
 
@@ -194,10 +194,16 @@ def test_customer_token_cannot_call_staff_endpoints(anonymous, conversation):
 
 
 def test_a_wrong_customer_token_finds_nothing(anonymous, conversation):
-    anonymous.credentials(HTTP_X_CUSTOMER_TOKEN="guess")
+    anonymous.credentials(HTTP_X_CUSTOMER_TOKEN=new_token())
     response = anonymous.get(f"{URL}{conversation.pk}/messages/")
     assert response.status_code == 404
     assert error_of(response)["code"] == "not_found"
+
+
+def test_a_value_that_is_no_customer_token_is_refused_as_credentials(anonymous, conversation):
+    anonymous.credentials(HTTP_X_CUSTOMER_TOKEN="guess")
+    response = anonymous.get(f"{URL}{conversation.pk}/messages/")
+    assert response.status_code == 401
 
 
 def test_api_token_posts_as_the_customer(api, conversation):

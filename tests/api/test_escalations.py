@@ -171,7 +171,7 @@ def test_resolving_a_queued_escalation_is_409(api):
 def test_closing_unresolved_needs_a_reason(api):
     escalation = escalate()
     response = api.post(f"{URL}{escalation.pk}/close/", {"reason": ""}, format="json")
-    assert response.status_code == 400
+    assert response.status_code == 409  # it depends on the escalation's state
     assert error_of(response)["code"] == "reason_required"
     response = api.post(f"{URL}{escalation.pk}/close/", {"reason": "spam"}, format="json")
     assert response.status_code == 200
@@ -197,11 +197,25 @@ def test_reassign_to_an_agent_and_back_to_the_queue(api, other_agent):
     assert back.status_code == 200 and back.json()["status"] == "queued"
 
 
-def test_reassign_to_someone_who_is_not_an_agent_is_a_field_error(api):
+def test_reassign_to_someone_who_is_not_an_agent_is_a_404(api):
     escalation = escalate()
     response = api.post(f"{URL}{escalation.pk}/reassign/", {"agent": 999999}, format="json")
-    assert response.status_code == 400
-    assert "agent" in error_of(response)["fields"]
+    assert response.status_code == 404  # a reference to nothing, like a URL to nothing
+    assert error_of(response)["code"] == "not_found"
+
+
+def test_reassign_to_an_agent_of_another_team_moves_it_to_that_team(api, other_agent):
+    team = TeamFactory(name="Escalations L2")
+    escalation = escalate()
+    response = api.post(
+        f"{URL}{escalation.pk}/reassign/",
+        {"agent": other_agent.pk, "team": team.pk},
+        format="json",
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["team"] == {"id": team.pk, "name": "Escalations L2"}
+    assert body["status"] == "claimed"
 
 
 def test_reassign_to_a_team(api):

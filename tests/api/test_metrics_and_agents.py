@@ -65,8 +65,9 @@ def test_metrics_for_a_channel_and_a_period(api, agent):
 @pytest.mark.parametrize(
     "params",
     [
-        {"from": "2024-02-01", "to": "2024-01-01"},
         {"from": "soon"},
+        {"to": ""},
+        {"channel": ["website", "whatsapp"]},
         {"channel": "pigeon"},
         {"team": "0"},
     ],
@@ -75,6 +76,29 @@ def test_metrics_reject_bad_parameters(api, params):
     response = api.get(METRICS, params)
     assert response.status_code == 400
     assert error_of(response)["fields"]
+
+
+def test_a_period_that_ends_before_it_starts_is_empty(api):
+    body = api.get(METRICS, {"from": "2024-02-01", "to": "2024-01-01"}).json()
+    assert body["conversations"] == body["escalations"] == 0
+    assert body["period"]["from"].startswith("2024-02-01")
+
+
+@pytest.mark.parametrize("query", ["offset=null", "limit=0", "limit=201", "limit=5&limit=6"])
+def test_a_list_refuses_paging_it_cannot_honour(api, query):
+    response = api.get(f"/api/v1/agents/?{query}")
+    assert response.status_code == 400
+    assert set(error_of(response)["fields"]) & {"limit", "offset"}
+
+
+def test_a_body_value_of_another_json_type_is_refused(manager):
+    response = manager.post(
+        "/api/v1/webhooks/",
+        {"url": "https://hooks.example.com/x", "events": ["ticket.created"], "is_active": 0},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert "is_active" in error_of(response)["fields"]
 
 
 def test_agents_with_availability(api, agent, other_agent):

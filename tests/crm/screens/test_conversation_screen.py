@@ -210,7 +210,7 @@ def test_closing_without_resolving_needs_a_reason(agent_client, agent, escalate)
     escalation = escalate()
     escalation_services.take_over_escalation(escalation_id=escalation.pk, agent=agent)
     response = agent_client.post(f"/crm/escalations/{escalation.pk}/close/", **HTMX_PANEL)
-    assert response.status_code == 400
+    assert response.status_code == 409  # depends on the escalation's state
     assert response["HX-Retarget"] == "#toasts"
     assert "Say why you are closing without resolving." in response.content.decode()
     response = agent_client.post(
