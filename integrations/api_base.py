@@ -2,10 +2,10 @@
 
 from django.utils.translation import gettext as _
 from rest_framework import serializers
-from rest_framework.parsers import JSONParser
 from rest_framework.views import APIView
 
 from .pagination import ApiPagination, single_value
+from .parsers import BoundedJSONParser
 
 
 class ApiView(APIView):
@@ -14,7 +14,7 @@ class ApiView(APIView):
     List views set ``pagination_class`` (the schema then shows the page envelope) and answer
     with :meth:`paginate`. Bodies are JSON only (the schema documents no other encoding)."""
 
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]  # the depth-checked JSON parser of settings
 
     def paginate(self, queryset, serializer_class, **serializer_kwargs):
         paginator = (getattr(self, "pagination_class", None) or ApiPagination)()
