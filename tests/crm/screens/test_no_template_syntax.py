@@ -272,6 +272,10 @@ def _customer_pages(sweep: Sweep, world) -> None:
         f"/widget/conversations/{body['id']}/messages/?token={body['customer_token']}",
     )
     sweep.get("login", "/accounts/login/")
+    from django.conf import settings
+
+    for _attempt in range(settings.AXES_FAILURE_LIMIT + 1):  # then the lockout page
+        sweep.request("post", "login", "/accounts/login/", {"username": "alex", "password": "x"})
 
 
 def test_no_page_fragment_or_action_shows_template_syntax(world):
