@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('notifications', '0004_email_skipped_reason'),
+        ('notifications', '0005_routing_notification_kinds'),
     ]
 
     operations = [
