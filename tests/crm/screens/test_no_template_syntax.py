@@ -221,6 +221,15 @@ def _act_on_everything(sweep: Sweep, world, user) -> None:
     if notification is not None:
         sweep.post("crm:notification-read", f"/crm/notifications/{notification.pk}/read/")
     sweep.post("crm:notifications-read-all", "/crm/notifications/read-all/")
+    # Routing (issue 16): its settings and the offer actions, with bad input too.
+    sweep.get("crm:routing-settings", "/crm/settings/routing/")
+    team_id = world["team"].pk
+    sweep.post("crm:routing-team", f"/crm/settings/routing/teams/{team_id}/", {"mode": "?"})
+    sweep.post("crm:routing-rule-add", "/crm/settings/routing/rules/", {"reason": "?"})
+    sweep.post("crm:routing-rule", "/crm/settings/routing/rules/999999/", {})
+    sweep.post("crm:routing-defaults", "/crm/settings/routing/defaults/", {"x": "?"})
+    sweep.post("crm:accept-offer", f"/crm/escalations/{queued.pk}/accept/", panel=True)
+    sweep.post("crm:decline-offer", f"/crm/escalations/{queued.pk}/decline/", panel=True)
     sweep.post("crm:canned-create", "/crm/canned-replies/new/", {"shortcut": "bad slug!"})
     sweep.post(
         "crm:canned-create",
