@@ -25,6 +25,9 @@ COMPLEXITY_TOPICS = [
 ]
 
 
+DEFAULT_SENSITIVITY = 0.5
+
+
 def default_always_human_topics() -> list[str]:
     return [code for code, _label in COMPLEXITY_TOPICS]
 
@@ -158,6 +161,7 @@ class ContactIdentity(models.Model):
 class Assistant(models.Model):
     class Backend(models.TextChoices):
         LOCAL = "local", _("Local (offline)")
+        LOCAL_THEN_CLAUDE = "local_claude", _("Local, and Claude when unsure")
         CLAUDE = "claude", _("Claude")
 
     name = models.CharField(max_length=100)
@@ -167,7 +171,7 @@ class Assistant(models.Model):
         default=True,
         help_text=_("Agent Framework → Enable Human Handoff: the assistant may escalate."),
     )
-    backend = models.CharField(max_length=10, choices=Backend.choices, default=Backend.LOCAL)
+    backend = models.CharField(max_length=20, choices=Backend.choices, default=Backend.LOCAL)
     sentiment_threshold = models.FloatField(
         default=0.6,
         validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
@@ -183,6 +187,24 @@ class Assistant(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(10)],
         help_text=_("Repeats before a loop escalates."),
     )
+    sensitivity = models.FloatField(
+        default=DEFAULT_SENSITIVITY,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text=_(
+            "How readily detection hands over (0–1): 0.5 uses the thresholds chosen on "
+            "validation data, higher escalates more, lower less."
+        ),
+    )
+    claude_band_low = models.FloatField(
+        default=0.2,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text=_("Local, and Claude when unsure: a local probability from here…"),
+    )
+    claude_band_high = models.FloatField(
+        default=0.8,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text=_("…to here is checked by Claude; the rest never leave the machine."),
+    )
     always_human_topics = models.JSONField(
         default=default_always_human_topics,
         blank=True,
@@ -193,6 +215,18 @@ class Assistant(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(claude_band_low__gte=0)
+                & Q(claude_band_low__lt=models.F("claude_band_high"))
+                & Q(claude_band_high__lte=1),
+                name="assistant_claude_band_ordered",
+            ),
+            models.CheckConstraint(
+                condition=Q(sensitivity__gte=0) & Q(sensitivity__lte=1),
+                name="assistant_sensitivity_0_1",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -318,12 +318,17 @@ ASSISTANT_SETTING_FIELDS = (
     "confidence_threshold",
     "loop_threshold",
     "always_human_topics",
+    "sensitivity",
+    "backend",
+    "claude_band_low",
+    "claude_band_high",
 )
 
 
 @transaction.atomic
 def update_assistant_settings(*, assistant, **fields):
-    """Change an assistant's handoff switch and detection thresholds (only those fields)."""
+    """Change an assistant's Agent Framework settings — handoff switch, backend and Claude band,
+    sensitivity, thresholds, always-human topics — only the fields given."""
     from .models import COMPLEXITY_TOPICS, Assistant
 
     unknown = set(fields) - set(ASSISTANT_SETTING_FIELDS)
@@ -336,6 +341,14 @@ def update_assistant_settings(*, assistant, **fields):
             raise InvalidMessage(_("Thresholds must be between 0 and 1."))
     if "loop_threshold" in fields and not 1 <= int(fields["loop_threshold"]) <= 10:
         raise InvalidMessage(_("Loop repeats must be between 1 and 10."))
+    if "sensitivity" in fields and not 0.0 <= float(fields["sensitivity"]) <= 1.0:
+        raise InvalidMessage(_("Sensitivity must be between 0 and 1."))
+    if "backend" in fields and fields["backend"] not in Assistant.Backend.values:
+        raise InvalidMessage(_("Unknown backend %(value)r.") % {"value": fields["backend"]})
+    low = float(fields.get("claude_band_low", assistant.claude_band_low))
+    high = float(fields.get("claude_band_high", assistant.claude_band_high))
+    if not 0.0 <= low < high <= 1.0:
+        raise InvalidMessage(_("The Claude band needs 0 ≤ from < to ≤ 1."))
     if "always_human_topics" in fields:
         known = {code for code, _label in COMPLEXITY_TOPICS}
         topics = list(fields["always_human_topics"] or [])

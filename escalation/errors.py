@@ -8,6 +8,8 @@ __all__ = [
     "InvalidTransition",
     "NotYourEscalation",
     "ReasonRequired",
+    "ReplayAlreadyRunning",
+    "VerdictAlreadyGiven",
 ]
 
 
@@ -37,3 +39,13 @@ class NotYourEscalation(DomainError):
 class EscalationNotFound(DomainError):
     code = "escalation_not_found"
     status = 404
+
+
+class VerdictAlreadyGiven(DomainError):
+    code = "verdict_already_given"
+    status = 409
+
+
+class ReplayAlreadyRunning(DomainError):
+    code = "replay_already_running"
+    status = 409

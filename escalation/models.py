@@ -177,6 +177,7 @@ class EscalationEvent(models.Model):
         AGED = "aged", _("Priority raised")
         SLA_BREACHED = "sla_breached", _("SLA breached")
         FOLLOW_UP = "follow_up", _("Follow-up email left")
+        VERDICT = "verdict", _("Handover judged")
 
     escalation = models.ForeignKey(Escalation, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -193,6 +194,74 @@ class EscalationEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.old_value} → {self.new_value}"
+
+
+class HandoffVerdict(models.Model):
+    """An agent's answer, once per escalation, to "Was handing this over needed?" — the
+    ground truth for detection's precision by reason and, optionally, its training."""
+
+    escalation = models.OneToOneField(Escalation, on_delete=models.CASCADE, related_name="verdict")
+    needed = models.BooleanField()
+    reason = models.CharField(
+        max_length=20, choices=Reason.choices, help_text=_("The escalation's reason when judged.")
+    )
+    given_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    given_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"Escalation #{self.escalation_id}: {'needed' if self.needed else 'not needed'}"
+
+
+class ReplayJob(models.Model):
+    """A replay of stored conversations through an assistant's current detection settings:
+    what detection would have done. Progress is counted in conversations."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    assistant = models.ForeignKey(
+        "crm.Assistant", on_delete=models.CASCADE, related_name="replay_jobs"
+    )
+    since = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["assistant"],
+                condition=Q(status__in=["queued", "running"]),
+                name="one_unfinished_replay_per_assistant",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Replay #{self.pk} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        return int(100 * self.done / self.total) if self.total else 0
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)
 
 
 # Routing's models live in their own module and register under this app.

@@ -29,6 +29,8 @@ def detector_settings(assistant) -> DetectorSettings:
         confidence_threshold=assistant.confidence_threshold,
         loop_threshold=assistant.loop_threshold,
         always_human_topics=tuple(assistant.always_human_topics or ()),
+        sensitivity=assistant.sensitivity,
+        claude_band=(assistant.claude_band_low, assistant.claude_band_high),
     )
 
 

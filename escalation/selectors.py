@@ -412,3 +412,71 @@ def queue_place(conversation_id: int) -> QueuePlace | None:
         position=queue_position(escalation),
         wait_minutes=estimated_wait_minutes(escalation),
     )
+
+
+# --- Agents' verdicts on handovers ------------------------------------------------------------
+
+
+def verdict_precision(filters: MetricsFilters) -> dict:
+    """Per reason, of the handovers agents judged in [start, end) (by escalation time): how many
+    were needed, how many not, and precision = needed / judged. One query."""
+    from .models import HandoffVerdict
+
+    verdicts = HandoffVerdict.objects.filter(
+        escalation__escalated_at__gte=filters.start, escalation__escalated_at__lt=filters.end
+    )
+    if filters.channel:
+        verdicts = verdicts.filter(escalation__conversation__channel__kind=filters.channel)
+    if filters.team:
+        verdicts = verdicts.filter(escalation__team_id=filters.team)
+    rows = (
+        verdicts.values("reason")
+        .annotate(needed=Count("id", filter=Q(needed=True)), judged=Count("id"))
+        .order_by("reason")
+    )
+    by_reason = {
+        row["reason"]: {
+            "needed": row["needed"],
+            "not_needed": row["judged"] - row["needed"],
+            "judged": row["judged"],
+            "precision": round(row["needed"] / row["judged"], 3),
+        }
+        for row in rows
+    }
+    needed = sum(r["needed"] for r in by_reason.values())
+    judged = sum(r["judged"] for r in by_reason.values())
+    return {
+        "reasons": by_reason,
+        "judged": judged,
+        "precision": round(needed / judged, 3) if judged else None,
+    }
+
+
+def verdict_training_rows() -> list[tuple[str, str, bool]]:
+    """``(text, reason, needed)`` for every judged handover: the customer message that was
+    handed over (the last one at or before the escalation) with the agents' answer. For
+    ``train_detector --with-verdicts``: ``needed=False`` is a hard negative for that reason's
+    head, ``needed=True`` a positive. Handovers without a customer message are left out."""
+    from django.db.models import OuterRef, Subquery
+
+    from crm.models import Message
+
+    from .models import HandoffVerdict
+
+    last_customer_text = (
+        Message.objects.filter(
+            conversation_id=OuterRef("escalation__conversation_id"),
+            sender=Message.Sender.CUSTOMER,
+            is_private_note=False,
+            created_at__lte=OuterRef("escalation__escalated_at"),
+        )
+        .order_by("-id")
+        .values("text")[:1]
+    )
+    rows = (
+        HandoffVerdict.objects.annotate(text=Subquery(last_customer_text))
+        .filter(text__isnull=False)
+        .order_by("id")
+        .values_list("text", "reason", "needed")
+    )
+    return [(text, reason, needed) for text, reason, needed in rows if text.strip()]

@@ -9,10 +9,11 @@ Lock order, everywhere: conversation → escalation → ticket. ``crm.services``
 conversation alone, so no two of these transactions can wait on each other in a cycle.
 """
 
+import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -32,13 +33,16 @@ from .errors import (
     InvalidTransition,
     NotYourEscalation,
     ReasonRequired,
+    ReplayAlreadyRunning,
+    VerdictAlreadyGiven,
 )
-from .models import Escalation, EscalationEvent, Priority, Reason
+from .models import Escalation, EscalationEvent, HandoffVerdict, Priority, Reason, ReplayJob
 from .routing import clocks as routing_clocks
 from .routing import rules as routing_rules
 from .routing import tasks as routing_tasks
 
 Status = Escalation.Status
+logger = logging.getLogger(__name__)
 
 
 def _event(escalation, kind, *, actor=None, old="", new="", note="") -> EscalationEvent:
@@ -657,3 +661,162 @@ def announce_queue_places() -> int:
                 min_interval=timedelta(seconds=config["WAIT_UPDATE_MIN_INTERVAL_SECONDS"]),
             )
     return len(places)
+
+
+JUDGEABLE_STATUSES = (Status.RESOLVED, Status.CLOSED)
+
+
+@transaction.atomic
+def record_handoff_verdict(*, escalation_id: int, needed: bool, agent) -> HandoffVerdict:
+    """An agent's answer to "Was handing this over needed?", once per escalation (the one-to-one
+    refuses a second, also from a concurrent click), for a resolved or closed escalation that
+    detection or the assistant started. Writes a ``verdict`` event."""
+    if not isinstance(needed, bool):
+        raise InvalidTransition(_("Answer yes or no."))
+    escalation = Escalation.objects.filter(pk=escalation_id).first()
+    if escalation is None:
+        raise EscalationNotFound(_("No escalation #%(id)s.") % {"id": escalation_id})
+    if escalation.status not in JUDGEABLE_STATUSES:
+        raise InvalidTransition(_("A handover is judged once it is resolved or closed."))
+    if escalation.reason == Reason.MANUAL:
+        raise InvalidTransition(_("Only an automatic handover can be judged."))
+    _require_owner(escalation, agent)
+    try:
+        with transaction.atomic():
+            verdict = HandoffVerdict.objects.create(
+                escalation=escalation,
+                needed=needed,
+                reason=escalation.reason,
+                given_by=agent,
+                given_at=timezone.now(),
+            )
+    except IntegrityError:
+        raise VerdictAlreadyGiven(_("Someone already answered for this handover.")) from None
+    _event(
+        escalation,
+        EscalationEvent.Kind.VERDICT,
+        actor=agent,
+        new="needed" if needed else "not_needed",
+    )
+    return verdict
+
+
+# --- Replays: what detection would do with an assistant's current settings -------------------
+
+REPLAY_CHUNK = 10  # conversations between two progress saves
+REPLAY_STALE_AFTER = timedelta(minutes=10)  # an unfinished job without progress for this long
+
+
+@transaction.atomic
+def start_replay_job(*, assistant, since, requested_by=None) -> ReplayJob:
+    """Queue a replay of the assistant's conversations since ``since``; it starts after commit
+    (a Celery task; with eager Celery, a thread, so the page can show progress). One unfinished
+    job per assistant (a partial unique constraint): a second start while one runs raises
+    ``ReplayAlreadyRunning``; a job silent for REPLAY_STALE_AFTER is marked failed first."""
+    from . import replay
+
+    now = timezone.now()
+    if since >= now:
+        raise InvalidTransition(_("The replay must start in the past."))
+    ReplayJob.objects.filter(
+        assistant=assistant,
+        status__in=[ReplayJob.Status.QUEUED, ReplayJob.Status.RUNNING],
+        updated_at__lt=now - REPLAY_STALE_AFTER,
+    ).update(
+        status=ReplayJob.Status.FAILED,
+        error=_("Stopped without finishing."),
+        finished_at=now,
+        updated_at=now,
+    )
+    try:
+        with transaction.atomic():
+            job = ReplayJob.objects.create(
+                assistant=assistant,
+                since=since,
+                total=replay.conversations_to_replay(assistant, since).count(),
+                requested_by=requested_by,
+            )
+    except IntegrityError:
+        raise ReplayAlreadyRunning(
+            _("A replay for %(name)s is already running.") % {"name": assistant.name}
+        ) from None
+    job_id = job.pk
+    transaction.on_commit(lambda: _dispatch_replay(job_id), robust=True)
+    return job
+
+
+def _dispatch_replay(job_id: int) -> None:
+    from .tasks import run_replay_job as task
+
+    if task.app.conf.task_always_eager:
+        # Eager Celery (make run) would run the whole replay inside the request that started it.
+        import threading
+
+        threading.Thread(
+            target=_run_replay_in_thread, args=(job_id,), name=f"replay-{job_id}", daemon=True
+        ).start()
+    else:
+        task.delay(job_id)
+
+
+def _run_replay_in_thread(job_id: int) -> None:
+    from django.db import connections
+
+    try:
+        run_replay_job(job_id=job_id)
+    finally:
+        connections.close_all()
+
+
+def run_replay_job(*, job_id: int) -> ReplayJob | None:
+    """Claim a queued job (a conditional UPDATE: one runner), replay its conversations in
+    chunks and save the tally and progress after each, then mark it done (or failed, with the
+    error). Returns None when another run has the job."""
+    from . import replay
+
+    claimed = ReplayJob.objects.filter(pk=job_id, status=ReplayJob.Status.QUEUED).update(
+        status=ReplayJob.Status.RUNNING, updated_at=timezone.now()
+    )
+    if not claimed:
+        return None
+    job = ReplayJob.objects.select_related("assistant").get(pk=job_id)
+    try:
+        settings = replay.replay_settings(job.assistant)
+        tally = replay.empty_tally()
+        conversations = replay.conversations_to_replay(job.assistant, job.since).select_related(
+            "channel"
+        )
+        after = 0
+        while True:
+            chunk = list(conversations.filter(id__gt=after)[:REPLAY_CHUNK])
+            if not chunk:
+                break
+            for conversation in chunk:
+                replay.add_outcome(tally, replay.replay_conversation(conversation, settings))
+            after = chunk[-1].pk
+            ReplayJob.objects.filter(pk=job_id).update(
+                done=tally["conversations"],
+                total=max(job.total, tally["conversations"]),
+                result=tally,
+                updated_at=timezone.now(),
+            )
+        tally["rate"] = replay.rate(tally["escalated"], tally["conversations"])
+        tally["actual_escalated"] = replay.actual_escalations(job.assistant, job.since)
+        tally["actual_rate"] = replay.rate(tally["actual_escalated"], tally["conversations"])
+        ReplayJob.objects.filter(pk=job_id).update(
+            status=ReplayJob.Status.DONE,
+            done=tally["conversations"],
+            total=tally["conversations"],
+            result=tally,
+            finished_at=timezone.now(),
+            updated_at=timezone.now(),
+        )
+    except Exception as exc:  # the page must show an end, not poll forever
+        logger.exception("replay job %s failed", job_id)
+        ReplayJob.objects.filter(pk=job_id).update(
+            status=ReplayJob.Status.FAILED,
+            error=f"{type(exc).__name__}: {exc}"[:500],
+            finished_at=timezone.now(),
+            updated_at=timezone.now(),
+        )
+    return ReplayJob.objects.get(pk=job_id)

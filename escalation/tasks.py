@@ -99,3 +99,12 @@ def remind_overdue_escalations() -> int:
         services.remind_overdue_escalation(escalation_id=escalation_id)
         for escalation_id in selectors.overdue_escalation_ids()
     )
+
+
+@shared_task(acks_late=True)
+def run_replay_job(job_id: int) -> None:
+    """Replays the job's conversations, saving progress after every chunk. Only the run that
+    claims the queued job works on it."""
+    from .services import run_replay_job as run
+
+    run(job_id=job_id)

@@ -119,3 +119,26 @@ def columns(items: list[tuple], *, width: int = 720, height: int = 140) -> dict:
         "first": items[0][0] if items else None,
         "last": items[-1][0] if items else None,
     }
+
+
+def rate_bars(items: list[tuple[str, float]], *, width: int = 420, row: int = 26) -> dict:
+    """Horizontal SVG bars for (label, rate 0..1) pairs, scaled to the largest rate; labels on
+    the left, the percentage after each bar (attributes only: no inline style, CSP-safe)."""
+    label_w, value_w = 130, 60
+    inner = width - label_w - value_w
+    largest = max((value for _label, value in items), default=0)
+    rows = []
+    for index, (label, value) in enumerate(items):
+        bar = inner * value / largest if largest else 0
+        rows.append(
+            {
+                "label": label,
+                "percent": round(100 * value, 1),
+                "y": index * row,
+                "text_y": index * row + row * 0.65,
+                "x": label_w,
+                "width": round(max(bar, 1.0 if value else 0.0), 1),
+                "value_x": round(label_w + bar + 6, 1),
+            }
+        )
+    return {"width": width, "height": max(row, row * len(rows)), "rows": rows}

@@ -6,7 +6,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from crm.models import COMPLEXITY_TOPICS, AgentProfile, ChannelKind, Team
+from crm.models import COMPLEXITY_TOPICS, AgentProfile, Assistant, ChannelKind, Team
 from escalation.models import Priority, Reason
 from escalation.selectors import MetricsFilters, QueueFilters
 from tickets.models import Ticket
@@ -154,9 +154,20 @@ class MessagesSettingsForm(forms.Form):
 
 
 class AssistantSettingsForm(forms.Form):
-    handoff_enabled = forms.BooleanField(
-        required=False, label=_("Agent Framework → Enable Human Handoff")
+    """An assistant's "Agent Framework" section: the handoff switch and how detection decides."""
+
+    handoff_enabled = forms.BooleanField(required=False, label=_("Enable Human Handoff"))
+    sensitivity = forms.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        label=_("Sensitivity"),
+        widget=forms.NumberInput(attrs={"type": "range", "step": "0.05", "min": "0", "max": "1"}),
     )
+    backend = forms.ChoiceField(choices=Assistant.Backend.choices, label=_("Backend"))
+    claude_band_low = forms.FloatField(
+        min_value=0.0, max_value=1.0, label=_("Claude when the local probability is from")
+    )
+    claude_band_high = forms.FloatField(min_value=0.0, max_value=1.0, label=_("to"))
     sentiment_threshold = forms.FloatField(
         min_value=0.0, max_value=1.0, label=_("Sentiment threshold (0–1)")
     )
@@ -170,6 +181,22 @@ class AssistantSettingsForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         label=_("Topics that always need a human"),
     )
+
+    def __init__(self, *args, claude_available: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.claude_available = claude_available
+
+    def clean(self):
+        data = super().clean()
+        low, high = data.get("claude_band_low"), data.get("claude_band_high")
+        if low is not None and high is not None and not low < high:
+            self.add_error("claude_band_high", _("The band's end must be above its start."))
+        if data.get("backend", "local") != Assistant.Backend.LOCAL and not self.claude_available:
+            self.add_error(
+                "backend",
+                _("Claude needs ANTHROPIC_API_KEY set on the server; choose Local until it is."),
+            )
+        return data
 
 
 class AgentPreferencesForm(forms.Form):

@@ -4,6 +4,7 @@ from django.urls import path
 from django.views.generic import RedirectView
 
 from .views import (
+    agent_framework,
     analytics,
     canned,
     contacts,
@@ -73,6 +74,11 @@ urlpatterns = [
     path("escalations/<int:escalation_id>/close/", conversations.close, name="close"),
     path("escalations/<int:escalation_id>/reassign/", conversations.reassign, name="reassign"),
     path("escalations/<int:escalation_id>/hand-back/", conversations.hand_back, name="hand-back"),
+    path(
+        "escalations/<int:escalation_id>/verdict/",
+        agent_framework.handoff_verdict,
+        name="handoff-verdict",
+    ),
     # Tickets
     path("tickets/", tickets.ticket_list, name="tickets"),
     path("tickets/<int:ticket_id>/", tickets.ticket_detail, name="ticket"),
@@ -85,9 +91,20 @@ urlpatterns = [
     path("settings/messages/preview/", settings.preview_messages, name="settings-preview"),
     path(
         "settings/assistants/<int:assistant_id>/",
-        settings.save_assistant,
+        agent_framework.save_assistant,
         name="settings-assistant",
     ),
+    path(
+        "settings/assistants/<int:assistant_id>/preview/",
+        agent_framework.preview_sensitivity,
+        name="settings-assistant-preview",
+    ),
+    path(
+        "settings/assistants/<int:assistant_id>/replay/",
+        agent_framework.start_replay,
+        name="settings-replay",
+    ),
+    path("settings/replays/<int:job_id>/", agent_framework.replay_job, name="settings-replay-job"),
     path(
         "settings/agents/<int:profile_id>/", settings.save_agent_preferences, name="settings-agent"
     ),

@@ -4,6 +4,11 @@
 backend is the default; with ``settings.backend == "claude"`` and Claude available, one Claude call
 answers instead, and any failure falls back to the local backend (``result.backend`` says which
 one answered).
+
+``local_claude`` ("local, and Claude when unsure") runs the local backend first and asks Claude
+only when the local escalation probability (``policy.escalation_probability``) falls inside the
+assistant's band: every other message never leaves the machine. ``signals["route"]`` records the
+probability and where the message went.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ def detect(turns: list[Turn], settings: DetectorSettings = DetectorSettings()) -
 
     started = time.perf_counter()
     failure = None
+    if settings.backend == "local_claude":
+        return _detect_local_then_claude(turns, settings, started=started)
     if settings.backend == "claude":
         from crm.llm import claude_available
 
@@ -60,3 +67,29 @@ def detect(turns: list[Turn], settings: DetectorSettings = DetectorSettings()) -
     if failure is not None:
         result.signals["fallback"] = {"from": "claude", "error": failure[:300]}
     return result
+
+
+def _detect_local_then_claude(
+    turns: list[Turn], settings: DetectorSettings, *, started: float
+) -> DetectionResult:
+    from crm.llm import claude_available
+    from escalation.detection.local import detect_local
+    from escalation.detection.policy import escalation_probability
+
+    local = detect_local(turns, settings, started=started)
+    probability = escalation_probability(local.signals, settings)
+    low, high = settings.claude_band
+    route = {"probability": probability, "band": [low, high], "to": "local"}
+    if low <= probability <= high and claude_available():
+        from escalation.detection.claude import detect_claude
+
+        try:
+            result = detect_claude(turns, settings, started=started)
+        except Exception as exc:  # noqa: BLE001 - the local answer stands
+            logger.warning("Claude (uncertain band) failed, keeping the local decision: %r", exc)
+            route["error"] = f"{type(exc).__name__}: {exc}"[:300]
+        else:
+            result.signals["route"] = {**route, "to": "claude"}
+            return result
+    local.signals["route"] = route
+    return local

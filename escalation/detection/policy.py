@@ -5,9 +5,16 @@ the first that holds is the reason; the others can still raise the priority. An 
 escalates at once with at least ``high``. With handoff disabled nothing escalates, but the decision
 keeps the reason and priority it would have had (``would_escalate`` in the result), so managers can
 see what the assistant kept to itself.
+
+Sensitivity (0..1, 0.5 = the thresholds chosen on validation data) moves the request, topic and
+sentiment thresholds on the log-odds scale — at most ``SENSITIVITY_SPAN / 2`` either way — so it
+can be re-applied to stored signals (the settings preview and replay read them without running
+the encoder again).
 """
 
 from __future__ import annotations
+
+import math
 
 from escalation.detection.types import Decision, DetectorSettings
 
@@ -52,17 +59,74 @@ def apply_handoff_setting(decision: Decision, settings: DetectorSettings) -> Dec
     return decision
 
 
+NEUTRAL_SENSITIVITY = 0.5
+SENSITIVITY_SPAN = 4.0  # log-odds: sensitivity 1.0 moves a 0.5 threshold to 0.12, 0.0 to 0.88
+
+
+def adjusted_threshold(threshold: float, sensitivity: float) -> float:
+    """``threshold`` moved by ``sensitivity`` on the log-odds scale; unchanged at 0.5."""
+    if sensitivity == NEUTRAL_SENSITIVITY:
+        return threshold
+    t = min(max(threshold, 1e-4), 1 - 1e-4)
+    shifted = math.log(t / (1 - t)) - SENSITIVITY_SPAN * (sensitivity - NEUTRAL_SENSITIVITY)
+    return 1.0 / (1.0 + math.exp(-shifted))
+
+
+def requested_person(intent: dict, sensitivity: float) -> bool:
+    """The stored reading at neutral sensitivity; else the request probability against the
+    moved threshold (signals without a stored threshold keep their reading)."""
+    if sensitivity == NEUTRAL_SENSITIVITY or "threshold" not in intent:
+        return bool(intent.get("request_human"))
+    if intent.get("source") == "declined":
+        return False
+    return intent.get("confidence", 0.0) >= adjusted_threshold(intent["threshold"], sensitivity)
+
+
+def detected_topics(complexity: dict, sensitivity: float) -> list[str]:
+    thresholds = complexity.get("thresholds")
+    if sensitivity == NEUTRAL_SENSITIVITY or not thresholds:
+        return list(complexity.get("topics", ()))
+    scores = complexity.get("scores", {})
+    found = [
+        topic
+        for topic, threshold in thresholds.items()
+        if scores.get(topic, 0.0) >= adjusted_threshold(threshold, sensitivity)
+    ]
+    return sorted(found, key=lambda topic: -scores[topic] / thresholds[topic])
+
+
+def escalation_probability(signals: dict, settings: DetectorSettings) -> float:
+    """The local backend's strongest calibrated probability among the heads that decide —
+    a request for a person, an upset customer, an always-human topic. The "local, and Claude
+    when unsure" backend sends a message to Claude only when this falls inside the band."""
+    sentiment = signals.get("sentiment", {})
+    complexity = signals.get("complexity", {})
+    scores = complexity.get("scores", {})
+    candidates = [
+        signals.get("intent", {}).get("confidence", 0.0),
+        sentiment.get("upset_probability", sentiment.get("intensity", 0.0)),
+        *(scores.get(topic, 0.0) for topic in settings.always_human_topics),
+    ]
+    return round(max(0.0, min(1.0, max(candidates))), 3)
+
+
 def would_decide(signals: dict, settings: DetectorSettings) -> Decision:
+    sensitivity = settings.sensitivity
     sentiment = signals["sentiment"]
     intensity = sentiment["intensity"]
-    angry = intensity >= settings.sentiment_threshold
-    very_angry = intensity >= max(0.85, settings.sentiment_threshold)
-    topics = [t for t in signals["complexity"]["topics"] if t in settings.always_human_topics]
+    sentiment_threshold = adjusted_threshold(settings.sentiment_threshold, sensitivity)
+    angry = intensity >= sentiment_threshold
+    very_angry = intensity >= max(0.85, sentiment_threshold)
+    topics = [
+        t
+        for t in detected_topics(signals["complexity"], sensitivity)
+        if t in settings.always_human_topics
+    ]
     loop = signals["loop"]
     confidence = signals["confidence"]
     feeling = ", ".join(sentiment["labels"]) or _("negative")
 
-    if signals["intent"]["request_human"]:
+    if requested_person(signals["intent"], sensitivity):
         urgent = very_angry or any(t in URGENT_TOPICS for t in topics)
         detail = _("Asked for a person")
         if angry:

@@ -17,11 +17,13 @@ class Turn:
 @dataclass(frozen=True)
 class DetectorSettings:
     handoff_enabled: bool = True
-    backend: str = "local"  # "local" | "claude"
+    backend: str = "local"  # "local" | "local_claude" (Claude inside the band) | "claude"
     sentiment_threshold: float = 0.6  # how negative/intense before escalating, 0..1
     confidence_threshold: float = 0.45  # AI answers below this are low confidence
     loop_threshold: int = 2  # repeats before a loop escalates
     always_human_topics: tuple[str, ...] = field(default=TOPICS)
+    sensitivity: float = 0.5  # 0.5: thresholds as trained; higher escalates more (policy.py)
+    claude_band: tuple[float, float] = (0.2, 0.8)  # "local_claude": local probabilities sent on
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from django.views.decorators.http import require_GET
 
 from escalation.models import Priority, Reason
 from escalation.routing.selectors import sla_report
-from escalation.selectors import escalation_metrics
+from escalation.selectors import escalation_metrics, verdict_precision
 
 from .. import charts, selectors
 from ..access import manager_required
@@ -32,7 +32,14 @@ def analytics(request):
             ("resolution_p90", resolution["p90"] or 0),
         ]
     )
+    verdicts = verdict_precision(filters)
+    reason_labels = dict(Reason.choices)
     context = {
+        "verdicts": verdicts,
+        "verdict_rows": [
+            {"label": reason_labels.get(code, code), **row}
+            for code, row in verdicts["reasons"].items()
+        ],
         "daily": charts.columns(selectors.escalations_per_day(filters)),
         "form": form,
         "filters": filters,

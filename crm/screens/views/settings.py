@@ -1,5 +1,6 @@
-"""Settings for managers: handoff messages with a live preview, the assistant's handoff switch
-and thresholds, and each agent's notification preference. Agents edit their own preference."""
+"""Settings for managers: handoff messages with a live preview, each assistant's Agent Framework
+section (``agent_framework.py``), and each agent's notification preference. Agents edit their own
+preference."""
 
 from django.contrib import messages
 from django.http import Http404
@@ -12,25 +13,15 @@ from crm.models import AgentProfile, Assistant, CRMSettings
 
 from ..access import manager_required, staff_required
 from ..errors import maps_domain_errors
-from ..forms import AgentPreferencesForm, AssistantSettingsForm, MessagesSettingsForm
+from ..forms import AgentPreferencesForm, MessagesSettingsForm
+from .agent_framework import assistant_form, latest_replay_jobs
 from .base import render_page
 
 PREVIEW_AGENT = "Marina"
 PREVIEW_WAIT_MINUTES = 4
 
 
-def _assistant_form(assistant, data=None):
-    initial = {
-        "handoff_enabled": assistant.handoff_enabled,
-        "sentiment_threshold": assistant.sentiment_threshold,
-        "confidence_threshold": assistant.confidence_threshold,
-        "loop_threshold": assistant.loop_threshold,
-        "always_human_topics": assistant.always_human_topics,
-    }
-    return AssistantSettingsForm(data, initial=initial, prefix=f"assistant-{assistant.pk}")
-
-
-def _settings_context(*, messages_form=None, assistant_forms=None):
+def settings_context(*, messages_form=None, assistant_forms=None):
     crm_settings = CRMSettings.load()
     messages_form = messages_form or MessagesSettingsForm(
         initial={
@@ -39,6 +30,7 @@ def _settings_context(*, messages_form=None, assistant_forms=None):
         }
     )
     assistants = list(Assistant.objects.all())
+    replay_jobs = latest_replay_jobs()
     assistant_forms = assistant_forms or {}
     return {
         "messages_form": messages_form,
@@ -47,7 +39,11 @@ def _settings_context(*, messages_form=None, assistant_forms=None):
             messages_form["takeover_message"].value() or "",
         ),
         "assistants": [
-            (assistant, assistant_forms.get(assistant.pk) or _assistant_form(assistant))
+            (
+                assistant,
+                assistant_forms.get(assistant.pk) or assistant_form(assistant),
+                replay_jobs.get(assistant.pk),
+            )
             for assistant in assistants
         ],
         "agents": list(AgentProfile.objects.select_related("user")),
@@ -66,7 +62,7 @@ def _preview(handoff: str, takeover: str) -> dict:
 @manager_required
 @require_GET
 def settings_page(request):
-    return render_page(request, "crm/settings/settings.html", _settings_context(), nav="settings")
+    return render_page(request, "crm/settings/settings.html", settings_context(), nav="settings")
 
 
 @manager_required
@@ -94,33 +90,12 @@ def save_messages(request):
         return render_page(
             request,
             "crm/settings/settings.html",
-            _settings_context(messages_form=form),
+            settings_context(messages_form=form),
             nav="settings",
             status=400,
         )
     crm_services.update_crm_settings(**form.cleaned_data)
     messages.success(request, _("Handoff and takeover messages saved."))
-    return redirect("crm:settings")
-
-
-@manager_required
-@require_POST
-@maps_domain_errors
-def save_assistant(request, assistant_id: int):
-    assistant = Assistant.objects.filter(pk=assistant_id).first()
-    if assistant is None:
-        raise Http404
-    form = _assistant_form(assistant, request.POST)
-    if not form.is_valid():
-        return render_page(
-            request,
-            "crm/settings/settings.html",
-            _settings_context(assistant_forms={assistant.pk: form}),
-            nav="settings",
-            status=400,
-        )
-    crm_services.update_assistant_settings(assistant=assistant, **form.cleaned_data)
-    messages.success(request, _("%(name)s saved.") % {"name": assistant.name})
     return redirect("crm:settings")
 
 

@@ -43,10 +43,14 @@ def test_the_handoff_switch_and_thresholds(manager_client):
     assistant = AssistantFactory(handoff_enabled=True)
     prefix = f"assistant-{assistant.pk}-"
     page = manager_client.get("/crm/settings/").content.decode()
-    assert "Agent Framework → Enable Human Handoff" in page
+    assert "Agent Framework" in page and "Enable Human Handoff" in page
     response = manager_client.post(
         f"/crm/settings/assistants/{assistant.pk}/",
         {
+            prefix + "sensitivity": "0.5",
+            prefix + "backend": "local",
+            prefix + "claude_band_low": "0.2",
+            prefix + "claude_band_high": "0.8",
             prefix + "sentiment_threshold": "0.7",
             prefix + "confidence_threshold": "0.3",
             prefix + "loop_threshold": "3",
@@ -61,6 +65,10 @@ def test_the_handoff_switch_and_thresholds(manager_client):
     bad = manager_client.post(
         f"/crm/settings/assistants/{assistant.pk}/",
         {
+            prefix + "sensitivity": "0.5",
+            prefix + "backend": "local",
+            prefix + "claude_band_low": "0.2",
+            prefix + "claude_band_high": "0.8",
             prefix + "sentiment_threshold": "3",
             prefix + "confidence_threshold": "0.3",
             prefix + "loop_threshold": "3",
