@@ -19,7 +19,6 @@ from .local import (
     articles_for,
     best_articles,
     handoff_disabled,
-    match_confidence,
     small_talk_answer,
 )
 from .types import Answer, EscalationRequest
@@ -184,7 +183,7 @@ class ClaudeResponder:
         matches = best_articles(message.text, articles_for(conversation.assistant))[
             :CONTEXT_ARTICLES
         ]
-        confidence = match_confidence(matches[0][0]) if matches else 0.0
+        confidence = matches[0][0] if matches else 0.0
         if small_talk_answer(message.text) is not None:
             confidence = None  # a greeting or thanks: nothing to be unsure about
         try:

@@ -1,19 +1,19 @@
 """Offline responder: answers from the knowledge base by retrieval.
 
-Confidence is the match strength (cosine of TF-IDF vectors over the published articles), mapped
-to 0..1. Below the assistant's ``confidence_threshold`` it says it isn't sure; the stored
-confidence is what the detector reads as the low-confidence signal on the next customer turn.
+Confidence is the match strength: the sentence encoder's cosine of the message and the best
+published article, rescaled to 0..1 (``retrieval.py``). Below the assistant's
+``confidence_threshold`` it says it isn't sure; the stored confidence is what the detector
+reads as the low-confidence signal on the next customer turn.
 """
 
-import math
 import re
-from collections import Counter
 
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from crm.models import KnowledgeArticle
 
+from .retrieval import search
 from .types import Answer
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
@@ -29,51 +29,18 @@ _HANDOFF_ASK = re.compile(
     re.IGNORECASE,
 )
 DEFAULT_CONFIDENCE_THRESHOLD = 0.45
-# Cosine strength mapped to a confidence: strong matches of a short question score ~0.3+.
-STRENGTH_FOR_FULL_CONFIDENCE = 0.35
-
-
-def tokens(text: str) -> list[str]:
-    return [w for w in (m.group(0).lower() for m in _WORD.finditer(text)) if w not in _STOP]
 
 
 def best_articles(text: str, articles, limit: int = 3) -> list[tuple[float, object]]:
-    """``(strength, article)`` pairs, strongest first; strength is a cosine in 0..1."""
-    docs = [
-        (a, Counter(tokens(f"{a.title} {a.title} {a.keywords} {a.keywords} {a.body}")))
-        for a in articles
-    ]
-    if not docs:
-        return []
-    df = Counter(term for _a, counts in docs for term in counts)
-    n = len(docs)
-
-    def weights(counts):
-        return {
-            t: (1 + math.log(c)) * math.log(1 + n / (1 + df.get(t, 0))) for t, c in counts.items()
-        }
-
-    query = weights(Counter(tokens(text)))
-    qnorm = math.sqrt(sum(v * v for v in query.values())) or 1.0
-    scored = []
-    for article, counts in docs:
-        doc = weights(counts)
-        dnorm = math.sqrt(sum(v * v for v in doc.values())) or 1.0
-        dot = sum(query[t] * doc.get(t, 0.0) for t in query)
-        scored.append((dot / (qnorm * dnorm), article))
-    scored.sort(key=lambda pair: pair[0], reverse=True)
-    return [(strength, article) for strength, article in scored[:limit] if strength > 0]
+    """``(confidence, article)`` pairs, best first: semantic search with the sentence encoder
+    (``retrieval.py``); the confidence (0..1) is the match strength."""
+    return search(text, articles, limit)
 
 
 def articles_for(assistant):
     return KnowledgeArticle.objects.filter(is_published=True).filter(
         Q(assistant=assistant) | Q(assistant__isnull=True)
     )
-
-
-def match_confidence(strength: float) -> float:
-    """How sure an answer grounded on a match of this strength is, 0..1."""
-    return round(min(1.0, max(0.0, strength) / STRENGTH_FOR_FULL_CONFIDENCE), 2)
 
 
 def confidence_threshold(assistant) -> float:
@@ -95,9 +62,9 @@ def no_person_available_answer(assistant, text: str) -> Answer:
     available in this chat, and here is what the assistant can do."""
     honest = _("There's no human agent available in this chat, but I'll do my best to help.")
     matches = best_articles(text, articles_for(assistant))
-    if matches and match_confidence(matches[0][0]) >= confidence_threshold(assistant):
-        strength, article = matches[0]
-        return Answer(text=f"{honest} {article.body}", confidence=match_confidence(strength))
+    if matches and matches[0][0] >= confidence_threshold(assistant):
+        confidence, article = matches[0]
+        return Answer(text=f"{honest} {article.body}", confidence=confidence)
     titles = list(articles_for(assistant).order_by("title").values_list("title", flat=True)[:3])
     if titles:
         offer = _("I can help with: %(topics)s. Tell me what you need.") % {
@@ -146,8 +113,6 @@ class AgentNote:
 
 
 class LocalResponder:
-    STRENGTH_FOR_FULL_CONFIDENCE = STRENGTH_FOR_FULL_CONFIDENCE
-
     def answer(self, *, conversation, message, detected_request: bool = False) -> Answer:
         assistant = conversation.assistant
         if handoff_disabled(assistant) and asked_for_a_person(
@@ -169,8 +134,7 @@ class LocalResponder:
                 ),
                 confidence=0.0,
             )
-        strength, article = matches[0]
-        confidence = match_confidence(strength)
+        confidence, article = matches[0]
         if confidence < confidence_threshold(assistant):
             return Answer(
                 text=_(

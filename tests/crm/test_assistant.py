@@ -48,7 +48,8 @@ def test_a_weak_match_says_it_is_not_sure_with_a_low_confidence(knowledge, conve
     assert "not sure" in answer.text
     assert answer.confidence < conversation.assistant.confidence_threshold
     nothing = customer_says(conversation, "zzz qqq")
-    assert LocalResponder().answer(conversation=conversation, message=nothing).confidence == 0.0
+    gibberish = LocalResponder().answer(conversation=conversation, message=nothing)
+    assert gibberish.confidence < 0.3 and "not sure" in gibberish.text
 
 
 def test_the_threshold_is_the_assistants(knowledge, conversation):
