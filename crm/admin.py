@@ -83,6 +83,9 @@ class AssistantForm(forms.ModelForm):
             "instructions",
             "backend",
             "handoff_enabled",
+            "sensitivity",
+            "claude_band_low",
+            "claude_band_high",
             "sentiment_threshold",
             "confidence_threshold",
             "loop_threshold",
@@ -112,8 +115,18 @@ class AssistantAdmin(admin.ModelAdmin):
     list_filter = ["handoff_enabled", "backend"]
     search_fields = ["name"]
     fieldsets = [
-        (None, {"fields": ["name", "instructions", "backend"]}),
-        ("Agent Framework", {"fields": ["handoff_enabled"]}),
+        (None, {"fields": ["name", "instructions"]}),
+        (
+            "Agent Framework",
+            {
+                "fields": [
+                    "handoff_enabled",
+                    "sensitivity",
+                    "backend",
+                    ("claude_band_low", "claude_band_high"),
+                ]
+            },
+        ),
         (
             "Detection",
             {

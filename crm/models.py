@@ -221,10 +221,12 @@ class Assistant(models.Model):
                 & Q(claude_band_low__lt=models.F("claude_band_high"))
                 & Q(claude_band_high__lte=1),
                 name="assistant_claude_band_ordered",
+                violation_error_message=_("The Claude band needs 0 ≤ from < to ≤ 1."),
             ),
             models.CheckConstraint(
                 condition=Q(sensitivity__gte=0) & Q(sensitivity__lte=1),
                 name="assistant_sensitivity_0_1",
+                violation_error_message=_("Sensitivity must be between 0 and 1."),
             ),
         ]
 

@@ -7,7 +7,9 @@ from .models import (
     AgentRoutingState,
     Escalation,
     EscalationEvent,
+    HandoffVerdict,
     MessageAnalysis,
+    ReplayJob,
     RoutingRule,
     RoutingSettings,
     TeamRouting,
@@ -124,6 +126,36 @@ class MessageAnalysisAdmin(admin.ModelAdmin):
     list_select_related = ["message"]
 
     def has_add_permission(self, request):
+        return False
+
+
+@admin.register(HandoffVerdict)
+class HandoffVerdictAdmin(admin.ModelAdmin):
+    """Read-only: verdicts are given on the conversation page, once."""
+
+    list_display = ["escalation", "reason", "needed", "given_by", "given_at"]
+    list_filter = ["reason", "needed"]
+    readonly_fields = [f.name for f in HandoffVerdict._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ReplayJob)
+class ReplayJobAdmin(admin.ModelAdmin):
+    """Read-only: replays are started from Settings or ``replay_detection``."""
+
+    list_display = ["id", "assistant", "status", "done", "total", "since", "created_at"]
+    list_filter = ["status"]
+    readonly_fields = [f.name for f in ReplayJob._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
 
 

@@ -33,10 +33,10 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='assistant',
-            constraint=models.CheckConstraint(condition=models.Q(('claude_band_low__gte', 0), ('claude_band_low__lt', models.F('claude_band_high')), ('claude_band_high__lte', 1)), name='assistant_claude_band_ordered'),
+            constraint=models.CheckConstraint(condition=models.Q(('claude_band_low__gte', 0), ('claude_band_low__lt', models.F('claude_band_high')), ('claude_band_high__lte', 1)), name='assistant_claude_band_ordered', violation_error_message='The Claude band needs 0 ≤ from < to ≤ 1.'),
         ),
         migrations.AddConstraint(
             model_name='assistant',
-            constraint=models.CheckConstraint(condition=models.Q(('sensitivity__gte', 0), ('sensitivity__lte', 1)), name='assistant_sensitivity_0_1'),
+            constraint=models.CheckConstraint(condition=models.Q(('sensitivity__gte', 0), ('sensitivity__lte', 1)), name='assistant_sensitivity_0_1', violation_error_message='Sensitivity must be between 0 and 1.'),
         ),
     ]

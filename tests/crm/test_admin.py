@@ -80,3 +80,32 @@ def test_crm_settings_in_the_admin_refuse_unknown_placeholders(manager_client):
     assert page.status_code == 200 and "unknown placeholders" in page.content.decode()
     settings_row.refresh_from_db()
     assert "{wait_minutes}" in settings_row.handoff_message
+
+
+def test_the_admin_refuses_a_claude_band_out_of_order(manager_client):
+    from crm.models import Assistant
+
+    assistant = Assistant.objects.first()
+    url = reverse("admin:crm_assistant_change", args=[assistant.pk])
+    form = {
+        "name": assistant.name,
+        "instructions": assistant.instructions,
+        "backend": "local",
+        "handoff_enabled": "on",
+        "sensitivity": "0.5",
+        "claude_band_low": "0.7",
+        "claude_band_high": "0.3",
+        "sentiment_threshold": "0.6",
+        "confidence_threshold": "0.45",
+        "loop_threshold": "2",
+        "always_human_topics": '["refund"]',
+    }
+    refused = manager_client.post(url, form)
+    assert refused.status_code == 200  # the form again, with the error
+    assert "The Claude band needs 0 ≤ from &lt; to ≤ 1." in refused.content.decode()
+    assistant.refresh_from_db()
+    assert (assistant.claude_band_low, assistant.claude_band_high) == (0.2, 0.8)
+    saved = manager_client.post(url, {**form, "claude_band_low": "0.3", "claude_band_high": "0.7"})
+    assert saved.status_code == 302
+    assistant.refresh_from_db()
+    assert (assistant.claude_band_low, assistant.claude_band_high) == (0.3, 0.7)

@@ -193,3 +193,46 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(assistant, args, message
 def test_no_assistant_at_all_is_a_clear_error():
     with pytest.raises(CommandError, match="No assistants"):
         call_command("replay_detection")
+
+
+def _race(work, workers: int = 2) -> list:
+    import threading
+
+    from django.db import connection
+
+    barrier = threading.Barrier(workers)
+    outcomes: list = [None] * workers
+
+    def run(i):
+        try:
+            barrier.wait(timeout=30)
+            outcomes[i] = work(i)
+        except Exception as exc:  # noqa: BLE001 - the outcome under test
+            outcomes[i] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a worker hung"
+    return outcomes
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_starts_and_two_runners_at_once_make_one_job_run_once(monkeypatch):
+    """On PostgreSQL and on SQLite: the partial unique constraint admits one unfinished job, and
+    the conditional UPDATE lets one runner claim it."""
+    monkeypatch.setattr(services, "_dispatch_replay", lambda job_id: None)
+    assistant = AssistantFactory(name="Racy")
+    conversation_with(assistant, ASKS)
+    since = timezone.now() - timedelta(days=1)
+    started = _race(lambda i: services.start_replay_job(assistant=assistant, since=since))
+    jobs = [o for o in started if isinstance(o, ReplayJob)]
+    refused = [o for o in started if isinstance(o, ReplayAlreadyRunning)]
+    assert (len(jobs), len(refused)) == (1, 1), started
+    ran = _race(lambda i: services.run_replay_job(job_id=jobs[0].pk))
+    assert sorted(o is None for o in ran) == [False, True], ran
+    assert ReplayJob.objects.get().status == "done"

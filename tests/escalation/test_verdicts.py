@@ -110,9 +110,9 @@ def test_training_rows_pair_the_handed_over_message_with_the_answer(agent):
     ]
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_agents_answering_at_once_store_one_verdict():
+    """On PostgreSQL and on SQLite (IMMEDIATE transactions), the two databases it runs on."""
     manager = AgentFactory(display_name="Morgan", role="manager")
     agent = AgentFactory(display_name="Marina")
     escalation = resolved(agent)

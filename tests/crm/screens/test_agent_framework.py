@@ -177,7 +177,7 @@ def test_the_verdict_question_sits_beside_resolve_and_is_answered_once(
     agent_client, agent, resolved_escalation
 ):
     panel = agent_client.get(
-        f"/crm/conversations/{resolved_escalation.conversation_id}/panel/"
+        f"/crm/conversations/{resolved_escalation.conversation_id}/panel/", HTTP_HX_REQUEST="true"
     ).content.decode()
     assert "Was handing this over needed?" in panel
     url = f"/crm/escalations/{resolved_escalation.pk}/verdict/"
@@ -192,7 +192,7 @@ def test_the_verdict_question_sits_beside_resolve_and_is_answered_once(
     assert twice.status_code == 409 and "already answered" in twice.content.decode()
     assert EscalationEvent.objects.filter(kind="verdict").count() == 1
     panel = agent_client.get(
-        f"/crm/conversations/{resolved_escalation.conversation_id}/panel/"
+        f"/crm/conversations/{resolved_escalation.conversation_id}/panel/", HTTP_HX_REQUEST="true"
     ).content.decode()
     assert "Was handing this over needed?" not in panel
     assert "Handing this over was not needed" in panel
