@@ -115,6 +115,14 @@ def _task_done(task_id=None, task=None, state=None, **kwargs):
         pass
 
 
+@signals.worker_process_init.connect
+def _warm_up_detector(**kwargs):
+    """Each pool process loads the detector's models before its first task, not during it."""
+    from config.scheduler import warm_up_detector
+
+    warm_up_detector()
+
+
 @signals.worker_process_shutdown.connect
 def _forget_pool_process(pid=None, **kwargs):
     from config.ops import forget_process

@@ -40,11 +40,27 @@ def stop_embedded_beat() -> None:
             _service = None
 
 
+def warm_up_detector() -> None:
+    """Load the detector's models now, so the first customer's message does not wait for them."""
+    from escalation.detection import warm_up
+
+    try:
+        warm_up()
+    except Exception:  # the first real message will report it, with its own error
+        logger.warning("could not load the detector's models at start-up", exc_info=True)
+
+
+def warm_up_in_background() -> None:
+    """The same in a thread, so the server answers at once."""
+    threading.Thread(target=warm_up_detector, name="warm-up", daemon=True).start()
+
+
 async def lifespan(scope, receive, send):
     """ASGI lifespan: uvicorn sends startup and shutdown; sockets and requests never come here."""
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            warm_up_in_background()
             start_embedded_beat()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":

@@ -5,12 +5,20 @@ the network. anthropic 2.x is built on ``httpx2`` (httpx's successor), so the tr
 ``httpx2.MockTransport``.
 """
 
-from contextlib import contextmanager
+from __future__ import annotations
 
-import anthropic
-import httpx2
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 
+if TYPE_CHECKING:
+    import anthropic
+    import httpx2
+
+# The SDK is imported when a client is built, not with this module: importing it builds about
+# 1,500 pydantic models (seconds on a busy machine), which every assistant without Claude would
+# otherwise pay on its first customer message, just to ask ``claude_available()``.
 _transport: httpx2.BaseTransport | None = None
 
 
@@ -19,6 +27,8 @@ def claude_available() -> bool:
 
 
 def anthropic_client() -> anthropic.Anthropic:
+    import anthropic
+
     # The SDK's own client class: anthropic 2.x is built on httpx2 and rejects httpx objects, so
     # tests pass an ``httpx2.MockTransport`` (what the SDK's HTTP library calls MockTransport).
     http_client = (

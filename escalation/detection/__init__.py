@@ -93,3 +93,9 @@ def _detect_local_then_claude(
             return result
     local.signals["route"] = route
     return local
+
+
+def warm_up() -> None:
+    """Load the encoder and the heads now (a server or a worker starting) instead of on the first
+    customer's message, which would otherwise wait a second or more for them."""
+    detect([Turn(role="customer", text="hello")])
