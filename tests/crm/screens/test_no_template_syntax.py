@@ -13,7 +13,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from crm import services as crm_services
 from crm.models import AgentProfile, Assistant, CannedReply, Conversation, CRMSettings
 from escalation import services as escalation_services
-from escalation.models import Escalation, Priority
+from escalation.models import Escalation, Priority, ReplayJob
 from notifications.emails import build_notification_email
 from notifications.models import Notification
 from tests.factories import AgentFactory, ChannelFactory, ConversationFactory, TeamFactory
@@ -258,6 +258,33 @@ def _act_on_everything(sweep: Sweep, world, user) -> None:
         f"/crm/settings/assistants/{assistant.pk}/",
         {f"assistant-{assistant.pk}-loop_threshold": "99"},
     )
+    # Agent Framework (issue 13): the sensitivity preview, a replay job and its result, and the
+    # verdict on a resolved handover, with bad input too.
+    framework = f"/crm/settings/assistants/{assistant.pk}/"
+    prefix = f"assistant-{assistant.pk}-"
+    sweep.post(
+        "crm:settings-assistant-preview", framework + "preview/", {prefix + "sensitivity": "?"}
+    )
+    valid = {
+        prefix + "sensitivity": "0.7",
+        prefix + "backend": "local",
+        prefix + "claude_band_low": "0.2",
+        prefix + "claude_band_high": "0.8",
+        prefix + "sentiment_threshold": "0.6",
+        prefix + "confidence_threshold": "0.45",
+        prefix + "loop_threshold": "2",
+    }
+    sweep.post("crm:settings-assistant-preview", framework + "preview/", valid)
+    sweep.post("crm:settings-replay", framework + "replay/")
+    job = ReplayJob.objects.filter(assistant=assistant).first()
+    if job is not None:
+        if job.status == ReplayJob.Status.QUEUED:
+            escalation_services.run_replay_job(job_id=job.pk)
+        sweep.get("crm:settings-replay-job", f"/crm/settings/replays/{job.pk}/")
+    resolved = escalations["resolved"]
+    verdict = f"/crm/escalations/{resolved.pk}/verdict/"
+    sweep.post("crm:handoff-verdict", verdict, {"needed": "maybe"})
+    sweep.post("crm:handoff-verdict", verdict, {"needed": "no"})
     profile = AgentProfile.objects.get(user=world["alex"])
     sweep.post("crm:settings-agent", f"/crm/settings/agents/{profile.pk}/", {"notify_via": "?"})
     sweep.post(
