@@ -13,6 +13,7 @@ from escalation import replay, services
 from escalation.errors import InvalidTransition, ReplayAlreadyRunning
 from escalation.models import MessageAnalysis, ReplayJob
 from tests.factories import AssistantFactory, ChannelFactory, ConversationFactory
+from tests.races import race
 
 pytestmark = pytest.mark.django_db
 
@@ -195,32 +196,6 @@ def test_no_assistant_at_all_is_a_clear_error():
         call_command("replay_detection")
 
 
-def _race(work, workers: int = 2) -> list:
-    import threading
-
-    from django.db import connection
-
-    barrier = threading.Barrier(workers)
-    outcomes: list = [None] * workers
-
-    def run(i):
-        try:
-            barrier.wait(timeout=30)
-            outcomes[i] = work(i)
-        except Exception as exc:  # noqa: BLE001 - the outcome under test
-            outcomes[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a worker hung"
-    return outcomes
-
-
 @pytest.mark.django_db(transaction=True)
 def test_two_starts_and_two_runners_at_once_make_one_job_run_once(monkeypatch):
     """On PostgreSQL and on SQLite: the partial unique constraint admits one unfinished job, and
@@ -229,10 +204,10 @@ def test_two_starts_and_two_runners_at_once_make_one_job_run_once(monkeypatch):
     assistant = AssistantFactory(name="Racy")
     conversation_with(assistant, ASKS)
     since = timezone.now() - timedelta(days=1)
-    started = _race(lambda i: services.start_replay_job(assistant=assistant, since=since))
+    started = race(lambda i: services.start_replay_job(assistant=assistant, since=since), 2)
     jobs = [o for o in started if isinstance(o, ReplayJob)]
     refused = [o for o in started if isinstance(o, ReplayAlreadyRunning)]
     assert (len(jobs), len(refused)) == (1, 1), started
-    ran = _race(lambda i: services.run_replay_job(job_id=jobs[0].pk))
+    ran = race(lambda i: services.run_replay_job(job_id=jobs[0].pk), 2)
     assert sorted(o is None for o in ran) == [False, True], ran
     assert ReplayJob.objects.get().status == "done"

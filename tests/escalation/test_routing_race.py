@@ -1,12 +1,10 @@
 """Routing races settled in PostgreSQL: real threads on their own connections, released at once.
 Never above capacity, never one escalation with two agents."""
 
-import threading
 from collections import Counter
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from crm.models import AgentProfile
@@ -14,33 +12,12 @@ from escalation import services
 from escalation.models import Escalation, EscalationEvent, TeamRouting
 from escalation.routing import services as routing
 from escalation.routing.errors import OfferNotYours
+from tests.races import race
 
 from .routing_helpers import automatic_team, conversation_for, escalate, team_agents
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 Status = Escalation.Status
-
-
-def _race(work, count: int) -> list:
-    barrier = threading.Barrier(count)
-    outcomes: list = [None] * count
-
-    def run(i):
-        try:
-            barrier.wait(timeout=30)
-            outcomes[i] = work(i)
-        except Exception as exc:  # noqa: BLE001 - the outcome under test
-            outcomes[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=90)
-    assert not any(thread.is_alive() for thread in threads), "a worker hung"
-    return outcomes
 
 
 def _waiting(team, count: int) -> list[Escalation]:
@@ -77,7 +54,7 @@ def test_routing_twenty_escalations_at_once_never_exceeds_capacity(offer_first):
     agents = team_agents(team, 4, capacity=3)
     escalations = _waiting(team, 20)
 
-    outcomes = _race(lambda i: routing.route_escalation(escalation_id=escalations[i].pk), 20)
+    outcomes = race(lambda i: routing.route_escalation(escalation_id=escalations[i].pk), 20)
 
     assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
     given = [o for o in outcomes if o == routing.Outcome.GIVEN]
@@ -90,7 +67,7 @@ def test_many_agents_freed_at_once_never_share_an_escalation():
     agents = team_agents(team, 12, capacity=2)
     escalations = _waiting(team, 10)
 
-    outcomes = _race(lambda i: routing.fill_agent_slots(user_id=agents[i].pk), 12)
+    outcomes = race(lambda i: routing.fill_agent_slots(user_id=agents[i].pk), 12)
 
     assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
     assert sum(outcomes) == 10  # every escalation given exactly once
@@ -111,7 +88,7 @@ def test_pushes_and_freed_slots_racing_for_one_agent_stay_within_capacity():
             return routing.route_escalation(escalation_id=escalations[i].pk)
         return routing.fill_agent_slots(user_id=marina.pk)
 
-    outcomes = _race(work, 8)
+    outcomes = race(work, 8)
     assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
     _assert_within_capacity_and_exclusive([marina], 2)
     assert Escalation.objects.filter(claimed_by=marina).count() == 2
@@ -132,7 +109,7 @@ def test_accept_racing_the_timeout_has_one_outcome():
                 return routing.accept_offer(escalation_id=escalation_id, agent=marina)
             return routing.expire_offer(escalation_id=escalation_id, now=later)
 
-        accepted, expired = _race(work, 2)
+        accepted, expired = race(work, 2)
         escalation.refresh_from_db()
         if isinstance(accepted, Escalation):
             assert expired is False

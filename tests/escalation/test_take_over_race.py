@@ -1,44 +1,18 @@
 """Races settled in the database: real threads, one connection each, started together."""
 
-import threading
-
 import pytest
-from django.db import connection
 
 from crm.models import Conversation, Message
 from escalation import services
 from escalation.errors import AlreadyClaimed
 from escalation.models import Escalation, EscalationEvent, Priority
 from tests.factories import AgentFactory, ConversationFactory
+from tests.races import race
 from tickets.models import Ticket, TicketEvent
 
 # Run on PostgreSQL (row locks, conditional updates) and on SQLite (IMMEDIATE transactions
 # serialise writers), the two databases the product runs on.
 pytestmark = [pytest.mark.django_db(transaction=True)]
-
-
-def _race(workers: int, work) -> list:
-    """Run ``work(i)`` in ``workers`` threads released at once; return what each returned or
-    raised, in worker order."""
-    barrier = threading.Barrier(workers)
-    outcomes: list = [None] * workers
-
-    def run(i):
-        try:
-            barrier.wait(timeout=30)
-            outcomes[i] = work(i)
-        except Exception as exc:  # noqa: BLE001 - the outcome under test
-            outcomes[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads), "a worker hung"
-    return outcomes
 
 
 def test_twenty_agents_taking_over_one_escalation_leave_one_winner():
@@ -51,8 +25,8 @@ def test_twenty_agents_taking_over_one_escalation_leave_one_winner():
     )
     agents = [AgentFactory(display_name=f"Agent {i:02d}") for i in range(20)]
 
-    outcomes = _race(
-        20, lambda i: services.take_over_escalation(escalation_id=escalation.pk, agent=agents[i])
+    outcomes = race(
+        lambda i: services.take_over_escalation(escalation_id=escalation.pk, agent=agents[i]), 20
     )
 
     winners = [i for i, outcome in enumerate(outcomes) if isinstance(outcome, Escalation)]
@@ -87,14 +61,14 @@ def test_ten_concurrent_escalations_of_one_conversation_make_one_escalation_and_
     conversation = ConversationFactory()
     priorities = [Priority.LOW, Priority.NORMAL, Priority.HIGH, Priority.URGENT] * 3
 
-    outcomes = _race(
-        10,
+    outcomes = race(
         lambda i: services.escalate_conversation(
             conversation=conversation,
             reason="sentiment" if i % 2 else "request",
             priority=priorities[i],
             triggered_by=Escalation.Trigger.DETECTION,
         ),
+        10,
     )
 
     assert all(isinstance(outcome, tuple) for outcome in outcomes), outcomes
@@ -140,7 +114,7 @@ def test_take_overs_retriggers_and_customer_messages_at_once_never_deadlock():
             conversation=conversation, agent=agents[0], text="note", private_note=True
         )
 
-    outcomes = _race(12, work)
+    outcomes = race(work, 12)
 
     unexpected = [
         o for o in outcomes if isinstance(o, Exception) and not isinstance(o, AlreadyClaimed)
@@ -168,7 +142,7 @@ def test_a_take_over_racing_a_cancel_has_one_outcome():
             return services.take_over_escalation(escalation_id=escalation.pk, agent=agent)
         return services.cancel_escalation(escalation_id=escalation.pk)
 
-    took, cancelled = _race(2, work)
+    took, cancelled = race(work, 2)
     escalation.refresh_from_db()
     conversation.refresh_from_db()
     if isinstance(took, Escalation):
