@@ -165,7 +165,7 @@ if EMAIL_HOST:
     EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
     EMAIL_TIMEOUT = env_number("EMAIL_TIMEOUT", 10, minimum=1)
 else:
-    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    EMAIL_BACKEND = "config.email.ConsoleSummaryBackend"  # one line per email
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Live Escalation <alerts@localhost>")
 
 # --- Claude ---------------------------------------------------------------------------------------
