@@ -5,6 +5,7 @@ runs them. It is Celery's own embedded beat service (what `celery worker -B` use
 in-memory scheduler; an eager task it applies runs right there in its thread, in this process, so
 what it broadcasts reaches this process's sockets through the in-memory channel layer."""
 
+import asyncio
 import logging
 import threading
 
@@ -50,17 +51,15 @@ def warm_up_detector() -> None:
         logger.warning("could not load the detector's models at start-up", exc_info=True)
 
 
-def warm_up_in_background() -> None:
-    """The same in a thread, so the server answers at once."""
-    threading.Thread(target=warm_up_detector, name="warm-up", daemon=True).start()
-
-
 async def lifespan(scope, receive, send):
     """ASGI lifespan: uvicorn sends startup and shutdown; sockets and requests never come here."""
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
-            warm_up_in_background()
+            # Before the server takes connections: loading the models competes for the CPU
+            # with the first sockets and requests (seen: the socket limiter's Redis calls
+            # timing out under a flood during the load).
+            await asyncio.to_thread(warm_up_detector)
             start_embedded_beat()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":

@@ -43,7 +43,7 @@ class Lifespan:
 
     def __enter__(self):
         self._thread.start()
-        assert self._started.wait(10), "no answer to lifespan.startup"
+        assert self._started.wait(60), "no answer to lifespan.startup"
         return self
 
     def __exit__(self, *exc):
