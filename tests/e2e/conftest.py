@@ -304,6 +304,17 @@ def log_in(page, username: str, password: str = "pw", next_url: str = "/crm/live
     page.wait_for_url(f"**{next_url}")
 
 
+def wait_for_js(page, expression: str, arg=None, timeout: float = 15.0):
+    """``page.wait_for_function`` for pages under our Content-Security-Policy: Playwright's own
+    polling compiles the predicate inside the page, which the policy (no eval) refuses; here
+    each check is a DevTools evaluation, which the policy does not govern."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression, arg):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout:.0f} s: {expression}")
+        page.wait_for_timeout(100)
+
+
 def wait_live(page):
     """The agent socket is connected (the header says Live)."""
     page.wait_for_selector('#live-state[data-state="live"]')

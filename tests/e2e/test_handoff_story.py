@@ -8,7 +8,7 @@ from crm.models import Conversation, CRMSettings
 from escalation.models import Escalation
 from tests.factories import AgentFactory, AssistantFactory, ChannelFactory, TeamFactory
 
-from .conftest import assert_page_clean, log_in, real_password, wait_live
+from .conftest import assert_page_clean, log_in, real_password, wait_for_js, wait_live
 
 pytestmark = [pytest.mark.browser]
 
@@ -45,8 +45,8 @@ def test_customer_asks_for_a_person_and_an_agent_takes_over_live(open_page, worl
     row.first.wait_for()
     assert row.count() == 1
     assert "Asked for a person" in row.first.inner_text()
-    agent.wait_for_function(
-        "document.querySelector('.queue-row .wait').textContent.match(/^\\d+:\\d\\d$/)"
+    wait_for_js(
+        agent, "document.querySelector('.queue-row .wait').textContent.match(/^\\d+:\\d\\d$/)"
     )
 
     row.first.locator("td.contact a").click()
@@ -67,7 +67,7 @@ def test_customer_asks_for_a_person_and_an_agent_takes_over_live(open_page, worl
     agent.fill("#reply-text", "Hi! I can sort out your order right now.")
     agent.click("#send-reply")
     customer.wait_for_selector(".le-agent:has-text('I can sort out your order right now.')")
-    agent.wait_for_function("document.querySelector('#reply-text').value === ''")
+    wait_for_js(agent, "document.querySelector('#reply-text').value === ''")
     agent.wait_for_selector("#messages .sender-agent:has-text('I can sort out your order')")
 
     # Customer → agent, live on the open conversation, with the typing indicator first

@@ -12,7 +12,7 @@ from escalation import services as escalation_services
 from escalation.models import Escalation, Priority
 from tests.factories import AgentFactory, ConversationFactory, TeamFactory
 
-from .conftest import off_the_browser_thread, sign_in, wait_live
+from .conftest import off_the_browser_thread, sign_in, wait_for_js, wait_live
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.redis]
 
@@ -51,7 +51,7 @@ def wait_counts(page, **expected):
         f"document.querySelector('#count-{name}')?.textContent.trim() === '{value}'"
         for name, value in expected.items()
     )
-    page.wait_for_function(condition)
+    wait_for_js(page, condition)
 
 
 def assert_clean(page):
@@ -137,7 +137,7 @@ def test_two_agents_in_the_inbox_counts_shortcuts_canned_reply_and_collision(ope
     marina.keyboard.press("Enter")
     ticket = Escalation.objects.get(pk=first.pk).ticket
     expected = f"Hi Jamie, Marina here: {ticket.reference} is refunded."
-    marina.wait_for_function("t => document.querySelector('#reply-text').value === t", arg=expected)
+    wait_for_js(marina, "t => document.querySelector('#reply-text').value === t", expected)
 
     # Alex types a note; Marina sees it and her send asks to confirm first.
     alex.fill("#reply-text", "I could take this one")

@@ -19,7 +19,7 @@ from tests.factories import (
     TeamFactory,
 )
 
-from .conftest import off_the_browser_thread, sign_in, wait_live
+from .conftest import off_the_browser_thread, sign_in, wait_for_js, wait_live
 from .test_inbox import assert_clean, watch_console
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.redis]
@@ -66,7 +66,7 @@ def test_the_whatsapp_window_counts_down_closes_and_a_template_goes_out(
     page.wait_for_selector(
         "#reply-window:has-text('The 24-hour WhatsApp window has closed.')", timeout=30_000
     )
-    page.wait_for_function("document.querySelector('#send-reply').disabled")
+    wait_for_js(page, "document.querySelector('#send-reply').disabled")
     page.wait_for_selector("#reply-warning:has-text('free text can')")
     page.fill("#reply-text", "Are you still there?")
     page.press("#reply-text", "Enter")
