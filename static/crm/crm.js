@@ -61,7 +61,12 @@
 
   // The Content-Security-Policy allows no inline script: behaviour that used to sit in
   // attributes (onchange, hx-on) lives here, and htmx may not evaluate attribute code either.
-  if (window.htmx) htmx.config.allowEval = false;
+  if (window.htmx) {
+    htmx.config.allowEval = false;
+    // Settle at once: htmx wires up swapped-in forms only when it settles (20 ms later by
+    // default), and a click or shortcut in that gap would submit the form as a plain page post.
+    htmx.config.defaultSettleDelay = 0;
+  }
   document.addEventListener("change", function (event) {
     if (event.target.matches && event.target.matches("[data-autosubmit]")) event.target.form.submit();
   });

@@ -1,5 +1,7 @@
 """The conversation view: summary, history, contact, sentiment, and the agent's actions."""
 
+from urllib.parse import urlsplit
+
 from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -152,6 +154,10 @@ def _after_action(request, conversation_id: int, *, notice: str = "", status: in
         return response
     if notice:
         messages.warning(request, notice)
+    # A plain post (no htmx) from the inbox goes back to the inbox, the conversation still open.
+    back = safe_next(request, "")
+    if urlsplit(back).path == reverse("crm:inbox"):
+        return redirect(back)
     return redirect("crm:conversation", conversation_id=conversation_id)
 
 

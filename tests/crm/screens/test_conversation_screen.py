@@ -128,6 +128,20 @@ def test_take_over_after_someone_else_names_the_winner_without_an_error_page(
     assert "Alex already took this conversation." in response.content.decode()
 
 
+def test_a_plain_take_over_post_from_the_inbox_returns_to_the_inbox(agent_client, escalate):
+    escalation = escalate()
+    inbox = f"http://testserver/crm/inbox/?c={escalation.conversation_id}"
+    response = agent_client.post(
+        f"/crm/escalations/{escalation.pk}/take-over/", HTTP_REFERER=inbox
+    )
+    assert response.status_code == 302 and response["Location"] == inbox
+    # from anywhere else (here another site), the conversation page as before
+    response = agent_client.post(
+        f"/crm/escalations/{escalation.pk}/resolve/", HTTP_REFERER="https://elsewhere.example/crm/inbox/"
+    )
+    assert response["Location"] == f"/crm/conversations/{escalation.conversation_id}/"
+
+
 def test_take_over_from_the_queue_opens_the_conversation(agent_client, escalate):
     escalation = escalate()
     response = agent_client.post(
