@@ -4,6 +4,7 @@ import math
 import statistics
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connection
@@ -452,11 +453,22 @@ def verdict_precision(filters: MetricsFilters) -> dict:
     }
 
 
-def verdict_training_rows() -> list[tuple[str, str, bool]]:
-    """``(text, reason, needed)`` for every judged handover: the customer message that was
-    handed over (the last one at or before the escalation) with the agents' answer. For
-    ``train_detector --with-verdicts``: ``needed=False`` is a hard negative for that reason's
-    head, ``needed=True`` a positive. Handovers without a customer message are left out."""
+class VerdictRow(NamedTuple):
+    """One judged handover, for training: the customer message handed over, the escalation's
+    reason and (for ``complexity``) its strongest topic, and the agent's answer."""
+
+    text: str
+    reason: str
+    needed: bool
+    topic: str | None = None
+
+
+def verdict_training_rows() -> list[VerdictRow]:
+    """Every judged handover: the customer message that was handed over (the last one at or
+    before the escalation) with the agents' answer. For ``train_detector --with-verdicts``:
+    ``needed=False`` is a hard negative for that reason's head, ``needed=True`` a positive.
+    ``topic`` is the first topic detection had found (``complexity`` only). Handovers without a
+    customer message are left out."""
     from django.db.models import OuterRef, Subquery
 
     from crm.models import Message
@@ -477,6 +489,29 @@ def verdict_training_rows() -> list[tuple[str, str, bool]]:
         HandoffVerdict.objects.annotate(text=Subquery(last_customer_text))
         .filter(text__isnull=False)
         .order_by("id")
-        .values_list("text", "reason", "needed")
+        .values_list(
+            "text",
+            "reason",
+            "needed",
+            "escalation__signals",
+            "escalation__conversation__assistant__always_human_topics",
+        )
     )
-    return [(text, reason, needed) for text, reason, needed in rows if text.strip()]
+    return [
+        VerdictRow(
+            text,
+            reason,
+            needed,
+            _handed_over_topic(signals, always_human) if reason == "complexity" else None,
+        )
+        for text, reason, needed, signals, always_human in rows
+        if text.strip()
+    ]
+
+
+def _handed_over_topic(signals, always_human) -> str | None:
+    """The topic the policy handed over for: the strongest detected one the assistant sends to
+    a person (the signals list topics strongest first)."""
+    topics = [t for t in ((signals or {}).get("complexity") or {}).get("topics") or [] if t]
+    chosen = [t for t in topics if not always_human or t in always_human]
+    return (chosen or topics or [None])[0]

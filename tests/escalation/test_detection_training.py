@@ -174,3 +174,80 @@ def test_no_evaluation_line_is_a_training_line():
     if SHARED.is_dir():  # the filter is what keeps them apart, not luck
         everything = read_sources(SHARED)
         assert {text_key(line.text) for line in everything} & _evaluation_texts()
+
+
+def judged(agent, *, text, reason, needed, topics=()):
+    """A detection handover of ``text``, resolved by ``agent``, with the agent's answer."""
+    from crm import services as crm_services
+    from escalation import services
+    from escalation.models import Priority
+    from tests.factories import ConversationFactory
+
+    conversation = ConversationFactory()
+    crm_services.receive_customer_message(conversation=conversation, text=text)
+    escalation, _ = services.escalate_conversation(
+        conversation=conversation,
+        reason=reason,
+        priority=Priority.NORMAL,
+        triggered_by="detection",
+        signals={"complexity": {"topics": list(topics), "scores": {}}},
+    )
+    services.take_over_escalation(escalation_id=escalation.pk, agent=agent)
+    services.resolve_escalation(escalation_id=escalation.pk, agent=agent)
+    services.record_handoff_verdict(escalation_id=escalation.pk, needed=needed, agent=agent)
+
+
+@pytest.mark.django_db
+def test_with_verdicts_agents_answers_become_positives_and_hard_negatives(
+    tmp_path, small_examples, agent
+):
+    judged(agent, text="what is your refund policy for shoes?", reason="complexity",
+           needed=False, topics=["refund"])  # fmt: skip
+    judged(agent, text="I was charged twice and want my money back", reason="complexity",
+           needed=True, topics=["billing_dispute", "refund"])  # fmt: skip
+    judged(agent, text="is the support team based in Lisbon?", reason="request", needed=False)
+    judged(agent, text="get me somebody with authority please", reason="request", needed=True)
+    judged(agent, text="well that's just marvellous", reason="sentiment", needed=True)
+    judged(agent, text="the answer did not help me", reason="low_confidence", needed=False)
+    out = train(tmp_path, small_examples, "--with-verdicts")
+    assert "6 judged handovers" in out and "low_confidence: no head to train" in out
+    assert "5 verdict lines" in out
+
+    from escalation.detection.training.trainer import verdict_lines
+    from escalation.selectors import verdict_training_rows
+
+    lines, _ = verdict_lines(verdict_training_rows())
+    labels = {line.text: (line.intent, line.emotion) for line in lines}
+    assert labels == {
+        "what is your refund policy for shoes?": ("other", None),
+        "I was charged twice and want my money back": ("billing_dispute", None),
+        "is the support team based in Lisbon?": ("other", None),
+        "get me somebody with authority please": ("request", None),
+        "well that's just marvellous": (None, "frustration"),
+    }
+    model = DetectorModel.load(tmp_path / "model.npz")
+    verdicts = model.card["sizes"]["verdicts"]
+    assert model.card["sizes"]["by_source"]["verdicts"] == verdicts["lines"] == 5
+    assert verdicts["used"] == {
+        "complexity: needed": 1,
+        "complexity: not needed": 1,
+        "request: needed": 1,
+        "request: not needed": 1,
+        "sentiment: needed": 1,
+    }
+    card = (tmp_path / "MODEL_CARD.md").read_text()
+    assert "Agents' verdicts (`--with-verdicts`): 6 judged handovers" in card
+    assert "| request: not needed | 1 |" in card
+    assert "| low_confidence: no head to train | 1 |" in card
+
+
+@pytest.mark.django_db
+def test_with_verdicts_and_none_given_is_a_clear_error_and_writes_nothing(
+    tmp_path, small_examples, agent
+):
+    with pytest.raises(CommandError, match="no handover has been judged yet"):
+        train(tmp_path, small_examples, "--with-verdicts")
+    judged(agent, text="this keeps going round in circles", reason="loop", needed=True)
+    with pytest.raises(CommandError, match="none of the 1 judged handovers can train a head"):
+        train(tmp_path, small_examples, "--with-verdicts")
+    assert not (tmp_path / "model.npz").exists() and not (tmp_path / "MODEL_CARD.md").exists()

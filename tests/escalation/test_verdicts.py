@@ -105,8 +105,8 @@ def test_training_rows_pair_the_handed_over_message_with_the_answer(agent):
     services.record_handoff_verdict(escalation_id=first.pk, needed=True, agent=agent)
     services.record_handoff_verdict(escalation_id=second.pk, needed=False, agent=agent)
     assert selectors.verdict_training_rows() == [
-        ("can I talk to someone", "request", True),
-        ("this is the worst service ever", "sentiment", False),
+        ("can I talk to someone", "request", True, None),
+        ("this is the worst service ever", "sentiment", False, None),
     ]
 
 

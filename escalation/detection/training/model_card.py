@@ -27,6 +27,24 @@ def _table(counts: dict, name: str) -> list[str]:
     return rows
 
 
+def _verdicts(verdicts: dict | None) -> list[str]:
+    """What ``--with-verdicts`` added (nothing when it wasn't given)."""
+    if not verdicts:
+        return []
+    out = [
+        f"Agents' verdicts (`--with-verdicts`): {verdicts['judged']:,} judged handovers, "
+        f"{verdicts['lines']:,} lines kept after removing duplicates and held-out texts. "
+        '"Needed" is a positive for the reason\'s head; "not needed" a hard negative '
+        "(an ordinary line for request and topic handovers, a calm one for sentiment).",
+        "",
+        *_table(verdicts["used"], "verdict"),
+        "",
+    ]
+    if verdicts["skipped"]:
+        out += [*_table(verdicts["skipped"], "left out"), ""]
+    return out
+
+
 def render(card: dict) -> str:
     sizes, validation = card["sizes"], card["validation"]
     out = [
@@ -42,7 +60,8 @@ def render(card: dict) -> str:
         "",
         *_table(sizes["by_source"], "source"),
         "",
-        "Languages (`?`: the original examples, six languages, untagged):",
+        *_verdicts(sizes.get("verdicts")),
+        "Languages (`?`: the original examples, six languages, and verdicts, untagged):",
         "",
         *_table(sizes["by_language"], "language"),
         "",

@@ -156,14 +156,55 @@ def rasa_lines(path: Path) -> list[Line]:
     return lines
 
 
+VERDICTS = "verdicts"
+# Reasons with a head a verdict can teach; a loop or low-confidence handover is not learnt (the
+# loop similarity and the AI's confidence are not heads).
+VERDICT_REASONS = ("request", "sentiment", "complexity")
+
+
+def verdict_lines(rows) -> tuple[list[Line], dict]:
+    """Agents' answers to "Was handing this over needed?" as training lines
+    (``escalation.selectors.verdict_training_rows``: text, reason, needed, topic).
+
+    A "yes" is a positive for the reason's head: a request, an upset customer (labelled
+    frustration), the topic handed over. A "no" is a hard negative: for a request or a topic,
+    an ordinary line (nothing in it needed a person, so it teaches the request head and the
+    topic heads alike); for sentiment, a calm line for the upset head only (its intent unknown).
+    Also returns the counts per reason and answer, and what was left out and why."""
+    lines, used, skipped = [], Counter(), Counter()
+    for text, reason, needed, topic in rows:
+        text = (text or "").strip()
+        if reason not in VERDICT_REASONS:
+            skipped[f"{reason}: no head to train"] += 1
+            continue
+        if reason == "complexity" and needed and topic not in TOPICS:
+            skipped["complexity: topic unknown"] += 1
+            continue
+        if reason == "sentiment":
+            intent, emotion = None, ("frustration" if needed else "mild")
+        elif needed:
+            intent, emotion = ("request" if reason == "request" else topic), None
+        else:
+            intent, emotion = "other", None
+        lines.append(Line(text, intent, emotion, VERDICTS, "?", f"verdict:{reason}"))
+        used[f"{reason}: {'needed' if needed else 'not needed'}"] += 1
+    return lines, {
+        "judged": sum(used.values()) + sum(skipped.values()),
+        "used": dict(sorted(used.items())),
+        "skipped": dict(sorted(skipped.items())),
+    }
+
+
 def read_sources(
     shared_dir: Path | None,
     examples_dir: Path = TRAINING_DIR,
     held_out: Collection[str] = (),
+    verdicts: list[Line] = (),
 ) -> list[Line]:
     """Every training line, once; a line whose ``text_key`` is in ``held_out`` (the customer
-    turns the figures are reported on) is left out, whichever source it comes from."""
-    lines = project_examples(examples_dir)
+    turns the figures are reported on) is left out, whichever source it comes from. Agents'
+    verdicts come first, so their answer wins over a written line with the same text."""
+    lines = [*verdicts, *project_examples(examples_dir)]
     if shared_dir is not None:
         bitext = shared_dir / "bitext_customer_support_sample.csv"
         rasa = shared_dir / "rasa_financial_demo_nlu.yml"

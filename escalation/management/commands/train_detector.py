@@ -2,12 +2,16 @@
 
     python manage.py train_detector [--data ../shared/data] [--output PATH] [--card PATH]
                                     [--no-holdout] [--examples DIR] [--cache PATH]
+                                    [--with-verdicts]
 
 Reads the project's examples (escalation/detection/training/examples_*.tsv) and, when the folder
 exists, the public sets in ../shared/data; embeds every line with the sentence encoder; measures
 held-out figures source by source (``evaluate_detection --cross-source`` does the same alone);
 fits the heads on everything and writes ``model.npz`` and ``MODEL_CARD.md``. Nothing is written
 unless every step succeeded.
+
+``--with-verdicts`` adds the agents' answers to "Was handing this over needed?" from the database
+(``trainer.verdict_lines``): a source of its own that every fold trains on and none holds out.
 """
 
 import os
@@ -46,7 +50,7 @@ def held_out_texts() -> set[str]:
     return texts - {""}
 
 
-def training_lines(data: Path | None, examples: Path | None = None):
+def training_lines(data: Path | None, examples: Path | None = None, verdicts=()):
     """What ``train_detector`` trains on (and ``--cross-source`` rotates)."""
     from escalation.detection.training.trainer import TRAINING_DIR, read_sources
 
@@ -54,7 +58,32 @@ def training_lines(data: Path | None, examples: Path | None = None):
         data if data is not None and data.is_dir() else None,
         examples or TRAINING_DIR,
         held_out=held_out_texts(),
+        verdicts=verdicts,
     )
+
+
+def judged_handovers(say) -> tuple[list, dict]:
+    """The agents' verdicts as training lines, with their counts; a ``CommandError`` when there
+    is nothing to learn from."""
+    from escalation.detection.training.trainer import VERDICT_REASONS, verdict_lines
+    from escalation.selectors import verdict_training_rows
+
+    rows = verdict_training_rows()
+    if not rows:
+        raise CommandError(
+            "--with-verdicts: no handover has been judged yet (agents answer 'Was handing this "
+            "over needed?' after resolving or closing one); train without the flag"
+        )
+    lines, report = verdict_lines(rows)
+    say(f"  {report['judged']} judged handovers: {report['used'] or 'none usable'}")
+    if report["skipped"]:
+        say(f"  left out: {report['skipped']}")
+    if not lines:
+        raise CommandError(
+            f"--with-verdicts: none of the {report['judged']} judged handovers can train a head "
+            f"(only {', '.join(VERDICT_REASONS)} verdicts do); train without the flag"
+        )
+    return lines, report
 
 
 def embedding_cache() -> Path:
@@ -85,8 +114,15 @@ class Command(BaseCommand):
             default=None,
             help="folder of examples_*.tsv (default: escalation/detection/training)",
         )
+        parser.add_argument(
+            "--with-verdicts",
+            action="store_true",
+            help="add the agents' 'was handing over needed?' answers from the database",
+        )
 
-    def handle(self, *args, data, output, card, no_holdout, examples, cache, **options):
+    def handle(
+        self, *args, data, output, card, no_holdout, examples, cache, with_verdicts, **options
+    ):
         from crm.encoder import EncoderUnavailable
         from escalation.detection.evaluation import ConversationFormatError
         from escalation.detection.training import model_card
@@ -114,10 +150,15 @@ class Command(BaseCommand):
                 say(f"  no shared data at {data}: the project's examples only")
             if not examples.is_dir():
                 raise CommandError(f"no examples folder at {examples}")
-            lines = training_lines(data, examples)
+            verdicts, verdict_report = judged_handovers(say) if with_verdicts else ([], None)
+            lines = training_lines(data, examples, verdicts)
             if not lines:
                 raise CommandError(f"no training lines in {examples}")
             sizes = counts(lines)
+            if verdict_report is not None:
+                kept = sizes["by_source"].get("verdicts", 0)
+                sizes["verdicts"] = {**verdict_report, "lines": kept}
+                say(f"  {kept} verdict lines after removing duplicates and held-out texts")
             say(f"  {sizes['lines']} lines: {sizes['by_source']}")
             sets = {} if no_holdout else _conversation_sets()
             say(f"[2/{steps}] embedding with the sentence encoder")
