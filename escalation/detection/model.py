@@ -93,6 +93,30 @@ def lexical_row(cues: dict) -> np.ndarray:
     )
 
 
+# The settings' sentiment scale: the upset head's validation threshold maps to this intensity
+# (the default ``sentiment_threshold``).
+INTENSITY_AT_THRESHOLD = 0.6
+
+
+def intensity_of(upset: float, threshold: float) -> float:
+    """The upset probability on the settings' 0..1 intensity scale: ``threshold`` (the upset
+    head's, chosen on validation) maps to 0.6, and the scale is monotone, so a manager who lowers
+    the setting gets a more sensitive detector."""
+    k = INTENSITY_AT_THRESHOLD
+    if upset <= threshold:
+        return k * upset / threshold
+    return k + (1 - k) * (upset - threshold) / (1 - threshold)
+
+
+def upset_at(intensity: float, threshold: float) -> float:
+    """The inverse of ``intensity_of``: the upset probability an intensity stands for."""
+    k = INTENSITY_AT_THRESHOLD
+    intensity = min(max(intensity, 0.0), 1.0)
+    if intensity <= k:
+        return intensity * threshold / k
+    return threshold + (intensity - k) * (1 - threshold) / (1 - k)
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))
 
@@ -133,13 +157,8 @@ class DetectorModel:
         return exp / exp.sum(axis=1, keepdims=True)
 
     def intensity(self, upset: float) -> float:
-        """The upset probability on the settings' scale: the threshold chosen on validation
-        maps to 0.6 (the default ``sentiment_threshold``), and the scale stays monotone, so a
-        manager who lowers the setting gets a more sensitive detector."""
-        t = self.heads["upset"].threshold
-        if upset <= t:
-            return 0.6 * upset / t
-        return 0.6 + 0.4 * (upset - t) / (1 - t)
+        """The upset probability on the settings' scale (``intensity_of``)."""
+        return intensity_of(upset, self.heads["upset"].threshold)
 
     def save(self, path: Path) -> None:
         arrays = {

@@ -6,16 +6,20 @@ escalates at once with at least ``high``. With handoff disabled nothing escalate
 keeps the reason and priority it would have had (``would_escalate`` in the result), so managers can
 see what the assistant kept to itself.
 
-Sensitivity (0..1, 0.5 = the thresholds chosen on validation data) moves the request, topic and
-sentiment thresholds on the log-odds scale — at most ``SENSITIVITY_SPAN / 2`` either way — so it
-can be re-applied to stored signals (the settings preview and replay read them without running
-the encoder again).
+Sensitivity (0..1, 0.5 = the thresholds chosen on validation data) moves every head's threshold
+— request, each topic, upset — by the same amount on the log-odds scale of its calibrated
+probability (at most ``SENSITIVITY_SPAN / 2`` either way). The signals carry each head's
+threshold next to its score, so the move can be re-applied to stored signals (the settings
+preview and replay read them without running the encoder again). Loop counts and the AI's
+confidence are not heads: their thresholds are the manager's own settings, which sensitivity
+leaves alone.
 """
 
 from __future__ import annotations
 
 import math
 
+from escalation.detection.model import intensity_of, upset_at
 from escalation.detection.types import Decision, DetectorSettings
 
 URGENT_TOPICS = ("account_security", "legal")
@@ -95,6 +99,20 @@ def detected_topics(complexity: dict, sensitivity: float) -> list[str]:
     return sorted(found, key=lambda topic: -scores[topic] / thresholds[topic])
 
 
+def sentiment_cutoff(sentiment: dict, setting: float, sensitivity: float) -> float:
+    """The intensity at or above which the customer counts as upset. ``setting`` is on the
+    intensity scale; sensitivity moves the upset head's probability threshold on the log-odds
+    scale like every other head's (the signals carry the head's threshold), and the result is
+    read back on the intensity scale. Older signals without it: the setting itself is moved."""
+    if sensitivity == NEUTRAL_SENSITIVITY:
+        return setting
+    head = sentiment.get("threshold")
+    if not isinstance(head, int | float) or not 0 < head < 1:
+        return adjusted_threshold(setting, sensitivity)
+    upset = upset_at(setting, head)
+    return intensity_of(adjusted_threshold(upset, sensitivity), head)
+
+
 def escalation_probability(signals: dict, settings: DetectorSettings) -> float:
     """The local backend's strongest calibrated probability among the heads that decide —
     a request for a person, an upset customer, an always-human topic. The "local, and Claude
@@ -114,7 +132,7 @@ def would_decide(signals: dict, settings: DetectorSettings) -> Decision:
     sensitivity = settings.sensitivity
     sentiment = signals["sentiment"]
     intensity = sentiment["intensity"]
-    sentiment_threshold = adjusted_threshold(settings.sentiment_threshold, sensitivity)
+    sentiment_threshold = sentiment_cutoff(sentiment, settings.sentiment_threshold, sensitivity)
     angry = intensity >= sentiment_threshold
     very_angry = intensity >= max(0.85, sentiment_threshold)
     topics = [

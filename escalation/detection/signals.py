@@ -220,6 +220,8 @@ def compute_signals(
             "score": current["vader"],
             "intensity": round(intensity, 3),
             "upset_probability": round(current["upset"], 3),
+            # The upset probability that maps to intensity 0.6 (the head's validation threshold).
+            "threshold": round(model.heads["upset"].threshold, 4),
             "labels": labels,
             "escalating": escalating,
             "emotion": {k: round(v, 3) for k, v in current["emotion"].items()},
@@ -228,11 +230,17 @@ def compute_signals(
         "intent": {
             "request_human": conf >= threshold,
             "confidence": round(conf, 3),
-            "threshold": round(threshold, 3),
+            "threshold": round(threshold, 4),
             "source": source,
             "declined": current["declined"],
         },
-        "complexity": {"topics": detected, "scores": {t: round(p, 3) for t, p in topics.items()}},
+        # Each head's threshold travels with its score, so a sensitivity can be re-applied to
+        # stored signals (policy.py; the Settings preview and replay read them).
+        "complexity": {
+            "topics": detected,
+            "scores": {t: round(p, 3) for t, p in topics.items()},
+            "thresholds": {t: round(topic_thresholds[t], 4) for t in TOPICS},
+        },
         "loop": {
             "count": loop_count,
             "customer_repeats": customer_repeats,

@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from crm import services as crm_services
+from crm.codes import Reason
 from crm.llm import claude_available
 from crm.models import Assistant
 from escalation import replay
@@ -111,9 +112,16 @@ def preview_sensitivity(request, assistant_id: int):
         since=since,
     )
     change = round(100 * (proposed["rate"] - current["rate"]), 1)
+    # Which reasons move: sensitivity moves the request, topic and upset heads alike.
+    reasons = [
+        (label, current["by_reason"].get(code, 0), proposed["by_reason"].get(code, 0))
+        for code, label in Reason.choices
+        if code in current["by_reason"] or code in proposed["by_reason"]
+    ]
     context.update(
         current=current,
         proposed=proposed,
+        reasons=reasons,
         change=change,
         current_percent=round(100 * current["rate"], 1),
         proposed_percent=round(100 * proposed["rate"], 1),

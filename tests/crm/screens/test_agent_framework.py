@@ -130,6 +130,42 @@ def test_the_sensitivity_preview_shows_the_predicted_rate_change(manager_client,
     assert "must be above its start" in bad.content.decode()
 
 
+def test_the_preview_moves_topic_thresholds_too_and_names_the_reasons_that_move(
+    manager_client, assistant
+):
+    """Signals as the detector stores them (each topic's threshold beside its score): a refund
+    question just under its threshold hands over at a higher sensitivity, shown by reason."""
+    from escalation.detection import Turn, detect
+
+    stored = detect([Turn("customer", "hm")]).signals
+    stored["intent"].update(confidence=0.05, request_human=False)
+    stored["sentiment"].update(intensity=0.05, upset_probability=0.05)
+    thresholds = stored["complexity"]["thresholds"]
+    stored["complexity"].update(
+        topics=[], scores={**dict.fromkeys(thresholds, 0.0), "refund": thresholds["refund"] - 0.05}
+    )
+    for _ in range(3):
+        conversation = ConversationFactory(channel=ChannelFactory(assistant=assistant))
+        message = Message.objects.create(
+            conversation=conversation, channel=conversation.channel, sender="customer", text="hm"
+        )
+        MessageAnalysis.objects.create(message=message, backend="local", signals=stored)
+    eager = manager_client.post(
+        f"/crm/settings/assistants/{assistant.pk}/preview/",
+        form_data(assistant, sensitivity="0.8"),
+        HTTP_HX_REQUEST="true",
+    ).content.decode()
+    assert "0.0% now" in eager and "100.0% with these settings" in eager
+    assert "Complex issue: 0 → 3 conversations" in eager
+    without_refunds = manager_client.post(
+        f"/crm/settings/assistants/{assistant.pk}/preview/",
+        form_data(assistant, sensitivity="0.8", always_human_topics=["legal"]),
+        HTTP_HX_REQUEST="true",
+    ).content.decode()
+    assert "0.0% with these settings" in without_refunds
+    assert "Complex issue" not in without_refunds
+
+
 def test_the_replay_button_starts_a_job_the_page_polls_until_its_chart(
     manager_client, assistant, django_capture_on_commit_callbacks
 ):
