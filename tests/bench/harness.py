@@ -276,6 +276,12 @@ class Services:
         return [process.pid for _port, process in self.servers]
 
     def start_worker(self, *, concurrency: int = 2, app: str = "config") -> None:
+        # Each worker starts on an empty queue: tasks an earlier benchmark left behind (the load
+        # run stops its worker, so its analyses wait in Redis) would otherwise be served first
+        # and measured as this benchmark's latency.
+        from config.celery import app as celery_app
+
+        celery_app.control.purge()
         self.worker = self._spawn(
             [
                 PYTHON,
