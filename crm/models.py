@@ -310,6 +310,10 @@ class Conversation(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True)
     # What the last agent who handed the conversation back told the assistant (its context).
     assistant_note = models.TextField(blank=True)
+    # The notice posted by the last hand-back ("You're chatting with our assistant again"):
+    # detection reads only the turns after it, so the weak answers and complaints an agent has
+    # already dealt with don't hand the conversation straight back (escalation.selectors).
+    ai_resumed_after_message_id = models.BigIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

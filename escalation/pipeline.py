@@ -14,7 +14,7 @@ from .detection import DetectorSettings, detect
 from .errors import InvalidTransition
 from .models import Escalation, MessageAnalysis, Priority
 from .routing.services import raise_priority_on_worse_sentiment
-from .selectors import conversation_turns
+from .selectors import detection_turns
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def analyze_and_act(*, message_id: int, act: bool = True) -> MessageAnalysis | N
         return None
     conversation = message.conversation
     logcontext.bind_conversation(conversation.pk)
-    turns = conversation_turns(conversation.pk, up_to_message_id=message.pk)
+    turns = detection_turns(conversation, message_id=message.pk)
     result = detect(turns, detector_settings(conversation.assistant))
     metrics.detector_latency.labels(result.backend).observe(result.duration_ms / 1000)
     decision = result.decision

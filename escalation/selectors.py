@@ -306,10 +306,14 @@ ROLE_OF_SENDER = {"customer": "customer", "ai": "assistant", "agent": "agent", "
 
 
 def conversation_turns(
-    conversation_id: int, *, up_to_message_id: int | None = None, limit: int = CONTEXT_TURNS
+    conversation_id: int,
+    *,
+    up_to_message_id: int | None = None,
+    after_message_id: int | None = None,
+    limit: int = CONTEXT_TURNS,
 ):
     """The last ``limit`` visible turns (private notes left out), oldest first, up to and
-    including ``up_to_message_id`` when given."""
+    including ``up_to_message_id`` and after ``after_message_id`` when given."""
     from crm.models import Message
 
     from .detection import Turn
@@ -317,11 +321,27 @@ def conversation_turns(
     rows = Message.objects.filter(conversation_id=conversation_id, is_private_note=False)
     if up_to_message_id is not None:
         rows = rows.filter(id__lte=up_to_message_id)
+    if after_message_id is not None:
+        rows = rows.filter(id__gt=after_message_id)
     rows = rows.order_by("-id").values_list("sender", "text", "confidence")[:limit]
     return [
         Turn(role=ROLE_OF_SENDER[sender], text=text, confidence=confidence)
         for sender, text, confidence in reversed(rows)
     ]
+
+
+def detection_turns(conversation: Conversation, *, message_id: int):
+    """What detection reads for the customer message ``message_id``: the turns up to it, and
+    after a hand-back to the AI only those after the hand-back — the agent has dealt with what
+    came before, and re-reading the AI's earlier weak answers, a request or the repeats would
+    hand the conversation straight back. A message older than the hand-back (analysed late)
+    keeps its own history."""
+    resumed_after = conversation.ai_resumed_after_message_id
+    if resumed_after is not None and resumed_after >= message_id:
+        resumed_after = None
+    return conversation_turns(
+        conversation.pk, up_to_message_id=message_id, after_message_id=resumed_after
+    )
 
 
 def queue_depth() -> list[dict]:

@@ -585,9 +585,12 @@ def hand_back_to_ai(*, escalation_id: int, agent, note: str = "") -> Escalation:
     realtime.publish_mode(conversation)
     if note.strip():
         crm_services.post_private_note(conversation=conversation, agent=agent, text=note)
-    crm_services.post_system_message(
+    notice = crm_services.post_system_message(
         conversation=conversation, text=_("You're chatting with our assistant again.")
     )
+    # Detection starts afresh from here (escalation.selectors.detection_turns).
+    conversation.ai_resumed_after_message_id = notice.pk
+    conversation.save(update_fields=["ai_resumed_after_message_id"])
     realtime.publish_queue_event("removed", escalation.pk)
     return escalation
 

@@ -89,18 +89,24 @@ def test_hand_back_with_a_note_and_the_assistant_answers_from_it(open_page, tran
     marina = AgentFactory(display_name="Marina", username="marina", teams=[team])
     CRMSettings.load()
 
-    # A conversation escalated for complexity (not by asking for a person, which the detector
-    # would read again in the history), resumed by the customer's widget from localStorage.
+    # A conversation escalated after a weak AI answer, resumed by the customer's widget from
+    # localStorage. After the hand-back, detection reads only what comes after it, so that
+    # answer doesn't hand the customer's next question straight back to the queue.
     conversation = ConversationFactory(channel=channel, contact__name="Jamie Patel")
 
     def escalate():
-        # Stored without an AI turn: a weak AI answer before the handoff would be read again
-        # by the detector as low confidence after the hand-back (a known limit, see the docs).
         Message.objects.create(
             conversation=conversation,
             channel=channel,
             sender="customer",
             text="My order arrived damaged",
+        )
+        Message.objects.create(
+            conversation=conversation,
+            channel=channel,
+            sender="ai",
+            text="I'm not sure I can help with that.",
+            confidence=0.1,
         )
         return escalation_services.escalate_conversation(
             conversation=conversation,

@@ -85,3 +85,62 @@ def test_a_closed_conversation_is_not_escalated(conversation):
     Conversation.objects.filter(pk=conversation.pk).update(mode="closed")
     assert analyze_and_act(message_id=message.pk) is not None
     assert not Escalation.objects.exists()
+
+
+def ai_says(conversation, text, confidence) -> Message:
+    return Message.objects.create(
+        conversation=conversation,
+        channel=conversation.channel,
+        sender="ai",
+        text=text,
+        confidence=confidence,
+    )
+
+
+def handed_back_after_a_weak_loop(conversation, agent) -> Message:
+    """The customer asked the same thing three times, the AI answered weakly each time, an
+    agent took over and handed back. Returns the customer's last message before the handover."""
+    weak = "I'm not sure, you could try checking the order page."
+    for text in ("where is my parcel?", "where is my parcel??", "where is my parcel, seriously"):
+        last = customer_says(conversation, text)
+        ai_says(conversation, weak, 0.1)
+    escalation, _ = services.escalate_conversation(
+        conversation=conversation, reason="loop", priority=Priority.NORMAL, triggered_by="detection"
+    )
+    services.take_over_escalation(escalation_id=escalation.pk, agent=agent)
+    crm_services.send_agent_message(
+        conversation=conversation, agent=agent, text="It arrives tomorrow; here is the tracking."
+    )
+    services.hand_back_to_ai(escalation_id=escalation.pk, agent=agent, note="parcel sorted")
+    return last
+
+
+def test_after_a_hand_back_detection_reads_only_what_came_after_it(conversation, agent):
+    before = handed_back_after_a_weak_loop(conversation, agent)
+    conversation.refresh_from_db()
+    assert conversation.mode == Conversation.Mode.AI
+    notice = conversation.messages.get(sender="system", text__contains="assistant again")
+    assert conversation.ai_resumed_after_message_id == notice.pk
+
+    message = customer_says(conversation, "great, thanks. where is my parcel number two?")
+    analysis = analyze_and_act(message_id=message.pk)
+    assert not analysis.should_escalate, analysis.detail
+    signals = analysis.signals
+    assert signals["confidence"] == {"last": None, "recent_low": 0, "recent": []}
+    assert signals["loop"]["count"] == 0
+    assert Escalation.objects.filter(conversation=conversation).count() == 1
+
+    # What comes after the hand-back still counts: a weak new answer hands over again.
+    ai_says(conversation, "Sorry, I don't know about a second parcel.", 0.1)
+    again = customer_says(conversation, "so where is it?")
+    analysis = analyze_and_act(message_id=again.pk)
+    assert analysis.should_escalate and analysis.reason == "low_confidence"
+    assert signals_before_hand_back_are_kept(conversation, before)
+
+
+def signals_before_hand_back_are_kept(conversation, message) -> bool:
+    """A message from before the hand-back, analysed late, keeps its own history."""
+    from escalation.selectors import detection_turns
+
+    turns = detection_turns(conversation, message_id=message.pk)
+    return [t.role for t in turns] == ["customer", "assistant"] * 2 + ["customer"]
