@@ -405,5 +405,17 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
+        # The embedded beat fires every few seconds in the server's own console (make run): a
+        # line per task run would bury the URL and logins. Failures still show (WARNING+).
+        **(
+            {name: {"level": "WARNING"} for name in ("celery.app.trace", "celery.beat")}
+            if EMBEDDED_BEAT
+            else {}
+        ),
+        # The in-memory broker has no host; kombu warns so on its first connection.
+        **({"kombu.connection": {"level": "ERROR"}} if CELERY_BROKER_URL == "memory://" else {}),
+    },
 }

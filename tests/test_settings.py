@@ -53,3 +53,13 @@ def test_production_settings_pass_the_deploy_check():
 def test_debug_without_secret_key_starts_for_local_use():
     result = _manage("check", DEBUG="1")
     assert result.returncode == 0, result.stderr
+
+
+def test_the_embedded_beat_keeps_routine_task_lines_out_of_the_console():
+    show = "from django.conf import settings; print(settings.LOGGING['loggers'].get('celery.app.trace'))"
+    embedded = _manage("shell", "--no-imports", "-c", show, DEBUG="1")
+    assert embedded.stdout.strip() == "{'level': 'WARNING'}", embedded.stderr
+    with_broker = _manage(
+        "shell", "--no-imports", "-c", show, DEBUG="1", REDIS_URL="redis://127.0.0.1:6379/9"
+    )
+    assert with_broker.stdout.strip() == "None", with_broker.stderr
