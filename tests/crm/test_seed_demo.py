@@ -1,4 +1,5 @@
 import io
+from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -26,6 +27,11 @@ def test_seed_demo_creates_jamies_escalation_once(settings):
         "closed",
     }
     assert Escalation.objects.filter(conversation=jamie).count() == 1
+    # Every waiting customer's messages, the handoff notice included, are from when they
+    # escalated, not from the moment of seeding.
+    for waiting in Escalation.objects.filter(status="queued"):
+        newest = waiting.conversation.messages.order_by("-created_at").first()
+        assert newest.created_at <= waiting.escalated_at + timedelta(seconds=30)
 
 
 def test_seed_demo_refuses_demo_logins_without_debug(settings):

@@ -10,6 +10,7 @@ from django.core import mail
 from django.core.management import color
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
+from django.db.models import F
 from django.test.utils import override_settings
 from django.utils import timezone
 
@@ -85,6 +86,7 @@ class Command(BaseCommand):
             (f"{demo_history.DAYS} days of history", self.seed_history),
             ("Jamie Patel's escalation (#4821)", self.seed_jamie),
         ]
+        self.started = timezone.now()
         with quiet_side_effects() as held_back:
             for number, (label, step) in enumerate(steps, start=1):
                 self.step_label = f"[{number}/{len(steps)}] {label}"
@@ -237,24 +239,33 @@ class Command(BaseCommand):
             conversation = self._conversation(
                 name=name, email=email, kind=kind, messages=messages, minutes_ago=minutes + 1
             )
-            if not escalation:
-                continue
-            reason, priority, detail, minutes_ago = escalation
-            esc = self._escalate(conversation, reason, priority, detail, minutes_ago)
-            agent = self.users["alex"]
-            if mode in ("agent", "closed"):
-                escalation_services.take_over_escalation(escalation_id=esc.pk, agent=agent)
-            if mode == "closed":
-                escalation_services.resolve_escalation(escalation_id=esc.pk, agent=agent)
-                escalation_services.close_escalation(escalation_id=esc.pk, agent=agent)
-            if mode in ("agent", "closed"):
-                # History as it would have happened: picked up in two minutes, solved in ten
-                # (these times feed the wait estimate and the analytics).
-                picked_up = timezone.now() - timedelta(minutes=minutes_ago - 2)
-                Escalation.objects.filter(pk=esc.pk).update(
-                    claimed_at=picked_up,
-                    resolved_at=picked_up + timedelta(minutes=8) if mode == "closed" else None,
-                )
+            if escalation:
+                self._play_escalation(conversation, mode, *escalation)
+            self._backdate(conversation, minutes)
+
+    def _backdate(self, conversation, minutes: int) -> None:
+        """The messages stored just now, moved to when they happened: "waiting for 27:34"
+        beside a message sent a moment ago would not add up."""
+        Message.objects.filter(conversation=conversation, created_at__gte=self.started).update(
+            created_at=F("created_at") - timedelta(minutes=minutes)
+        )
+
+    def _play_escalation(self, conversation, mode, reason, priority, detail, minutes_ago):
+        esc = self._escalate(conversation, reason, priority, detail, minutes_ago)
+        agent = self.users["alex"]
+        if mode in ("agent", "closed"):
+            escalation_services.take_over_escalation(escalation_id=esc.pk, agent=agent)
+        if mode == "closed":
+            escalation_services.resolve_escalation(escalation_id=esc.pk, agent=agent)
+            escalation_services.close_escalation(escalation_id=esc.pk, agent=agent)
+        if mode in ("agent", "closed"):
+            # History as it would have happened: picked up in two minutes, solved in ten
+            # (these times feed the wait estimate and the analytics).
+            picked_up = timezone.now() - timedelta(minutes=minutes_ago - 2)
+            Escalation.objects.filter(pk=esc.pk).update(
+                claimed_at=picked_up,
+                resolved_at=picked_up + timedelta(minutes=8) if mode == "closed" else None,
+            )
 
     def seed_history(self):
         if demo_history.is_seeded():
@@ -303,6 +314,7 @@ class Command(BaseCommand):
                 minutes_ago=60 * 24 * 20,
             )
             crm_services.close_conversation_now(old)
+            self._backdate(old, 60 * 24 * 20)
         conversation = self._conversation(
             name="Jamie Patel",
             email=jamie.email,
@@ -318,6 +330,7 @@ class Command(BaseCommand):
             "Refund of a duplicate $49 charge, needed today",
             minutes_ago=2,
         )
+        self._backdate(conversation, 2)
 
     def reset_sequences(self):
         """Explicit ids (#4821) don't advance PostgreSQL sequences; move them past the data."""
