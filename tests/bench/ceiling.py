@@ -138,23 +138,17 @@ async def _relay_ramp(ports, *, step_seconds, budget_seconds, progress, label):
     def on_receiver_frame(raw, at):
         arrived.setdefault(json.loads(raw)["text"], at)
 
-    tasks = [asyncio.create_task(_read_forever(ws, on_receiver_frame)) for ws in receivers]
-    tasks += [asyncio.create_task(_read_forever(ws, lambda raw, at: None)) for ws in senders]
-    await asyncio.sleep(0.5)  # every group_add done
-    try:
-        return await _ramp(
-            senders,
-            arrived,
-            lambda token: json.dumps({"type": "message", "text": token}),
-            step_seconds=step_seconds,
-            budget_seconds=budget_seconds,
-            progress=progress,
-            label=label,
-        )
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*(ws.close() for ws in senders + receivers), return_exceptions=True)
+    return await _read_and_ramp(
+        senders,
+        receivers,
+        on_receiver_frame,
+        arrived,
+        settle_seconds=0.5,  # every group_add done
+        step_seconds=step_seconds,
+        budget_seconds=budget_seconds,
+        progress=progress,
+        label=label,
+    )
 
 
 async def _product_ramp(
@@ -177,23 +171,33 @@ async def _product_ramp(
         if frame.get("type") == "message.created" and frame["message"]["sender"] == "customer":
             arrived.setdefault(frame["message"]["text"], at)
 
+    return await _read_and_ramp(
+        customers,
+        watchers,
+        on_watcher_frame,
+        arrived,
+        settle_seconds=1.0,  # every subscribe answered
+        step_seconds=step_seconds,
+        budget_seconds=budget_seconds,
+        progress=progress,
+        label=label,
+    )
+
+
+async def _read_and_ramp(senders, watchers, on_watcher_frame, arrived, *, settle_seconds, **ramp):
+    """Read every socket (the watchers' frames timed, the senders' drained), let the joins
+    settle, ramp, then close them all."""
     tasks = [asyncio.create_task(_read_forever(ws, on_watcher_frame)) for ws in watchers]
-    tasks += [asyncio.create_task(_read_forever(ws, lambda raw, at: None)) for ws in customers]
-    await asyncio.sleep(1.0)  # every subscribe answered
+    tasks += [asyncio.create_task(_read_forever(ws, lambda raw, at: None)) for ws in senders]
     try:
+        await asyncio.sleep(settle_seconds)
         return await _ramp(
-            customers,
-            arrived,
-            lambda token: json.dumps({"type": "message", "text": token}),
-            step_seconds=step_seconds,
-            budget_seconds=budget_seconds,
-            progress=progress,
-            label=label,
+            senders, arrived, lambda token: json.dumps({"type": "message", "text": token}), **ramp
         )
     finally:
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*(ws.close() for ws in customers + watchers), return_exceptions=True)
+        await asyncio.gather(*(ws.close() for ws in senders + watchers), return_exceptions=True)
 
 
 def run_ceiling(*, args, services, progress) -> dict:
