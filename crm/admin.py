@@ -3,7 +3,7 @@ from django.contrib import admin
 
 from escalation.routing.validation import agent_capacity_errors
 
-from . import services
+from . import customer_texts, services
 from .errors import InvalidMessage
 from .models import (
     COMPLEXITY_TOPICS,
@@ -14,7 +14,7 @@ from .models import (
     Contact,
     ContactIdentity,
     Conversation,
-    CRMSettings,
+    CustomerText,
     KnowledgeArticle,
     Message,
     MessageTemplate,
@@ -216,39 +216,38 @@ class MessageAdmin(admin.ModelAdmin):
         return obj.text[:80]
 
 
-class CRMSettingsForm(forms.ModelForm):
+class CustomerTextForm(forms.ModelForm):
+    kind = forms.ChoiceField(choices=[(k.code, k.label) for k in customer_texts.KINDS])
+    language = forms.ChoiceField(choices=list(customer_texts.LANGUAGE_NAMES.items()))
+
     class Meta:
-        model = CRMSettings
-        fields = ["handoff_message", "takeover_message"]
+        model = CustomerText
+        fields = ["kind", "language", "text"]
 
     def clean(self):
         cleaned = super().clean()
-        try:
-            services.validate_crm_texts(
-                handoff_message=cleaned.get("handoff_message", ""),
-                takeover_message=cleaned.get("takeover_message", ""),
-            )
-        except InvalidMessage as error:
-            raise forms.ValidationError(error.message) from None
+        if cleaned.get("kind"):
+            try:
+                cleaned["text"] = customer_texts.validate(cleaned["kind"], cleaned.get("text", ""))
+            except InvalidMessage as error:
+                self.add_error("text", error.message)
         return cleaned
 
 
-@admin.register(CRMSettings)
-class CRMSettingsAdmin(admin.ModelAdmin):
-    form = CRMSettingsForm
+@admin.register(CustomerText)
+class CustomerTextAdmin(admin.ModelAdmin):
+    """The same overrides Settings edits, saved through the same service."""
+
+    form = CustomerTextForm
+    list_display = ["kind", "language", "text", "updated_at"]
+    list_filter = ["language", "kind"]
 
     def save_model(self, request, obj, form, change):
-        services.update_crm_settings(
-            handoff_message=obj.handoff_message, takeover_message=obj.takeover_message
-        )
-
-    list_display = ["__str__", "handoff_message", "takeover_message"]
-
-    def has_add_permission(self, request):
-        return not CRMSettings.objects.exists()
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+        if change and {"kind", "language"} & set(form.changed_data):
+            services.update_customer_texts(
+                language=form.initial["language"], texts={form.initial["kind"]: ""}
+            )
+        services.update_customer_texts(language=obj.language, texts={obj.kind: obj.text})
 
 
 @admin.register(KnowledgeArticle)

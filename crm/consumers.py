@@ -190,15 +190,24 @@ def _mode_event(conversation_id: int) -> dict | None:
     )
     if conversation is None:
         return None
+    from escalation.selectors import resolved_for_customer
+
     name = ""
     if conversation.mode == Conversation.Mode.AGENT and conversation.assigned_agent_id:
         name = agent_name(conversation.assigned_agent)
-    return {
-        "type": "conversation.mode",
-        "conversation": conversation.id,
-        "mode": conversation.mode,
-        "agent_name": name,
-    }
+    return realtime.mode_event(
+        conversation, agent_display_name=name, resolved=resolved_for_customer(conversation)
+    )
+
+
+def _queue_position_frame(conversation_id: int) -> dict | None:
+    """The waiting customer's place, estimate and sentence (the text is read from the
+    database: the manager's wording in their language)."""
+    from escalation.selectors import queue_place
+    from escalation.services import queue_position_event
+
+    place = queue_place(conversation_id)
+    return queue_position_event(place) if place is not None else None
 
 
 @database_sync_to_async
@@ -216,6 +225,18 @@ def store_customer_message(conversation_id: int, text, client_id: str | None = N
         conversation=conversation, text=text, provider_message_id=provider_message_id
     )
     return realtime.customer_message_payload(message)
+
+
+@database_sync_to_async
+def store_rating(conversation_id: int, escalation_id, score, comment) -> None:
+    from escalation.satisfaction import rate_escalation
+
+    rate_escalation(
+        conversation_id=conversation_id,
+        escalation_id=escalation_id,
+        score=score,
+        comment=comment,
+    )
 
 
 @database_sync_to_async
@@ -640,6 +661,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def conversation_mode(self, event):
         await self.send_frame(event)
 
+    async def rating_recorded(self, event):
+        await self.send_frame(event)
+
     async def typing(self, event):
         if event.get("origin") == self.channel_name:
             return  # one's own typing
@@ -706,6 +730,7 @@ class CustomerConsumer(LiveConsumer):
         await self.replay(self.conversation_id, after or 0)
         await self.send_mode(self.conversation_id)
         await self.send_queue_position()
+        await self.send_rating_request()
 
     async def disconnect(self, code):
         await super().disconnect(code)
@@ -745,7 +770,27 @@ class CustomerConsumer(LiveConsumer):
         return False
 
     def client_handlers(self) -> dict:
-        return {"message": self.on_message, "typing": self.on_typing}
+        return {"message": self.on_message, "typing": self.on_typing, "rating": self.on_rating}
+
+    async def on_rating(self, frame):
+        """``{"type": "rating", "escalation": <id>, "score": 1..5, "comment"?: text}``: the
+        customer rates the end of a conversation; refusals are error frames (invalid_rating,
+        escalation_not_found, rating_not_requested, already_rated)."""
+        await store_rating(
+            self.conversation_id, frame.get("escalation"), frame.get("score"), frame.get("comment")
+        )
+        # The rating.recorded frame reaches every socket of the conversation after commit.
+
+    async def send_rating_request(self) -> None:
+        """An ended conversation not rated yet: the prompt again (a reload, a reconnect)."""
+        from escalation.satisfaction import pending_rating_request
+
+        event = await database_sync_to_async(pending_rating_request)(self.conversation_id)
+        if event is not None:
+            await self.send_frame(event)
+
+    async def rating_requested(self, event):
+        await self.send_frame(event)
 
     async def on_message(self, frame):
         """Store the message and echo it. With a ``client_id`` the echo carries it (the
@@ -792,12 +837,9 @@ class CustomerConsumer(LiveConsumer):
 
     async def send_queue_position(self) -> None:
         """While waiting for an agent: the place in the queue and the estimate, at once."""
-        from escalation.selectors import queue_place
-        from escalation.services import queue_position_event
-
-        place = await database_sync_to_async(queue_place)(self.conversation_id)
-        if place is not None:
-            await self.send_frame(queue_position_event(place))
+        event = await database_sync_to_async(_queue_position_frame)(self.conversation_id)
+        if event is not None:
+            await self.send_frame(event)
 
     async def queue_position(self, event):
         await self.send_frame(event)

@@ -8,13 +8,6 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-DEFAULT_HANDOFF_MESSAGE = (
-    "I'm connecting you with a member of our team. "
-    "Your wait time is approximately {wait_minutes} minutes."
-)
-DEFAULT_TAKEOVER_MESSAGE = (
-    "Hi, I'm {agent_name}. I've reviewed your conversation and I'm here to help."
-)
 COMPLEXITY_TOPICS = [
     ("refund", _("Refunds")),
     ("billing_dispute", _("Billing disputes")),
@@ -379,29 +372,23 @@ class Message(models.Model):
         return f"{self.sender}: {self.text[:50]}"
 
 
-class CRMSettings(models.Model):
-    """The one row of settings for the whole CRM (pk=1)."""
+class CustomerText(models.Model):
+    """A manager's wording of one customer-facing system text in one language, replacing the
+    built-in default (``crm.customer_texts``). No row: the default is used."""
 
-    handoff_message = models.TextField(
-        default=DEFAULT_HANDOFF_MESSAGE,
-        help_text=_("Sent when a conversation is escalated. {wait_minutes} is filled in."),
-    )
-    takeover_message = models.TextField(
-        default=DEFAULT_TAKEOVER_MESSAGE,
-        help_text=_("Sent when an agent takes over. {agent_name} is filled in."),
-    )
+    kind = models.CharField(max_length=30)
+    language = models.CharField(max_length=8)
+    text = models.TextField()
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        verbose_name = "CRM settings"
-        verbose_name_plural = "CRM settings"
+        ordering = ["language", "kind"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "language"], name="one_text_per_kind_language")
+        ]
 
     def __str__(self) -> str:
-        return "CRM settings"
-
-    @classmethod
-    def load(cls) -> "CRMSettings":
-        obj, _created = cls.objects.get_or_create(pk=1)
-        return obj
+        return f"{self.kind} ({self.language})"
 
 
 class KnowledgeArticle(models.Model):

@@ -119,13 +119,20 @@ def publish_message(message) -> None:
     )
 
 
-def publish_mode(conversation, *, agent_display_name: str = "") -> None:
-    event = {
+def mode_event(conversation, *, agent_display_name: str = "", resolved: bool = False) -> dict:
+    """``resolved``: the agent resolved the escalation but still holds the chat; for the
+    customer it has ended (the widget stops saying "Now speaking with ...")."""
+    return {
         "type": "conversation.mode",
         "conversation": conversation.id,
         "mode": conversation.mode,
         "agent_name": agent_display_name,
+        "resolved": resolved,
     }
+
+
+def publish_mode(conversation, *, agent_display_name: str = "", resolved: bool = False) -> None:
+    event = mode_event(conversation, agent_display_name=agent_display_name, resolved=resolved)
     publish_on_commit(conversation_group(conversation.id), event)
     publish_on_commit(staff_conversation_group(conversation.id), event)
 

@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import hooks, realtime, selectors
+from . import customer_texts, hooks, realtime, selectors
 from .errors import (
     ChannelNotFound,
     ConversationClosed,
@@ -27,7 +27,7 @@ from .models import (
     Contact,
     ContactIdentity,
     Conversation,
-    CRMSettings,
+    CustomerText,
     Message,
     MessageTemplate,
     Team,
@@ -278,29 +278,35 @@ def _check_placeholders(text: str, allowed: set[str], field: str) -> str:
     return text
 
 
-def validate_crm_texts(*, handoff_message: str, takeover_message: str) -> tuple[str, str]:
-    """The two customer-facing texts, cleaned, or InvalidMessage naming what is wrong."""
-    return (
-        _check_placeholders(handoff_message, {"wait_minutes"}, _("Handoff message")),
-        _check_placeholders(takeover_message, {"agent_name"}, _("Takeover message")),
-    )
-
-
 @transaction.atomic
-def update_crm_settings(*, handoff_message: str, takeover_message: str) -> CRMSettings:
-    crm_settings = CRMSettings.load()
-    crm_settings.handoff_message, crm_settings.takeover_message = validate_crm_texts(
-        handoff_message=handoff_message, takeover_message=takeover_message
-    )
-    crm_settings.save()
-    return crm_settings
+def update_customer_texts(*, language: str, texts: dict[str, str]) -> dict[str, str]:
+    """Save a manager's wording of the customer texts of one language (``{kind: text}``; the
+    kinds and placeholders of ``crm.customer_texts``). Every text is checked before anything is
+    saved (``InvalidMessage`` names the first wrong one); a text left empty or equal to the
+    built-in default removes the override. Returns the overrides now in force."""
+    if language not in customer_texts.LANGUAGES:
+        raise InvalidMessage(_("Unknown language %(code)r.") % {"code": language})
+    cleaned = {}
+    for kind, text in texts.items():
+        if kind not in customer_texts.KIND_BY_CODE:
+            raise InvalidMessage(_("Unknown message kind %(kind)r.") % {"kind": kind})
+        if (text or "").strip():
+            cleaned[kind] = customer_texts.validate(kind, text)
+        else:
+            cleaned[kind] = ""
+    for kind, text in cleaned.items():
+        if not text or text == customer_texts.default_text(kind, language):
+            CustomerText.objects.filter(kind=kind, language=language).delete()
+        else:
+            CustomerText.objects.update_or_create(
+                kind=kind, language=language, defaults={"text": text}
+            )
+    return customer_texts.overrides(language)
 
 
 def fill_template(template: str, **values) -> str:
     """Fill ``{name}`` placeholders without tripping on other braces in the text."""
-    for name, value in values.items():
-        template = template.replace("{" + name + "}", str(value))
-    return template
+    return customer_texts.fill(template, **values)
 
 
 def close_conversation_now(conversation: Conversation) -> None:
@@ -503,7 +509,13 @@ def send_template_message(
 
 @transaction.atomic
 def post_wait_update(
-    *, conversation_id: int, position: int, wait_minutes: int, min_change: int, min_interval
+    *,
+    conversation_id: int,
+    position: int,
+    wait_minutes: int,
+    language: str,
+    min_change: int,
+    min_interval,
 ) -> Message | None:
     """Tell a provider-channel customer their new place and estimate, when it moved by at
     least ``min_change`` minutes (or they reached the front) and the last notice is older than
@@ -527,17 +539,9 @@ def post_wait_update(
     notice.position, notice.wait_minutes, notice.sent_at = position, wait_minutes, now
     notice.save()
     return _outgoing(
-        conversation, sender=Message.Sender.SYSTEM, text=wait_update_text(position, wait_minutes)
+        conversation,
+        sender=Message.Sender.SYSTEM,
+        text=customer_texts.render(
+            "queue_place", language, position=position, wait_minutes=wait_minutes
+        ),
     )
-
-
-def wait_update_text(position: int, wait_minutes: int) -> str:
-    from django.utils.translation import ngettext
-
-    minutes = ngettext("about %(n)d minute", "about %(n)d minutes", wait_minutes) % {
-        "n": wait_minutes
-    }
-    return _("You are number %(position)d in the queue — %(minutes)s.") % {
-        "position": position,
-        "minutes": minutes,
-    }

@@ -19,4 +19,9 @@ urlpatterns = [
         widget.widget_messages,
         name="widget-messages",
     ),
+    path(
+        "widget/conversations/<int:conversation_id>/rating/",
+        widget.rate_conversation,
+        name="widget-rating",
+    ),
 ]

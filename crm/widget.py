@@ -266,12 +266,16 @@ def widget_messages(request, conversation_id: int):
             origin,
         )
     rows = selectors.customer_messages_after(conversation.pk, after, MESSAGES_PAGE + 1)
+    from escalation.satisfaction import pending_rating_request
+    from escalation.selectors import resolved_for_customer
+
     name = ""
     if conversation.mode == Conversation.Mode.AGENT and conversation.assigned_agent_id:
         name = agent_name(conversation.assigned_agent)
     place = None
     if conversation.mode == Conversation.Mode.AWAITING_AGENT:
         from escalation.selectors import queue_place
+        from escalation.services import queue_position_event
 
         place = queue_place(conversation.pk)
     response = JsonResponse(
@@ -280,9 +284,58 @@ def widget_messages(request, conversation_id: int):
             "has_more": len(rows) > MESSAGES_PAGE,
             "mode": conversation.mode,
             "agent_name": name,
-            "queue": {"position": place.position, "wait_minutes": place.wait_minutes}
+            "resolved": resolved_for_customer(conversation),
+            "rating": pending_rating_request(conversation.pk),
+            "queue": {
+                "position": place.position,
+                "wait_minutes": place.wait_minutes,
+                "text": queue_position_event(place)["text"],
+            }
             if place
             else None,
         }
     )
     return with_cors(response, origin)
+
+
+@csrf_exempt
+def rate_conversation(request, conversation_id: int):
+    """``POST /widget/conversations/<id>/rating/`` with ``X-Customer-Token`` and
+    ``{"escalation": <id>, "score": 1..5, "comment"?: text}`` → 201 ``{"escalation", "score"}``;
+    400 invalid_rating / bad_json, 403 for a wrong token, 404 for an escalation of another
+    conversation, 409 before the end or for a second rating."""
+    from escalation.satisfaction import rate_escalation
+
+    if request.method == "OPTIONS":
+        return preflight(request)
+    if request.method != "POST":
+        return error(405, "method_not_allowed", _("Use POST."))
+    origin = request.headers.get("Origin")
+    conversation = selectors.conversation_for_customer_token(
+        conversation_id, request.headers.get("X-Customer-Token", "")
+    )
+    if conversation is None:
+        return error(403, "forbidden", _("Unknown conversation or wrong token."))
+    if origin is not None and not origin_allowed(origin, conversation.channel):
+        return error(
+            403, "origin_not_allowed", _("This website may not open chats on this channel.")
+        )
+    try:
+        body = load_client_json(request.body or b"")
+    except (JsonTooDeep, ValueError):
+        body = None
+    if not isinstance(body, dict):
+        return with_cors(error(400, "bad_json", _("The body must be a JSON object.")), origin)
+    try:
+        rating = rate_escalation(
+            conversation_id=conversation.pk,
+            escalation_id=body.get("escalation"),
+            score=body.get("score"),
+            comment=body.get("comment"),
+        )
+    except DomainError as exc:
+        return with_cors(error(exc.status, exc.code, exc.message), origin)
+    return with_cors(
+        JsonResponse({"escalation": rating.escalation_id, "score": rating.score}, status=201),
+        origin,
+    )

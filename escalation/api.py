@@ -409,6 +409,28 @@ class PeriodSerializer(serializers.Serializer):
         return fields
 
 
+class RatingGroupSerializer(serializers.Serializer):
+    id = serializers.IntegerField(required=False, help_text="The agent's user id or the team's id.")
+    name = serializers.CharField(required=False)
+    reason = serializers.ChoiceField(choices=Reason.choices, required=False)
+    count = serializers.IntegerField()
+    average = serializers.FloatField()
+
+
+class SatisfactionSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="Customers' ratings of escalations in the period.")
+    average = serializers.FloatField(allow_null=True, help_text="Mean score, 1–5.")
+    satisfied_share = serializers.FloatField(
+        allow_null=True, help_text="Share of ratings that are 4 or 5 (CSAT), 0–1."
+    )
+    scores = serializers.DictField(
+        child=serializers.IntegerField(), help_text='Ratings per score, "1" … "5".'
+    )
+    by_agent = RatingGroupSerializer(many=True, help_text="`id` and `name` of the agent.")
+    by_team = RatingGroupSerializer(many=True, help_text="`id` and `name` of the team.")
+    by_reason = RatingGroupSerializer(many=True, help_text="`reason` of the escalation.")
+
+
 class MetricsSerializer(serializers.Serializer):
     period = PeriodSerializer()
     conversations = serializers.IntegerField(help_text="Conversations started in the period.")
@@ -419,6 +441,7 @@ class MetricsSerializer(serializers.Serializer):
     resolution_time = DurationSummarySerializer(help_text="Pickup → resolution, seconds.")
     reasons = serializers.DictField(child=serializers.IntegerField())
     priorities = serializers.DictField(child=serializers.IntegerField())
+    satisfaction = SatisfactionSerializer(help_text="Customers' ratings (CSAT).")
 
 
 class EscalationMetricsView(ApiView):
@@ -427,16 +450,19 @@ class EscalationMetricsView(ApiView):
         tags=["metrics"],
         parameters=[MetricsFilterSerializer],
         responses=MetricsSerializer,
-        summary="Escalation rate, wait and resolution time (mean, median, p90), reasons",
+        summary=(
+            "Escalation rate, wait and resolution time (mean, median, p90), reasons, "
+            "customer satisfaction"
+        ),
     )
     def get(self, request):
         filters = self.query(MetricsFilterSerializer)
-        metrics = selectors.escalation_metrics(
-            selectors.MetricsFilters(
-                start=filters["from"],
-                end=filters["to"],
-                channel=filters.get("channel"),
-                team=filters.get("team"),
-            )
+        period = selectors.MetricsFilters(
+            start=filters["from"],
+            end=filters["to"],
+            channel=filters.get("channel"),
+            team=filters.get("team"),
         )
+        metrics = selectors.escalation_metrics(period)
+        metrics["satisfaction"] = selectors.satisfaction_report(period)
         return Response(metrics)

@@ -110,6 +110,9 @@ class Escalation(models.Model):
     )
     follow_up_email = models.EmailField(blank=True)
     first_reply_at = models.DateTimeField(null=True, blank=True)
+    # The closing message and the rating prompt went out (once: resolve or close, whichever
+    # came first); a rating is accepted only after it.
+    rating_requested_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -178,6 +181,7 @@ class EscalationEvent(models.Model):
         SLA_BREACHED = "sla_breached", _("SLA breached")
         FOLLOW_UP = "follow_up", _("Follow-up email left")
         VERDICT = "verdict", _("Handover judged")
+        RATED = "rated", _("Rated by the customer")
 
     escalation = models.ForeignKey(Escalation, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -212,6 +216,30 @@ class HandoffVerdict(models.Model):
 
     def __str__(self) -> str:
         return f"Escalation #{self.escalation_id}: {'needed' if self.needed else 'not needed'}"
+
+
+class SatisfactionRating(models.Model):
+    """The customer's rating of one escalation (1–5, an optional comment): once per escalation,
+    by the one-to-one; the score's range is a check constraint."""
+
+    escalation = models.OneToOneField(Escalation, on_delete=models.CASCADE, related_name="rating")
+    score = models.PositiveSmallIntegerField()
+    comment = models.TextField(blank=True)
+    # The WhatsApp/Instagram reply that carried the digit: kept away from the AI and detection.
+    message = models.OneToOneField(
+        "crm.Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="rating"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(score__gte=1, score__lte=5), name="rating_score_1_to_5"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Escalation #{self.escalation_id}: {self.score}/5"
 
 
 class ReplayJob(models.Model):

@@ -377,6 +377,7 @@ class QueuePlace:
     channel_kind: str
     position: int
     wait_minutes: int
+    language: str = ""
 
 
 def queue_places(*, limit: int = 1000) -> list[QueuePlace]:
@@ -385,7 +386,9 @@ def queue_places(*, limit: int = 1000) -> list[QueuePlace]:
     rows = list(
         Escalation.objects.filter(status=Status.QUEUED)
         .order_by("team_id", "-priority", "escalated_at", "id")
-        .values_list("id", "conversation_id", "team_id", "conversation__channel__kind")[:limit]
+        .values_list("id", "conversation_id", "team_id", "conversation__channel__kind", "language")[
+            :limit
+        ]
     )
     if not rows:
         return []
@@ -398,7 +401,7 @@ def queue_places(*, limit: int = 1000) -> list[QueuePlace]:
     )
     everyone = online.count()
     places, position, team = [], 0, object()
-    for escalation_id, conversation_id, team_id, kind in rows:
+    for escalation_id, conversation_id, team_id, kind, language in rows:
         position = position + 1 if team_id == team else 1
         team = team_id
         agents = per_team.get(team_id, 0) if team_id else everyone
@@ -412,9 +415,24 @@ def queue_places(*, limit: int = 1000) -> list[QueuePlace]:
                 channel_kind=kind,
                 position=position,
                 wait_minutes=max(1, math.ceil(seconds / 60)),
+                language=language,
             )
         )
     return places
+
+
+def resolved_for_customer(conversation) -> bool:
+    """The agent resolved the conversation's escalation but still holds the chat: for the
+    customer the conversation with a person has ended."""
+    if conversation.mode != conversation.Mode.AGENT:
+        return False
+    latest = (
+        Escalation.objects.filter(conversation_id=conversation.pk)
+        .order_by("-escalated_at", "-id")
+        .values_list("status", flat=True)
+        .first()
+    )
+    return latest == Status.RESOLVED
 
 
 def queue_place(conversation_id: int) -> QueuePlace | None:
@@ -432,6 +450,7 @@ def queue_place(conversation_id: int) -> QueuePlace | None:
         channel_kind=escalation.conversation.channel.kind,
         position=queue_position(escalation),
         wait_minutes=estimated_wait_minutes(escalation),
+        language=escalation.language,
     )
 
 
@@ -535,3 +554,79 @@ def _handed_over_topic(signals, always_human) -> str | None:
     topics = [t for t in ((signals or {}).get("complexity") or {}).get("topics") or [] if t]
     chosen = [t for t in topics if not always_human or t in always_human]
     return (chosen or topics or [None])[0]
+
+
+# --- Customer satisfaction ---------------------------------------------------------------------
+
+
+def _rating_group(rows) -> list[dict]:
+    return [
+        {**key, "count": row["count"], "average": round(row["average"], 2)} for key, row in rows
+    ]
+
+
+def satisfaction_report(filters: MetricsFilters) -> dict:
+    """The customers' ratings (1–5) of the escalations raised in [start, end) (one channel kind
+    or team if asked): how many, the average, the share of 4s and 5s (CSAT), the count per
+    score, and count and average per agent (who held it), team and reason. Five queries."""
+    from .models import SatisfactionRating
+
+    ratings = SatisfactionRating.objects.filter(
+        escalation__escalated_at__gte=filters.start, escalation__escalated_at__lt=filters.end
+    )
+    if filters.channel:
+        ratings = ratings.filter(escalation__conversation__channel__kind=filters.channel)
+    if filters.team:
+        ratings = ratings.filter(escalation__team_id=filters.team)
+    totals = ratings.aggregate(
+        count=Count("id"), average=Avg("score"), satisfied=Count("id", filter=Q(score__gte=4))
+    )
+    count = totals["count"]
+    scores = dict(ratings.values_list("score").annotate(n=Count("id")).order_by())
+    measures = {"count": Count("id"), "average": Avg("score")}
+    by_agent = (
+        ratings.exclude(escalation__claimed_by=None)
+        .values(
+            "escalation__claimed_by",
+            "escalation__claimed_by__agent_profile__display_name",
+            "escalation__claimed_by__username",
+        )
+        .annotate(**measures)
+        .order_by("-average", "escalation__claimed_by")
+    )
+    by_team = (
+        ratings.exclude(escalation__team=None)
+        .values("escalation__team", "escalation__team__name")
+        .annotate(**measures)
+        .order_by("-average", "escalation__team__name")
+    )
+    by_reason = (
+        ratings.values("escalation__reason").annotate(**measures).order_by("escalation__reason")
+    )
+    return {
+        "count": count,
+        "average": round(totals["average"], 2) if count else None,
+        "satisfied_share": round(totals["satisfied"] / count, 4) if count else None,
+        "scores": {str(score): scores.get(score, 0) for score in range(1, 6)},
+        "by_agent": _rating_group(
+            (
+                {
+                    "id": row["escalation__claimed_by"],
+                    "name": row["escalation__claimed_by__agent_profile__display_name"]
+                    or row["escalation__claimed_by__username"],
+                },
+                row,
+            )
+            for row in by_agent
+        ),
+        "by_team": _rating_group(
+            (
+                {"id": row["escalation__team"], "name": row["escalation__team__name"]},
+                row,
+            )
+            for row in by_team
+        ),
+        "by_reason": _rating_group(
+            ({"reason": row["escalation__reason"]}, row) for row in by_reason
+        ),
+    }

@@ -19,14 +19,14 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from crm import metrics, realtime
+from crm import customer_texts, metrics, realtime
 from crm import services as crm_services
-from crm.models import PROVIDER_CHANNELS, Conversation, CRMSettings, agent_name
+from crm.models import PROVIDER_CHANNELS, Conversation, agent_name
 from integrations.payloads import emit_escalation_event
 from tickets import services as ticket_services
 from tickets.models import Ticket
 
-from . import alerts, selectors
+from . import alerts, satisfaction, selectors
 from .errors import (
     AlreadyClaimed,
     EscalationNotFound,
@@ -70,6 +70,15 @@ def _locked(escalation_id: int) -> Escalation:
     escalation = Escalation.objects.select_for_update().get(pk=escalation_id)
     escalation.conversation = conversation
     return escalation
+
+
+def _tell_customer(escalation: Escalation, kind: str, **values):
+    """A system message of ``kind`` (``crm.customer_texts``) in the customer's language, as
+    guessed when the conversation escalated. Inside the caller's transaction."""
+    return crm_services.post_system_message(
+        conversation=escalation.conversation,
+        text=customer_texts.render(kind, escalation.language, **values),
+    )
 
 
 def _is_manager(user) -> bool:
@@ -153,12 +162,12 @@ def escalate_conversation(
         raise InvalidTransition(_("An agent is already handling this conversation."))
 
     turns = selectors.conversation_turns(conversation.pk)
-    customer_texts = [turn.text for turn in turns if turn.role == "customer"]
+    customer_lines = [turn.text for turn in turns if turn.role == "customer"]
     facts = routing_rules.RoutingFacts(
         reason=reason,
-        topics=frozenset(routing_rules.routing_topics(signals or {}, customer_texts)),
+        topics=frozenset(routing_rules.routing_topics(signals or {}, customer_lines)),
         channel_kind=conversation.channel.kind,
-        language=routing_rules.guess_language(customer_texts),
+        language=routing_rules.guess_language(customer_lines),
     )
     team, rule = routing_rules.choose_team(conversation=conversation, facts=facts)
     now = timezone.now()
@@ -203,10 +212,13 @@ def escalate_conversation(
     realtime.publish_mode(conversation)
 
     if escalation.after_hours_until is not None:
-        notice = routing_clocks.after_hours_notice(escalation.team, escalation.after_hours_until)
+        notice = routing_clocks.after_hours_notice(
+            escalation.team, escalation.after_hours_until, escalation.language
+        )
     else:
-        notice = crm_services.fill_template(
-            CRMSettings.load().handoff_message,
+        notice = customer_texts.render(
+            "handoff",
+            escalation.language,
             wait_minutes=selectors.estimated_wait_minutes(escalation),
         )
     crm_services.post_system_message(conversation=conversation, text=notice)
@@ -326,13 +338,11 @@ def _hand_conversation_to(escalation: Escalation, agent) -> None:
     conversation.save(update_fields=["mode", "assigned_agent", "updated_at"])
     ticket_services.assign_ticket(ticket=escalation.ticket, assignee=agent, actor=agent)
     realtime.publish_mode(conversation, agent_display_name=name)
-    crm_services.post_system_message(
-        conversation=conversation, text=_("Now speaking with %(name)s") % {"name": name}
-    )
+    _tell_customer(escalation, "takeover", agent_name=name)
     crm_services.post_agent_text(
         conversation=conversation,
         agent=agent,
-        text=crm_services.fill_template(CRMSettings.load().takeover_message, agent_name=name),
+        text=customer_texts.render("agent_greeting", escalation.language, agent_name=name),
     )
 
 
@@ -434,10 +444,7 @@ def reassign_escalation(
     ticket_services.assign_ticket(ticket=escalation.ticket, assignee=None, actor=actor)
     realtime.publish_mode(conversation)
     if was_claimed:
-        crm_services.post_system_message(
-            conversation=conversation,
-            text=_("You're back in the queue; the next available agent will be with you shortly."),
-        )
+        _tell_customer(escalation, "back_in_queue")
     alerts.notify_agents_of_escalation(escalation=escalation)
     realtime.publish_queue_event("added" if was_claimed else "updated", escalation.pk)
     _route_after_commit(escalation.pk)
@@ -467,6 +474,14 @@ def resolve_escalation(*, escalation_id: int, agent, note: str = "") -> Escalati
     ticket_services.set_ticket_status(
         ticket=escalation.ticket, status=Ticket.Status.RESOLVED, actor=agent, note=note
     )
+    # The agent keeps the chat, but for the customer it has ended: the closing message, the
+    # rating prompt, and a mode frame that no longer says "Now speaking with ...".
+    realtime.publish_mode(
+        escalation.conversation,
+        agent_display_name=agent_name(escalation.claimed_by),
+        resolved=True,
+    )
+    satisfaction.end_for_customer(escalation)
     alerts.settle_alerts(escalation=escalation, what="resolved", by=agent)
     realtime.publish_queue_event("removed", escalation.pk)
     emit_escalation_event("escalation.resolved", escalation)
@@ -513,6 +528,7 @@ def close_escalation(*, escalation_id: int, agent, reason: str = "") -> Escalati
     ticket_services.set_ticket_status(
         ticket=escalation.ticket, status=Ticket.Status.CLOSED, actor=agent, note=reason
     )
+    satisfaction.end_for_customer(escalation)  # a no-op when resolving already did it
     crm_services.close_conversation_now(escalation.conversation)
     alerts.settle_alerts(escalation=escalation, what="closed", by=agent)
     realtime.publish_queue_event("removed", escalation.pk)
@@ -585,9 +601,7 @@ def hand_back_to_ai(*, escalation_id: int, agent, note: str = "") -> Escalation:
     realtime.publish_mode(conversation)
     if note.strip():
         crm_services.post_private_note(conversation=conversation, agent=agent, text=note)
-    notice = crm_services.post_system_message(
-        conversation=conversation, text=_("You're chatting with our assistant again.")
-    )
+    notice = _tell_customer(escalation, "hand_back", agent_name=agent_name(agent))
     # Detection starts afresh from here (escalation.selectors.detection_turns).
     conversation.ai_resumed_after_message_id = notice.pk
     conversation.save(update_fields=["ai_resumed_after_message_id"])
@@ -634,11 +648,19 @@ def remind_overdue_escalation(*, escalation_id: int, now=None) -> bool:
 
 
 def queue_position_event(place: selectors.QueuePlace) -> dict:
+    """The widget's ``queue.position`` frame; ``text`` is the sentence in the customer's
+    language ("You are number 3 in the queue — about 4 minutes.")."""
     return {
         "type": "queue.position",
         "conversation": place.conversation_id,
         "position": place.position,
         "wait_minutes": place.wait_minutes,
+        "text": customer_texts.render(
+            "queue_place",
+            place.language,
+            position=place.position,
+            wait_minutes=place.wait_minutes,
+        ),
     }
 
 
@@ -660,6 +682,7 @@ def announce_queue_places() -> int:
                 conversation_id=place.conversation_id,
                 position=place.position,
                 wait_minutes=place.wait_minutes,
+                language=place.language,
                 min_change=config["WAIT_UPDATE_MIN_CHANGE_MINUTES"],
                 min_interval=timedelta(seconds=config["WAIT_UPDATE_MIN_INTERVAL_SECONDS"]),
             )

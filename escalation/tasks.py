@@ -14,8 +14,11 @@ logger = logging.getLogger(__name__)
 
 def queue_analysis(*, message) -> None:
     """Listener of ``crm.hooks.message_stored``: after commit, analyse a customer's message
-    (the sweep catches a lost enqueue)."""
-    if message.sender != message.Sender.CUSTOMER:
+    (the sweep catches a lost enqueue). A WhatsApp/Instagram reply to the rating prompt is
+    the rating, and is neither analysed nor answered."""
+    from .satisfaction import take_rating_reply
+
+    if message.sender != message.Sender.CUSTOMER or take_rating_reply(message=message):
         return
     message_id = message.id
 
@@ -82,6 +85,7 @@ def sweep_unanalysed_messages() -> int:
         Message.objects.filter(
             sender=Message.Sender.CUSTOMER,
             analysis__isnull=True,
+            rating__isnull=True,  # a rating reply is not for detection
             created_at__lte=older_than,
             created_at__gte=now - timedelta(days=1),
         ).values_list("id", flat=True)[:500]

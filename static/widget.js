@@ -45,6 +45,7 @@
     minute: "1 minute",
     minutes: "{n} minutes",
     agent: "Now speaking with ",
+    resolved: "Resolved — write here if you need anything else",
     closed: "This conversation is closed. Write to start again.",
     connecting: "Connecting…",
     offline: "Reconnecting…",
@@ -280,11 +281,14 @@
   }
 
   var currentMode = "ai";
-  function showMode(mode, agentName) {
+  // resolved: the agent resolved the conversation (they may still write), so it no longer
+  // says "Now speaking with …".
+  function showMode(mode, agentName, resolved) {
     if (mode === currentMode && mode === "awaiting_agent" && status.dataset.position) return;
     currentMode = mode;
     delete status.dataset.position;
-    if (mode === "agent") status.textContent = TEXT.agent + (agentName || "");
+    if (mode === "agent" && resolved) status.textContent = TEXT.resolved;
+    else if (mode === "agent") status.textContent = TEXT.agent + (agentName || "");
     else status.textContent = TEXT[mode] || TEXT.ai;
   }
 
@@ -294,8 +298,11 @@
     var position = parseInt(place.position, 10), minutes = parseInt(place.wait_minutes, 10);
     if (!(position > 0) || !(minutes > 0)) return;
     status.dataset.position = String(position);
-    status.textContent = TEXT.queue_place.replace("{position}", position).replace(
-      "{minutes}", minutes === 1 ? TEXT.minute : TEXT.minutes.replace("{n}", minutes));
+    // The server's sentence is in the customer's language with its plural form; the English
+    // fallback is for a server that sends none.
+    status.textContent = typeof place.text === "string" && place.text ? place.text :
+      TEXT.queue_place.replace("{position}", position).replace(
+        "{minutes}", minutes === 1 ? TEXT.minute : TEXT.minutes.replace("{n}", minutes));
   }
 
   function showConnection(state) {
@@ -304,6 +311,115 @@
     else if (state === "offline") showNote(TEXT.offline);
     else if (state === "live") showNote("");
   }
+
+  // --- the end of a conversation: rate it 1–5 (and a comment), then go on or start anew ----
+  var rating = (function () {
+    var RATING_TEXT = {
+      comment: "Anything to add? (optional)",
+      send: "Send rating",
+      choose: "Choose a number from 1 to 5.",
+      thanks: "Thank you for your feedback!",
+      again: "Start a new conversation",
+      stay: "Or just write below to keep chatting.",
+    };
+    var css = el("style");
+    css.textContent =
+      ".le-rating{display:none;border-top:1px solid #e5e7eb;padding:10px 14px;background:#f9fafb}" +
+      ".le-rating.shown{display:block}.le-rating p{margin:0 0 6px}" +
+      ".le-stars{display:flex;gap:6px;margin-bottom:6px}" +
+      ".le-star{flex:1;border:1px solid #d1d5db;background:#fff;border-radius:8px;padding:6px 0;font:inherit;cursor:pointer}" +
+      ".le-star[aria-pressed=true]{background:" + color + ";border-color:" + color + ";color:#fff}" +
+      ".le-comment{width:100%;box-sizing:border-box;border:1px solid #d1d5db;border-radius:8px;padding:6px;font:inherit;resize:none}" +
+      ".le-rate,.le-again{margin-top:6px;background:" + color + ";color:#fff;border:0;border-radius:8px;padding:6px 12px;font:inherit;cursor:pointer}";
+    root.appendChild(css);
+    var card = el("div", "le-rating");
+    card.setAttribute("role", "group");
+    var prompt = el("p", "le-rating-prompt");
+    var stars = el("div", "le-stars");
+    var comment = el("textarea", "le-comment");
+    comment.rows = 2;
+    comment.maxLength = 1000;
+    comment.placeholder = RATING_TEXT.comment;
+    comment.setAttribute("aria-label", RATING_TEXT.comment);
+    var send = el("button", "le-rate", RATING_TEXT.send);
+    send.type = "button";
+    var thanks = el("p", "le-thanks", RATING_TEXT.thanks);
+    var stay = el("p", "le-stay", RATING_TEXT.stay);
+    var again = el("button", "le-again", RATING_TEXT.again);
+    again.type = "button";
+    var escalation = null, score = 0, rated = {};
+    for (var n = 1; n <= 5; n++) {
+      var star = el("button", "le-star", String(n));
+      star.type = "button";
+      star.setAttribute("aria-pressed", "false");
+      star.setAttribute("data-score", String(n));
+      stars.appendChild(star);
+    }
+    stars.addEventListener("click", function (event) {
+      var chosen = parseInt(event.target.getAttribute("data-score"), 10);
+      if (!(chosen >= 1 && chosen <= 5)) return;
+      score = chosen;
+      Array.prototype.forEach.call(stars.children, function (button) {
+        button.setAttribute("aria-pressed", String(button.getAttribute("data-score") === String(chosen)));
+      });
+    });
+    function fill(nodes) {
+      while (card.firstChild) card.removeChild(card.firstChild);
+      nodes.forEach(function (node) { card.appendChild(node); });
+    }
+    function show(request) {
+      var id = parseInt(request && request.escalation, 10);
+      if (!(id > 0) || rated[id] || escalation === id) return;
+      escalation = id;
+      score = 0;
+      comment.value = "";
+      prompt.textContent = String(request.prompt || "");
+      Array.prototype.forEach.call(stars.children, function (b) { b.setAttribute("aria-pressed", "false"); });
+      fill([prompt, stars, comment, send]);
+      card.className = "le-rating shown";
+      card.setAttribute("aria-label", prompt.textContent);
+    }
+    function done(id) {
+      rated[id] = true;
+      if (escalation !== id && escalation !== null) return;
+      escalation = id;
+      fill([thanks, stay, again]);
+      card.className = "le-rating shown";
+    }
+    function hide() {
+      card.className = "le-rating";
+      escalation = null;
+    }
+    send.addEventListener("click", function () {
+      if (!conversation || !escalation) return;
+      if (!score) { showNote(RATING_TEXT.choose, true); return; }
+      var id = escalation;
+      send.disabled = true;
+      fetch(server + "/widget/conversations/" + conversation.id + "/rating/", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-Customer-Token": conversation.token },
+        body: JSON.stringify({ escalation: id, score: score, comment: comment.value.trim() }),
+      })
+        .then(function (response) {
+          return response.json().then(function (body) { return { status: response.status, body: body }; });
+        })
+        .then(function (result) {
+          if (result.status === 201 || (result.body && result.body.code === "already_rated")) done(id);
+          else showNote((result.body && result.body.message) || TEXT.failed, true);
+        })
+        .catch(function () { showNote(TEXT.offline, true); })
+        .then(function () { send.disabled = false; });
+    });
+    again.addEventListener("click", function () { // the next message starts a new conversation
+      var old = socket;
+      socket = null;
+      if (old) old.close();
+      forget();
+      input.focus();
+    });
+    panel.insertBefore(card, note);
+    return { show: show, done: done, hide: hide };
+  })();
 
   // --- sending -------------------------------------------------------------------------
   function submit() {
@@ -423,7 +539,13 @@
         else renderMessage(data.message);
         break;
       case "conversation.mode":
-        showMode(data.mode, data.agent_name);
+        showMode(data.mode, data.agent_name, data.resolved === true);
+        break;
+      case "rating.requested":
+        rating.show(data);
+        break;
+      case "rating.recorded":
+        rating.done(data.escalation);
         break;
       case "queue.position":
         showQueuePlace(data);
@@ -464,6 +586,7 @@
     lastId = 0;
     seen = {};
     while (list.firstChild) list.removeChild(list.firstChild);
+    rating.hide();
     showMode("ai", "");
     showConnection("idle");
   }
@@ -492,8 +615,9 @@
       .then(function (body) {
         if (!body) return;
         body.messages.forEach(renderMessage);
-        showMode(body.mode, body.agent_name);
+        showMode(body.mode, body.agent_name, body.resolved === true);
         showQueuePlace(body.queue);
+        if (body.rating) rating.show(body.rating);
         if (body.has_more) pollTimer = setTimeout(poll, 0);
       })
       .catch(function () { /* offline: try again on the next tick */ })

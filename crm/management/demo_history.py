@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from crm.models import Contact, Conversation, Message
-from escalation.models import Escalation, EscalationEvent, Priority
+from escalation.models import Escalation, EscalationEvent, Priority, SatisfactionRating
 from tickets.models import Ticket, TicketEvent
 
 SEED = 4821
@@ -184,6 +184,7 @@ class History:
     conversations: int = 0
     escalations: int = 0
     messages: int = 0
+    ratings: int = 0
     by_status: dict = field(default_factory=dict)
 
 
@@ -206,6 +207,58 @@ def _start_times(rng: random.Random, now: datetime) -> list[datetime]:
             hour = min(23.9, max(0.0, rng.gauss(13.5, 3.2)))
             starts.append(day + timedelta(hours=hour, seconds=rng.randrange(60)))
     return sorted(starts)
+
+
+# Score weights (5, 4, 3, 2, 1) by how long the customer waited for a person: most customers
+# picked up quickly are happy; a long wait pulls the scores down.
+RATING_WEIGHTS = (
+    (120, (58, 28, 8, 4, 2)),
+    (600, (34, 34, 18, 9, 5)),
+    (float("inf"), (12, 22, 28, 23, 15)),
+)
+# Agents differ a little: a per-agent nudge of the drawn score (deterministic by position).
+AGENT_NUDGE = (0.0, -0.35, 0.2, -0.15, 0.1)
+RATING_COMMENTS = {
+    5: ("Quick and friendly, thank you!", "Solved in minutes.", "Great help."),
+    4: ("Good, thanks.", "Helpful, a bit of a wait."),
+    3: ("OK in the end.", "Took a while."),
+    2: ("Too long to get an answer.", "Had to explain twice."),
+    1: ("Nobody answered for ages.", "Still not solved."),
+}
+
+
+def _seed_ratings(rng: random.Random, escalations: list) -> int:
+    """About 40% of the escalations a person handled get a rating, a minute or two after the
+    close (drawn from ``rng`` after everything else, so the history itself stays the same)."""
+    agents = sorted({e.claimed_by_id for e in escalations if e.claimed_by_id})
+    ratings, events = [], []
+    for escalation in escalations:
+        if escalation.claimed_at is None or rng.random() >= 0.4:
+            continue
+        wait = (escalation.claimed_at - escalation.escalated_at).total_seconds()
+        weights = next(w for limit, w in RATING_WEIGHTS if wait < limit)
+        score = rng.choices((5, 4, 3, 2, 1), weights=weights)[0]
+        nudge = AGENT_NUDGE[agents.index(escalation.claimed_by_id) % len(AGENT_NUDGE)]
+        score = max(1, min(5, round(score + nudge + rng.uniform(-0.3, 0.3))))
+        comment = rng.choice(RATING_COMMENTS[score]) if rng.random() < 0.3 else ""
+        at = escalation.closed_at + timedelta(seconds=rng.randint(20, 240))
+        ratings.append(
+            SatisfactionRating(escalation=escalation, score=score, comment=comment, created_at=at)
+        )
+        events.append(
+            (
+                at,
+                EscalationEvent(
+                    escalation=escalation, kind="rated", new_value=str(score), note=comment
+                ),
+            )
+        )
+    SatisfactionRating.objects.bulk_create(ratings, batch_size=500)
+    EscalationEvent.objects.bulk_create([event for _when, event in events], batch_size=500)
+    for when, event in events:
+        event.created_at = when
+    EscalationEvent.objects.bulk_update([e for _w, e in events], ["created_at"], batch_size=500)
+    return len(ratings)
 
 
 def is_seeded() -> bool:
@@ -295,6 +348,7 @@ def seed_history(*, channels: dict, teams: dict, agents: list, progress) -> Hist
             escalation.claimed_at = escalated_at + timedelta(seconds=wait)
             escalation.resolved_at = escalation.claimed_at + timedelta(seconds=work)
             escalation.closed_at = escalation.resolved_at + timedelta(seconds=rng.randint(30, 600))
+            escalation.rating_requested_at = escalation.resolved_at  # the closing message
         plan["escalation"] = escalation
         escalations.append(escalation)
     Escalation.objects.bulk_create(escalations)
@@ -431,9 +485,7 @@ def seed_history(*, channels: dict, teams: dict, agents: list, progress) -> Hist
     for when, event in ticket_events:
         event.created_at = when
     TicketEvent.objects.bulk_update([e for _w, e in ticket_events], ["created_at"], batch_size=500)
-    # Ratings (CSAT) go here once escalation.models.SatisfactionRating is in main: one for
-    # about 40% of the closed escalations, scores falling with the wait (drawn from ``rng`` after
-    # everything above, so the history itself stays the same).
+    history.ratings = _seed_ratings(rng, escalations)
     progress(6, steps)
 
     history.conversations = len(conversations)

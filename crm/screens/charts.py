@@ -59,6 +59,20 @@ def bars(items: list[tuple[str, float]], *, unit: str = "") -> list[dict]:
     ]
 
 
+def score_bars(items: list[tuple[str, float, int]], *, top: float = 5) -> list[dict]:
+    """Horizontal bars for (label, average score, count), on the score's own scale (0..top),
+    so a 4.0 is as long everywhere."""
+    return [
+        {
+            "label": label,
+            "value": average,
+            "count": count,
+            "percent": round(100 * average / top, 1) if average else 0,
+        }
+        for label, average, count in items
+    ]
+
+
 def donut(fraction: float, *, radius: float = 40) -> dict:
     """A ring filled to ``fraction`` (0..1) with stroke-dasharray."""
     import math

@@ -6,6 +6,8 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from crm import customer_texts
+from crm.errors import InvalidMessage
 from crm.models import COMPLEXITY_TOPICS, AgentProfile, Assistant, ChannelKind, Team
 from escalation.models import Priority, Reason
 from escalation.selectors import MetricsFilters, QueueFilters
@@ -148,9 +150,36 @@ class AnalyticsFilterForm(forms.Form):
         )
 
 
-class MessagesSettingsForm(forms.Form):
-    handoff_message = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
-    takeover_message = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
+class CustomerTextsForm(forms.Form):
+    """The customer texts of one language: one field per kind, the built-in default shown when
+    there is no override. Empty resets a text to its default; an unknown placeholder is a field
+    error naming the allowed ones."""
+
+    def __init__(self, *args, language: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.language = language
+        saved = customer_texts.overrides(language)
+        for kind in customer_texts.KINDS:
+            allowed = " ".join("{" + name + "}" for name in kind.placeholders)
+            self.fields[kind.code] = forms.CharField(
+                label=kind.label,
+                required=False,
+                max_length=customer_texts.MAX_CHARS,
+                initial=saved.get(kind.code) or customer_texts.default_text(kind.code, language),
+                help_text=f"{kind.when} {allowed}".strip(),
+                widget=forms.Textarea(attrs={"rows": 2}),
+            )
+
+    def clean(self):
+        cleaned = super().clean()
+        for kind in customer_texts.KINDS:
+            text = cleaned.get(kind.code)
+            if text and text.strip():
+                try:
+                    cleaned[kind.code] = customer_texts.validate(kind.code, text)
+                except InvalidMessage as error:
+                    self.add_error(kind.code, error.message)
+        return cleaned
 
 
 class AssistantSettingsForm(forms.Form):

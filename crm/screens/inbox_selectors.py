@@ -7,7 +7,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from crm.models import Contact, Conversation, Message
-from escalation.models import Escalation
+from escalation.models import Escalation, SatisfactionRating
 from tickets.models import Ticket
 
 LISTS = ("queued", "mine", "team", "resolved")
@@ -83,8 +83,7 @@ def search_conversations(query: str, *, limit: int = 50) -> list[Conversation]:
 
 
 def contact_history(contact: Contact) -> dict:
-    """Every conversation, ticket and rating of one contact (three queries, plus the ratings
-    when that part of the CRM exists)."""
+    """Every conversation, ticket and rating of one contact (five queries)."""
     conversations = list(
         Conversation.objects.filter(contact=contact)
         .select_related("channel", "assigned_agent__agent_profile")
@@ -104,12 +103,10 @@ def contact_history(contact: Contact) -> dict:
 
 
 def _ratings(contact: Contact) -> list:
-    """The contact's satisfaction ratings, newest first. Ratings are being added in parallel
-    (issue 14: ``escalation.SatisfactionRating``, ``Conversation.satisfaction_ratings``); until
-    that relation exists there are none to show."""
-    field = next(
-        (f for f in Conversation._meta.related_objects if f.name == "satisfaction_ratings"), None
+    """The contact's satisfaction ratings, newest first, with the agent who held each (one
+    query)."""
+    return list(
+        SatisfactionRating.objects.filter(escalation__conversation__contact=contact)
+        .select_related("escalation__claimed_by__agent_profile")
+        .order_by("-created_at", "-id")
     )
-    if field is None:
-        return []
-    return list(field.related_model.objects.filter(conversation__contact=contact).order_by("-id"))

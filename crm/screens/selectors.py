@@ -51,7 +51,7 @@ def conversation_messages(conversation_id: int, *, after: int | None = None) -> 
 def latest_escalation(conversation_id: int) -> Escalation | None:
     """The active escalation, else the most recent one."""
     rows = Escalation.objects.filter(conversation_id=conversation_id).select_related(
-        "team", "claimed_by__agent_profile", "ticket"
+        "team", "claimed_by__agent_profile", "ticket", "rating"
     )
     return (
         rows.filter(status__in=Escalation.ACTIVE_STATUSES).first()
@@ -66,12 +66,16 @@ def contact_profile(contact: Contact, *, exclude_conversation: int | None = None
         .select_related("channel")
         .order_by("-created_at")[:10]
     )
-    tickets = Ticket.objects.filter(contact=contact).order_by("-created_at")[:10]
     return {
         "identities": list(contact.identities.all()),
         "prior_conversations": list(prior),
-        "tickets": list(tickets),
+        "tickets": contact_tickets(contact),
     }
+
+
+def contact_tickets(contact: Contact) -> list:
+    """The contact's latest tickets, newest first (the conversation's sidebar)."""
+    return list(Ticket.objects.filter(contact=contact).order_by("-created_at")[:10])
 
 
 def message_sentiment(message: Message) -> float | None:

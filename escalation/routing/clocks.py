@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.utils import formats, timezone
+from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 
+from crm import customer_texts
 from crm.codes import Priority
 
 from . import hours
@@ -83,9 +84,11 @@ def describe_reopening(team, when: datetime) -> str:
     }
 
 
-def after_hours_notice(team, when: datetime) -> str:
-    return _(
-        "Our %(team)s team is away right now and back %(when)s. Your request stays open: "
-        "type your email address here and we'll follow up, or stay and we'll pick up as soon "
-        "as we're back."
-    ) % {"team": team.name if team else _("support"), "when": describe_reopening(team, when)}
+def after_hours_notice(team, when: datetime, language: str) -> str:
+    """The after-hours handoff text in the customer's language; the reopening time in the
+    team's zone, its day named in that language."""
+    code = customer_texts.supported(language)
+    with translation.override(code):
+        reopens = describe_reopening(team, when)
+        team_name = team.name if team else _("support")
+    return customer_texts.render("after_hours", code, team=team_name, reopens=reopens)

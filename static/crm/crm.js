@@ -308,6 +308,9 @@
   on("conversation.mode", function (frame) {
     if (frame.conversation === conversationId()) refreshPanel();
   });
+  on("rating.recorded", function (frame) { // the customer rated: the panel shows the score
+    if (frame.conversation === conversationId()) refreshPanel();
+  });
   on("open", function () {
     if (conversationView()) { fetchMessages(); refreshPanel(); }
   });

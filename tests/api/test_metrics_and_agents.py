@@ -51,6 +51,38 @@ def test_metrics_rate_times_and_reasons(api, agent):
     assert body["reasons"] == {"request": 5}
 
 
+def test_metrics_carry_customer_satisfaction_by_agent_team_and_reason(api, agent, other_agent):
+    from escalation import satisfaction
+    from tests.factories import TeamFactory
+
+    billing = TeamFactory(name="Billing")
+    for holder, score, reason in (
+        (agent, 5, "request"),
+        (agent, 4, "loop"),
+        (other_agent, 2, "loop"),
+    ):
+        escalation = picked_up(holder, wait=10, resolve_after=60, reason=reason)
+        Escalation.objects.filter(pk=escalation.pk).update(team=billing)
+        satisfaction.rate_escalation(
+            conversation_id=escalation.conversation_id, escalation_id=escalation.pk, score=score
+        )
+    picked_up(agent, wait=10, resolve_after=60)  # resolved, not rated
+    csat = api.get(METRICS).json()["satisfaction"]
+    assert (csat["count"], csat["average"], csat["satisfied_share"]) == (3, 3.67, 0.6667)
+    assert csat["scores"] == {"1": 0, "2": 1, "3": 0, "4": 1, "5": 1}
+    assert csat["by_agent"] == [
+        {"id": agent.pk, "name": "Marina", "count": 2, "average": 4.5},
+        {"id": other_agent.pk, "name": "Alex", "count": 1, "average": 2.0},
+    ]
+    assert csat["by_team"] == [{"id": billing.pk, "name": "Billing", "count": 3, "average": 3.67}]
+    assert csat["by_reason"] == [
+        {"reason": "loop", "count": 2, "average": 3.0},
+        {"reason": "request", "count": 1, "average": 5.0},
+    ]
+    empty = api.get(METRICS, {"channel": "whatsapp"}).json()["satisfaction"]
+    assert (empty["count"], empty["average"], empty["by_agent"]) == (0, None, [])
+
+
 def test_metrics_for_a_channel_and_a_period(api, agent):
     whatsapp = ChannelFactory(kind="whatsapp")
     picked_up(agent, wait=60, channel=whatsapp, reason="loop")

@@ -69,17 +69,17 @@ def test_messages_and_conversations_cannot_be_rewritten_in_the_admin(manager_cli
     assert manager_client.get(reverse("admin:crm_message_add")).status_code == 403
 
 
-def test_crm_settings_in_the_admin_refuse_unknown_placeholders(manager_client):
-    from crm.models import CRMSettings
+def test_customer_texts_in_the_admin_refuse_unknown_placeholders(manager_client):
+    from crm.models import CustomerText
 
-    settings_row = CRMSettings.load()
-    url = reverse("admin:crm_crmsettings_change", args=[settings_row.pk])
+    url = reverse("admin:crm_customertext_add")
     page = manager_client.post(
-        url, {"handoff_message": "Wait {minutes}", "takeover_message": "Hi, I'm {agent_name}."}
+        url, {"kind": "handoff", "language": "de", "text": "Warte {minutes}"}
     )
     assert page.status_code == 200 and "unknown placeholders" in page.content.decode()
-    settings_row.refresh_from_db()
-    assert "{wait_minutes}" in settings_row.handoff_message
+    assert not CustomerText.objects.exists()
+    manager_client.post(url, {"kind": "handoff", "language": "de", "text": "Warte {wait}"})
+    assert CustomerText.objects.get().text == "Warte {wait}"
 
 
 def test_the_admin_refuses_a_claude_band_out_of_order(manager_client):

@@ -162,6 +162,7 @@ async def test_take_over_then_reply_from_the_agent_socket_reaches_the_customer(
         "conversation": conversation.pk,
         "mode": "agent",
         "agent_name": "Marina",
+        "resolved": False,
     } in frames
     await frames_until(customer, lambda f: f.get("message", {}).get("sender") == "agent")
 

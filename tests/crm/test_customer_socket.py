@@ -113,6 +113,7 @@ async def test_connect_sends_state_and_mode_and_customer_exchanges_with_the_ai(s
         "conversation": shop_conversation.pk,
         "mode": "ai",
         "agent_name": "",
+        "resolved": False,
     }
 
     await communicator.send_json_to({"type": "message", "text": "What are your opening hours?"})
@@ -151,6 +152,7 @@ async def test_handoff_takeover_and_agent_reply_reach_the_customer(shop_conversa
         "conversation": shop_conversation.pk,
         "mode": "awaiting_agent",
         "agent_name": "",
+        "resolved": False,
     } in frames
     assert frames[-1]["message"]["sender"] == "system"
 
@@ -165,6 +167,7 @@ async def test_handoff_takeover_and_agent_reply_reach_the_customer(shop_conversa
         "conversation": shop_conversation.pk,
         "mode": "agent",
         "agent_name": "Marina",
+        "resolved": False,
     } in frames
     assert "Now speaking with Marina" in texts(frames)
 
@@ -430,6 +433,7 @@ async def test_when_the_layer_comes_back_the_socket_says_live_and_gets_events_ag
             "conversation": shop_conversation.pk,
             "mode": "closed",
             "agent_name": "",
+            "resolved": False,
         },
     )
     frame = await communicator.receive_json_from(timeout=TIMEOUT)
@@ -688,6 +692,7 @@ async def test_while_a_store_is_pending_the_socket_keeps_reading_and_forwarding(
             "conversation": shop_conversation.pk,
             "mode": "awaiting_agent",
             "agent_name": "",
+            "resolved": False,
         },
     )
     frame = await communicator.receive_json_from(timeout=TIMEOUT)

@@ -78,5 +78,17 @@ def test_seed_demo_writes_thirty_days_of_history_once_that_every_chart_can_use(s
         escalated.filter(events__kind="claimed").distinct().count()
         == escalated.filter(claimed_at__isnull=False).count()
     )
+    # Customer ratings: some of the escalations a person handled, spread over the scale, by
+    # agent, team and reason.
+    from escalation.selectors import satisfaction_report
+
+    csat = satisfaction_report(MetricsFilters(start=now - timedelta(days=31), end=now))
+    handled = escalated.filter(claimed_at__isnull=False).count()
+    assert 0.25 * handled < csat["count"] < 0.55 * handled
+    assert all(csat["scores"][score] for score in "12345")
+    assert 3.2 < csat["average"] < 4.6
+    assert len(csat["by_agent"]) >= 3 and len(csat["by_team"]) == 2
+    assert len({row["average"] for row in csat["by_agent"]}) > 1  # agents differ
+    assert {row["reason"] for row in csat["by_reason"]} >= {"request", "complexity"}
     # Jamie's conversation is untouched by the history.
     assert Escalation.objects.get(conversation_id=4821).status == "queued"

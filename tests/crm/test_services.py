@@ -5,7 +5,7 @@ import pytest
 from crm import realtime
 from crm import services as crm_services
 from crm.errors import ConversationClosed, InvalidMessage, NotAssigned
-from crm.models import ContactIdentity, Conversation, CRMSettings, Message
+from crm.models import ContactIdentity, Conversation, CustomerText, Message
 from escalation.models import MessageAnalysis
 from tests.factories import ContactFactory
 
@@ -88,19 +88,18 @@ def test_the_ai_cannot_reply_once_a_person_drives(conversation):
     assert not conversation.messages.exists()
 
 
-def test_crm_settings_accept_only_their_placeholders():
-    with pytest.raises(InvalidMessage, match="wait_minutes"):
-        crm_services.update_crm_settings(
-            handoff_message="Wait {minutes}", takeover_message="I'm {agent_name}"
+def test_customer_texts_accept_only_their_placeholders(db):
+    with pytest.raises(InvalidMessage, match=r"\{minutes\}.*Allowed: \{wait\}, \{wait_minutes\}"):
+        crm_services.update_customer_texts(
+            language="en", texts={"handoff": "Wait {minutes}", "takeover": "I'm {agent_name}"}
         )
     with pytest.raises(InvalidMessage, match="brace"):
-        crm_services.update_crm_settings(
-            handoff_message="Wait {wait_minutes", takeover_message="I'm {agent_name}"
-        )
-    saved = crm_services.update_crm_settings(
-        handoff_message="About {wait_minutes} min", takeover_message="I'm {agent_name}"
+        crm_services.update_customer_texts(language="en", texts={"handoff": "Wait {wait"})
+    assert not CustomerText.objects.exists()  # nothing saved when one text is wrong
+    saved = crm_services.update_customer_texts(
+        language="en", texts={"handoff": "About {wait}", "takeover": "I'm {agent_name}"}
     )
-    assert CRMSettings.load().handoff_message == saved.handoff_message == "About {wait_minutes} min"
+    assert saved == {"handoff": "About {wait}", "takeover": "I'm {agent_name}"}
 
 
 def test_fill_template_leaves_other_braces_alone():

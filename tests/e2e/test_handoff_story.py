@@ -4,7 +4,7 @@ and the ticket is resolved."""
 
 import pytest
 
-from crm.models import Conversation, CRMSettings
+from crm.models import Conversation
 from escalation.models import Escalation
 from tests.factories import AgentFactory, AssistantFactory, ChannelFactory, TeamFactory
 
@@ -23,7 +23,6 @@ def world(transactional_db):
         default_team=team,
     )
     marina = real_password(AgentFactory(display_name="Marina", username="marina", teams=[team]))
-    CRMSettings.load()
     return {"channel": channel, "marina": marina, "team": team}
 
 

@@ -6,7 +6,6 @@ import re
 import pytest
 
 from crm import services as crm_services
-from crm.models import CRMSettings
 from escalation import services as escalation_services
 from escalation.models import Escalation, Priority
 from tests.factories import (
@@ -29,7 +28,6 @@ def test_the_widget_shows_the_place_in_the_queue_and_updates_it_live(open_page, 
         kind="website", assistant=AssistantFactory(handoff_enabled=True), default_team=team
     )
     marina = AgentFactory(display_name="Marina", username="marina", teams=[team])
-    CRMSettings.load()
 
     def waiting(name):
         conversation = ConversationFactory(channel=channel, contact__name=name, team=team)

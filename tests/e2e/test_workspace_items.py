@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from crm import services as crm_services
-from crm.models import CRMSettings, Message, MessageTemplate
+from crm.models import Message, MessageTemplate
 from escalation import services as escalation_services
 from escalation.models import Escalation, Priority
 from tests.factories import (
@@ -87,7 +87,6 @@ def test_hand_back_with_a_note_and_the_assistant_answers_from_it(open_page, tran
         default_team=team,
     )
     marina = AgentFactory(display_name="Marina", username="marina", teams=[team])
-    CRMSettings.load()
 
     # A conversation escalated after a weak AI answer, resumed by the customer's widget from
     # localStorage. After the hand-back, detection reads only what comes after it, so that

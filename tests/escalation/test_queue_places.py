@@ -89,6 +89,7 @@ def test_whatsapp_customers_are_told_only_when_the_estimate_moved_enough_and_not
             conversation_id=conversation.pk,
             position=position,
             wait_minutes=minutes,
+            language="en",
             min_change=3,
             min_interval=timedelta(seconds=300),
         )
@@ -161,6 +162,7 @@ async def test_the_widget_socket_gets_its_place_on_connect_and_as_the_queue_move
     await connected(socket)
     frames = await frames_until(socket, lambda f: f["type"] == "queue.position")
     assert frames[-1]["position"] == 2 and frames[-1]["wait_minutes"] >= 1
+    assert frames[-1]["text"].startswith("You are number 2 in the queue — about ")
 
     agent = await sync_to_async(AgentFactory)(teams=[team])
     await sync_to_async(services.take_over_escalation)(escalation_id=first.pk, agent=agent)

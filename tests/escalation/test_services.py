@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from crm import realtime
-from crm.models import AgentProfile, Conversation, CRMSettings, Message
+from crm.models import AgentProfile, Conversation, CustomerText, Message
 from escalation import services
 from escalation.errors import (
     AlreadyClaimed,
@@ -66,8 +66,8 @@ def test_escalating_queues_stops_the_ai_tells_the_customer_opens_a_ticket_and_no
         sender="customer",
         text="Order 55123 was charged $49 twice",
     )
-    CRMSettings.objects.update_or_create(
-        pk=1, defaults={"handoff_message": "Hold on, about {wait_minutes} min."}
+    CustomerText.objects.create(
+        kind="handoff", language="en", text="Hold on, about {wait_minutes} min."
     )
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         escalation, created = services.escalate_conversation(
@@ -124,7 +124,7 @@ def test_the_wait_estimate_uses_recent_pickups_and_the_queue_ahead(channel):
     escalation = escalate(conversation, priority=Priority.HIGH)
     assert escalation.team == team
     notice = conversation.messages.get(sender=Message.Sender.SYSTEM)
-    assert "approximately 30 minutes" in notice.text  # 10 min x third in line / 1 agent
+    assert "The wait is about 30 minutes." in notice.text  # 10 min x third in line / 1 agent
 
 
 def test_a_weaker_second_trigger_is_recorded_but_never_lowers_the_priority(conversation):
@@ -232,8 +232,8 @@ def test_a_failure_midway_rolls_back_the_whole_escalation(
 def test_taking_over_hands_the_conversation_to_the_agent(
     conversation, agent, sent, django_capture_on_commit_callbacks
 ):
-    CRMSettings.objects.update_or_create(
-        pk=1, defaults={"takeover_message": "Hello, {agent_name} here."}
+    CustomerText.objects.create(
+        kind="agent_greeting", language="en", text="Hello, {agent_name} here."
     )
     escalation = escalate(conversation)
     with django_capture_on_commit_callbacks(execute=True):

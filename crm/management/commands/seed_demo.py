@@ -292,7 +292,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"      {history.conversations} conversations, {history.escalations} escalations "
             f"({', '.join(f'{n} {status}' for status, n in sorted(history.by_status.items()))}), "
-            f"{history.messages} messages"
+            f"{history.messages} messages, {history.ratings} customer ratings"
         )
 
     def seed_jamie(self):

@@ -5,7 +5,7 @@ from django.views.decorators.http import require_GET
 
 from escalation.models import Priority, Reason
 from escalation.routing.selectors import sla_report
-from escalation.selectors import escalation_metrics, verdict_precision
+from escalation.selectors import escalation_metrics, satisfaction_report, verdict_precision
 
 from .. import charts, selectors
 from ..access import manager_required
@@ -65,6 +65,7 @@ def analytics(request):
         ),
     }
     context.update(_sla_context(filters))
+    context.update(_csat_context(filters, reason_labels))
     return render_page(request, "crm/analytics/analytics.html", context, nav="analytics")
 
 
@@ -82,4 +83,38 @@ def _sla_context(filters) -> dict:
             "median": charts.duration(sla["first_reply"]["median"]),
             "p90": charts.duration(sla["first_reply"]["p90"]),
         },
+    }
+
+
+def _csat_context(filters, reason_labels) -> dict:
+    """Customer satisfaction (templates/crm/analytics/_csat.html): the ratings' spread and the
+    average per agent, team and reason."""
+    csat = satisfaction_report(filters)
+    return {
+        "csat": csat,
+        "csat_scores": charts.bars([(score, n) for score, n in csat["scores"].items()]),
+        "csat_groups": [
+            (
+                "agent",
+                _("By agent"),
+                charts.score_bars(
+                    [(r["name"], r["average"], r["count"]) for r in csat["by_agent"]]
+                ),
+            ),
+            (
+                "team",
+                _("By team"),
+                charts.score_bars([(r["name"], r["average"], r["count"]) for r in csat["by_team"]]),
+            ),
+            (
+                "reason",
+                _("By reason"),
+                charts.score_bars(
+                    [
+                        (reason_labels.get(r["reason"], r["reason"]), r["average"], r["count"])
+                        for r in csat["by_reason"]
+                    ]
+                ),
+            ),
+        ],
     }

@@ -120,7 +120,17 @@ def conversation_messages(request, conversation_id: int):
 @fragment_of("crm:conversation")
 def conversation_panel(request, conversation_id: int):
     conversation = _conversation_or_404(conversation_id)
-    return render(request, "crm/conversations/_panel.html", _panel_context(request, conversation))
+    return render(
+        request, "crm/conversations/_panel_refresh.html", _refresh_context(request, conversation)
+    )
+
+
+def _refresh_context(request, conversation: Conversation, **extra) -> dict:
+    """The panel and, out of band, the contact's tickets: one state on the whole page."""
+    return {
+        **_panel_context(request, conversation, **extra),
+        "tickets": selectors.contact_tickets(conversation.contact),
+    }
 
 
 @staff_required
@@ -142,8 +152,8 @@ def _after_action(request, conversation_id: int, *, notice: str = "", status: in
         conversation = _conversation_or_404(conversation_id)
         response = render(
             request,
-            "crm/conversations/_panel.html",
-            _panel_context(request, conversation, notice=notice),
+            "crm/conversations/_panel_refresh.html",
+            _refresh_context(request, conversation, notice=notice),
             status=status,
         )
         if status >= 400:

@@ -1,43 +1,40 @@
-"""Settings for managers: handoff messages with a live preview, each assistant's Agent Framework
-section (``agent_framework.py``), and each agent's notification preference. Agents edit their own
-preference."""
+"""Settings for managers: the messages customers read, per language, with a live preview;
+each assistant's Agent Framework section (``agent_framework.py``); each agent's notification
+preference. Agents edit their own preference."""
 
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from crm import customer_texts
 from crm import services as crm_services
-from crm.models import AgentProfile, Assistant, CRMSettings
+from crm.customer_texts import KINDS
+from crm.models import AgentProfile, Assistant
 
 from ..access import manager_required, staff_required
 from ..errors import maps_domain_errors
-from ..forms import AgentPreferencesForm, MessagesSettingsForm
+from ..forms import AgentPreferencesForm, CustomerTextsForm
 from .agent_framework import assistant_form, latest_replay_jobs
 from .base import render_page
 
-PREVIEW_AGENT = "Marina"
-PREVIEW_WAIT_MINUTES = 4
+
+def texts_language(value) -> str:
+    return value if value in customer_texts.LANGUAGES else customer_texts.FALLBACK
 
 
-def settings_context(*, messages_form=None, assistant_forms=None):
-    crm_settings = CRMSettings.load()
-    messages_form = messages_form or MessagesSettingsForm(
-        initial={
-            "handoff_message": crm_settings.handoff_message,
-            "takeover_message": crm_settings.takeover_message,
-        }
-    )
+def settings_context(*, texts_form=None, language: str = "en", assistant_forms=None):
+    texts_form = texts_form or CustomerTextsForm(language=language)
     assistants = list(Assistant.objects.all())
     replay_jobs = latest_replay_jobs()
     assistant_forms = assistant_forms or {}
     return {
-        "messages_form": messages_form,
-        "preview": _preview(
-            messages_form["handoff_message"].value() or "",
-            messages_form["takeover_message"].value() or "",
-        ),
+        "texts_form": texts_form,
+        "texts_language": texts_form.language,
+        "languages": list(customer_texts.LANGUAGE_NAMES.items()),
+        "preview": _preview(texts_form),
         "assistants": [
             (
                 assistant,
@@ -51,52 +48,65 @@ def settings_context(*, messages_form=None, assistant_forms=None):
     }
 
 
-def _preview(handoff: str, takeover: str) -> dict:
-    return {
-        "handoff": crm_services.fill_template(handoff, wait_minutes=PREVIEW_WAIT_MINUTES),
-        "takeover": crm_services.fill_template(takeover, agent_name=PREVIEW_AGENT),
-        "agent_name": PREVIEW_AGENT,
-    }
+def _preview(form: CustomerTextsForm) -> list[tuple[str, str]]:
+    """Each text as the customer would read it, with sample values (typed text if any)."""
+    values = customer_texts.sample_values(form.language)
+    rows = []
+    for kind in customer_texts.KINDS:
+        typed = form[kind.code].value() if form.is_bound else None
+        text = (typed or "").strip()[: customer_texts.MAX_CHARS] or form.fields[kind.code].initial
+        rows.append((kind.label, customer_texts.fill(text, **values)))
+    return rows
 
 
 @manager_required
 @require_GET
 def settings_page(request):
-    return render_page(request, "crm/settings/settings.html", settings_context(), nav="settings")
+    language = texts_language(request.GET.get("texts"))
+    return render_page(
+        request, "crm/settings/settings.html", settings_context(language=language), nav="settings"
+    )
 
 
 @manager_required
 @require_POST
 def preview_messages(request):
     """What the customer would see, as the manager types (htmx, no save)."""
-    return render(
-        request,
-        "crm/settings/_preview.html",
-        {
-            "preview": _preview(
-                request.POST.get("handoff_message", "")[:2000],
-                request.POST.get("takeover_message", "")[:2000],
-            )
-        },
-    )
+    form = CustomerTextsForm(request.POST, language=texts_language(request.POST.get("language")))
+    return render(request, "crm/settings/_preview.html", {"preview": _preview(form)})
 
 
 @manager_required
 @require_POST
 @maps_domain_errors
 def save_messages(request):
-    form = MessagesSettingsForm(request.POST)
+    language = request.POST.get("language")
+    if language not in customer_texts.LANGUAGES:
+        return render_page(
+            request,
+            "crm/settings/settings.html",
+            {**settings_context(), "texts_error": _("Choose one of the languages listed.")},
+            nav="settings",
+            status=400,
+        )
+    form = CustomerTextsForm(request.POST, language=language)
     if not form.is_valid():
         return render_page(
             request,
             "crm/settings/settings.html",
-            settings_context(messages_form=form),
+            settings_context(texts_form=form),
             nav="settings",
             status=400,
         )
-    crm_services.update_crm_settings(**form.cleaned_data)
-    messages.success(request, _("Handoff and takeover messages saved."))
-    return redirect("crm:settings")
+    crm_services.update_customer_texts(
+        language=language, texts={kind.code: form.cleaned_data[kind.code] for kind in KINDS}
+    )
+    messages.success(
+        request,
+        _("Messages to customers in %(language)s saved.")
+        % {"language": customer_texts.LANGUAGE_NAMES[language]},
+    )
+    return redirect(f"{reverse('crm:settings')}?texts={language}#customer-texts")
 
 
 @manager_required

@@ -60,7 +60,7 @@ def test_managers_open_their_screens(manager_client, url):
 
 def test_agents_cannot_change_settings(agent_client):
     response = agent_client.post(
-        "/crm/settings/messages/", {"handoff_message": "x", "takeover_message": "y"}
+        "/crm/settings/messages/", {"language": "en", "handoff": "x", "takeover": "y"}
     )
     assert response.status_code == 403
 

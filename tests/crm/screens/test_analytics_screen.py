@@ -80,3 +80,41 @@ def test_escalations_per_day_are_drawn_for_every_day_of_the_period(manager_clien
     assert daily.count('class="column"') in (7, 8)  # each day, today included
     assert "max 2" in daily
     assert daily.count(": 1</title>") == 1 and daily.count(": 2</title>") == 1
+
+
+def test_customer_satisfaction_by_agent_team_and_reason(
+    manager_client, manager, agent, escalate, team
+):
+    from escalation import satisfaction
+
+    for holder, score, reason in ((agent, 4, "request"), (manager, 2, "sentiment")):
+        escalation = escalate(reason=reason, team=team)
+        escalation_services.take_over_escalation(escalation_id=escalation.pk, agent=holder)
+        escalation_services.resolve_escalation(escalation_id=escalation.pk, agent=holder)
+        satisfaction.rate_escalation(
+            conversation_id=escalation.conversation_id,
+            escalation_id=escalation.pk,
+            score=score,
+            comment="ok",
+        )
+    html = manager_client.get("/crm/analytics/?period=7").content.decode()
+    csat = html[html.index('id="csat"') : html.index('id="verdict-precision"')]
+    assert '<strong class="big" id="csat-average">3.0</strong> / 5' in csat
+    assert "2 ratings" in csat and "50% rated 4 or 5" in csat
+    by_agent = csat[csat.index('id="csat-by-agent"') : csat.index('id="csat-by-team"')]
+    assert by_agent.index("Marina") < by_agent.index(manager.agent_profile.display_name)
+    assert "width: 80.0%" in by_agent and "width: 40.0%" in by_agent  # 4 and 2 of 5
+    assert team.name in csat[csat.index('id="csat-by-team"') :]
+    by_reason = csat[csat.index('id="csat-by-reason"') :]
+    assert "Asked for a person" in by_reason and "Frustration" in by_reason
+
+    # the contact page lists the customer's rating
+    rated = escalation.conversation.contact
+    page = manager_client.get(f"/crm/contacts/{rated.pk}/").content.decode()
+    ratings = page[page.index('id="contact-ratings"') :]
+    assert 'data-rating="2"' in ratings and "“ok”" in ratings
+
+
+def test_no_ratings_yet_says_so(manager_client):
+    html = manager_client.get("/crm/analytics/").content.decode()
+    assert "No customer has rated a conversation in this period yet." in html

@@ -131,13 +131,12 @@ def test_take_over_after_someone_else_names_the_winner_without_an_error_page(
 def test_a_plain_take_over_post_from_the_inbox_returns_to_the_inbox(agent_client, escalate):
     escalation = escalate()
     inbox = f"http://testserver/crm/inbox/?c={escalation.conversation_id}"
-    response = agent_client.post(
-        f"/crm/escalations/{escalation.pk}/take-over/", HTTP_REFERER=inbox
-    )
+    response = agent_client.post(f"/crm/escalations/{escalation.pk}/take-over/", HTTP_REFERER=inbox)
     assert response.status_code == 302 and response["Location"] == inbox
     # from anywhere else (here another site), the conversation page as before
     response = agent_client.post(
-        f"/crm/escalations/{escalation.pk}/resolve/", HTTP_REFERER="https://elsewhere.example/crm/inbox/"
+        f"/crm/escalations/{escalation.pk}/resolve/",
+        HTTP_REFERER="https://elsewhere.example/crm/inbox/",
     )
     assert response["Location"] == f"/crm/conversations/{escalation.conversation_id}/"
 
@@ -218,6 +217,29 @@ def test_resolve_then_close_updates_escalation_ticket_and_conversation(
     escalation.refresh_from_db()
     assert escalation.status == "closed"
     assert Conversation.objects.get(pk=escalation.conversation_id).mode == "closed"
+
+
+def test_after_resolve_the_panel_and_the_sidebar_tell_one_state(agent_client, agent, escalate):
+    """The panel's answer carries the contact's tickets out of band: the sidebar's ticket says
+    Resolved with the panel, in the conversation page and the inbox (the same partials), and
+    so does the live refresh another agent's page makes."""
+    escalation = escalate()
+    escalation_services.take_over_escalation(escalation_id=escalation.pk, agent=agent)
+    page_before = page(agent_client, escalation)
+    ticket = Ticket.objects.get(escalation=escalation)
+    assert f'data-ticket="{ticket.pk}"' in page_before
+    response = agent_client.post(f"/crm/escalations/{escalation.pk}/resolve/", **HTMX_PANEL)
+    html = response.content.decode()
+    assert '<span class="status-text">Resolved' in html
+    assert 'id="contact-tickets" hx-swap-oob="true"' in html
+    sidebar = html[html.index('id="contact-tickets"') :]
+    assert '<span class="pill status-resolved">Resolved</span>' in sidebar
+    assert "status-open" not in sidebar
+    assert "Waiting for the customer's rating" in html
+    refresh = agent_client.get(
+        f"/crm/conversations/{escalation.conversation_id}/panel/", **HTMX
+    ).content.decode()
+    assert 'hx-swap-oob="true"' in refresh and "status-resolved" in refresh
 
 
 def test_closing_without_resolving_needs_a_reason(agent_client, agent, escalate):

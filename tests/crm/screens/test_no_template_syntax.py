@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from crm import services as crm_services
-from crm.models import AgentProfile, Assistant, CannedReply, Conversation, CRMSettings
+from crm.models import AgentProfile, Assistant, CannedReply, Conversation
 from escalation import services as escalation_services
 from escalation.models import Escalation, Priority, ReplayJob
 from notifications.emails import build_notification_email
@@ -57,7 +57,6 @@ def _escalated(conversation, *, reason="request", text="I want to speak to a per
 
 @pytest.fixture
 def world(db):
-    CRMSettings.load()
     billing = TeamFactory(name="Billing")
     channel = ChannelFactory(
         kind="website", key="website-demo", name="Website chat", default_team=billing
@@ -249,9 +248,14 @@ def _act_on_everything(sweep: Sweep, world, user) -> None:
     sweep.post("crm:conversation-template", conversation + "template/", {"template": "x"})
     sweep.post("crm:canned-delete", f"/crm/canned-replies/{reply_id}/delete/")
     assistant = Assistant.objects.get()
-    messages = {"handoff_message": "Wait {wait_minutes} min", "takeover_message": "Hi"}
+    messages = {"language": "de", "handoff": "Warten Sie {wait}", "takeover": "Hallo"}
     sweep.post("crm:settings-preview", "/crm/settings/messages/preview/", messages)
-    sweep.post("crm:settings-messages", "/crm/settings/messages/", {"handoff_message": ""})
+    sweep.post(
+        "crm:settings-messages",
+        "/crm/settings/messages/",
+        {"language": "de", "handoff": "Warten {minutes}"},
+    )
+    sweep.post("crm:settings-messages", "/crm/settings/messages/", {"language": "xx"})
     sweep.post("crm:settings-messages", "/crm/settings/messages/", messages)
     sweep.post(
         "crm:settings-assistant",
@@ -306,6 +310,14 @@ def _customer_pages(sweep: Sweep, world) -> None:
     sweep.get(
         "widget-messages",
         f"/widget/conversations/{body['id']}/messages/?token={body['customer_token']}",
+    )
+    sweep.request(
+        "post",
+        "widget-rating",
+        f"/widget/conversations/{body['id']}/rating/",
+        '{"escalation": 1, "score": 4}',
+        content_type="application/json",
+        HTTP_X_CUSTOMER_TOKEN=body["customer_token"],
     )
     sweep.get("login", "/accounts/login/")
     from django.conf import settings

@@ -1,42 +1,54 @@
-"""Settings: messages with a live preview, the handoff switch and thresholds, preferences."""
+"""Settings: messages to customers per language with a live preview, the handoff switch and
+thresholds, preferences."""
 
-from crm.models import AgentProfile, CRMSettings
+from crm import customer_texts
+from crm.models import AgentProfile, CustomerText
 from tests.factories import AssistantFactory
 
 
-def test_messages_are_saved_through_the_service(manager_client):
+def test_messages_are_saved_per_language_through_the_service(manager_client):
     response = manager_client.post(
         "/crm/settings/messages/",
-        {"handoff_message": "Wait {wait_minutes} min", "takeover_message": "I'm {agent_name}"},
+        {"language": "de", "handoff": "Einen Moment, {wait}.", "takeover": ""},
     )
-    assert response.status_code == 302
-    crm_settings = CRMSettings.load()
-    assert crm_settings.handoff_message == "Wait {wait_minutes} min"
+    assert response.status_code == 302 and response["Location"].endswith("?texts=de#customer-texts")
+    assert CustomerText.objects.get(kind="handoff", language="de").text == "Einen Moment, {wait}."
+    # empty and untouched texts are the built-in ones, not overrides
+    assert not CustomerText.objects.filter(kind="takeover").exists()
+    page = manager_client.get("/crm/settings/?texts=de").content.decode()
+    assert "Einen Moment, {wait}." in page and 'data-language="de" aria-current="page"' in page
+    assert customer_texts.DEFAULTS["takeover"]["de"] in page
 
 
-def test_an_unknown_placeholder_is_shown_as_an_error(manager_client):
+def test_an_unknown_placeholder_is_a_form_error_and_nothing_is_saved(manager_client):
     response = manager_client.post(
         "/crm/settings/messages/",
-        {"handoff_message": "Wait {minutes}", "takeover_message": "I'm {agent_name}"},
-        follow=True,
+        {"language": "fr", "handoff": "Patientez {minutes}", "closing": "Merci {agent_name}"},
     )
-    assert "unknown placeholders: minutes" in response.content.decode()
-    assert CRMSettings.load().handoff_message != "Wait {minutes}"
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert 'data-field="handoff"' in html
+    assert "unknown placeholders: {minutes}. Allowed: {wait}, {wait_minutes}." in html
+    assert not CustomerText.objects.exists()
+
+
+def test_an_unknown_language_is_refused(manager_client):
+    response = manager_client.post("/crm/settings/messages/", {"language": "xx", "handoff": "Hi"})
+    assert response.status_code == 400
+    assert "Choose one of the languages listed." in response.content.decode()
+    assert not CustomerText.objects.exists()
 
 
 def test_the_preview_fills_the_placeholders_and_escapes(manager_client):
     response = manager_client.post(
         "/crm/settings/messages/preview/",
-        {
-            "handoff_message": "About {wait_minutes} minutes <script>",
-            "takeover_message": "I'm {agent_name}",
-        },
+        {"language": "en", "handoff": "About {wait} <script>", "takeover": "I'm {agent_name}"},
         HTTP_HX_REQUEST="true",
     )
     html = response.content.decode()
-    assert "About 4 minutes &lt;script&gt;" in html
+    assert "About about 4 minutes &lt;script&gt;" in html
     assert "I&#x27;m Marina" in html
-    assert CRMSettings.load().handoff_message != "About {wait_minutes} minutes <script>"
+    assert not CustomerText.objects.exists()
 
 
 def test_the_handoff_switch_and_thresholds(manager_client):
