@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('crm', '0005_customer_texts'),
+        ('crm', '0006_customer_texts'),
         ('escalation', '0003_handoff_verdict_replay_job'),
     ]
 

@@ -30,7 +30,7 @@ def keep_edited_texts(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('crm', '0004_assistant_agent_framework'),
+        ('crm', '0005_conversation_ai_resumed_after'),
     ]
 
     operations = [
