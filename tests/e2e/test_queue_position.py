@@ -56,7 +56,9 @@ def test_the_widget_shows_the_place_in_the_queue_and_updates_it_live(open_page, 
     status = customer.locator(".le-status")
     # (the widget lives in a shadow root: Playwright's selectors reach into it)
     customer.wait_for_selector(".le-status:has-text('You are number 3')", timeout=45_000)
-    assert re.fullmatch(r"You are number 3 — about \d+ minutes?", status.inner_text().strip())
+    assert re.fullmatch(
+        r"You are number 3 in the queue — about \d+ minutes?\.", status.inner_text().strip()
+    )
     wait_counts(agent, queued=3)
 
     # Marina opens the first in her inbox and takes it over: the customer moves up, live.
