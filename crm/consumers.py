@@ -190,13 +190,14 @@ def _mode_event(conversation_id: int) -> dict | None:
     )
     if conversation is None:
         return None
-    from escalation.selectors import resolved_for_customer
+    from escalation.selectors import customer_view
 
     name = ""
     if conversation.mode == Conversation.Mode.AGENT and conversation.assigned_agent_id:
         name = agent_name(conversation.assigned_agent)
+    resolved, language = customer_view(conversation)
     return realtime.mode_event(
-        conversation, agent_display_name=name, resolved=resolved_for_customer(conversation)
+        conversation, agent_display_name=name, resolved=resolved, language=language
     )
 
 

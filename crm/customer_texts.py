@@ -92,6 +92,15 @@ KINDS = (
         ("agent_name",),
     ),
     Kind(
+        "resolved_status",
+        gettext_lazy("Widget status after Resolve"),
+        gettext_lazy(
+            "The widget's status line once the agent resolved (it no longer says who "
+            "the customer is speaking with)."
+        ),
+        ("agent_name",),
+    ),
+    Kind(
         "rating_prompt",
         gettext_lazy("Rating prompt (widget)"),
         gettext_lazy("Shown above the 1–5 buttons after the closing message."),
@@ -198,6 +207,14 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "etwas brauchen, schreiben Sie uns einfach wieder.",
         "it": "Grazie per averci contattato. Questa conversazione è conclusa; se ti serve "
         "altro, scrivici di nuovo.",
+    },
+    "resolved_status": {
+        "en": "Resolved — write here if you need anything else",
+        "es": "Resuelto — escribe aquí si necesitas algo más",
+        "pt": "Resolvido — escreva aqui se precisar de mais alguma coisa",
+        "fr": "Résolu — écrivez ici si vous avez besoin d'autre chose",
+        "de": "Gelöst — schreiben Sie hier, wenn Sie noch etwas brauchen",
+        "it": "Risolto — scrivi qui se ti serve altro",
     },
     "rating_prompt": {
         "en": "How did we do? Rate this conversation from 1 (poor) to 5 (excellent).",

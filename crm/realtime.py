@@ -119,20 +119,46 @@ def publish_message(message) -> None:
     )
 
 
-def mode_event(conversation, *, agent_display_name: str = "", resolved: bool = False) -> dict:
+def mode_event(
+    conversation,
+    *,
+    agent_display_name: str = "",
+    resolved: bool = False,
+    language: str | None = None,
+) -> dict:
     """``resolved``: the agent resolved the escalation but still holds the chat; for the
-    customer it has ended (the widget stops saying "Now speaking with ...")."""
+    customer it has ended. ``status``: while an agent holds the chat, the widget's status line
+    in the customer's ``language`` ("Sie sprechen jetzt mit Marina", or the resolved line);
+    empty otherwise (the widget says "Our assistant" / "Waiting…" itself)."""
+    from . import customer_texts
+
+    status = ""
+    if conversation.mode == conversation.Mode.AGENT:
+        kind = "resolved_status" if resolved else "takeover"
+        status = customer_texts.render(kind, language, agent_name=agent_display_name)
     return {
         "type": "conversation.mode",
         "conversation": conversation.id,
         "mode": conversation.mode,
         "agent_name": agent_display_name,
         "resolved": resolved,
+        "status": status,
     }
 
 
-def publish_mode(conversation, *, agent_display_name: str = "", resolved: bool = False) -> None:
-    event = mode_event(conversation, agent_display_name=agent_display_name, resolved=resolved)
+def publish_mode(
+    conversation,
+    *,
+    agent_display_name: str = "",
+    resolved: bool = False,
+    language: str | None = None,
+) -> None:
+    event = mode_event(
+        conversation,
+        agent_display_name=agent_display_name,
+        resolved=resolved,
+        language=language,
+    )
     publish_on_commit(conversation_group(conversation.id), event)
     publish_on_commit(staff_conversation_group(conversation.id), event)
 

@@ -267,7 +267,7 @@ def widget_messages(request, conversation_id: int):
         )
     rows = selectors.customer_messages_after(conversation.pk, after, MESSAGES_PAGE + 1)
     from escalation.satisfaction import pending_rating_request
-    from escalation.selectors import resolved_for_customer
+    from escalation.selectors import customer_view
 
     name = ""
     if conversation.mode == Conversation.Mode.AGENT and conversation.assigned_agent_id:
@@ -278,13 +278,18 @@ def widget_messages(request, conversation_id: int):
         from escalation.services import queue_position_event
 
         place = queue_place(conversation.pk)
+    resolved, language = customer_view(conversation)
+    mode = realtime.mode_event(
+        conversation, agent_display_name=name, resolved=resolved, language=language
+    )
     response = JsonResponse(
         {
             "messages": [realtime.customer_message_payload(m) for m in rows[:MESSAGES_PAGE]],
             "has_more": len(rows) > MESSAGES_PAGE,
             "mode": conversation.mode,
             "agent_name": name,
-            "resolved": resolved_for_customer(conversation),
+            "resolved": mode["resolved"],
+            "status": mode["status"],
             "rating": pending_rating_request(conversation.pk),
             "queue": {
                 "position": place.position,

@@ -421,18 +421,20 @@ def queue_places(*, limit: int = 1000) -> list[QueuePlace]:
     return places
 
 
-def resolved_for_customer(conversation) -> bool:
-    """The agent resolved the conversation's escalation but still holds the chat: for the
-    customer the conversation with a person has ended."""
-    if conversation.mode != conversation.Mode.AGENT:
-        return False
+def customer_view(conversation) -> tuple[bool, str]:
+    """``(resolved, language)`` for the customer's mode frame: whether the agent resolved the
+    conversation's latest escalation but still holds the chat (for the customer it has ended),
+    and the language that escalation guessed ("" when none). One query."""
     latest = (
         Escalation.objects.filter(conversation_id=conversation.pk)
         .order_by("-escalated_at", "-id")
-        .values_list("status", flat=True)
+        .values_list("status", "language")
         .first()
     )
-    return latest == Status.RESOLVED
+    if latest is None:
+        return False, ""
+    status, language = latest
+    return conversation.mode == conversation.Mode.AGENT and status == Status.RESOLVED, language
 
 
 def queue_place(conversation_id: int) -> QueuePlace | None:

@@ -337,7 +337,7 @@ def _hand_conversation_to(escalation: Escalation, agent) -> None:
     conversation.assigned_agent = agent
     conversation.save(update_fields=["mode", "assigned_agent", "updated_at"])
     ticket_services.assign_ticket(ticket=escalation.ticket, assignee=agent, actor=agent)
-    realtime.publish_mode(conversation, agent_display_name=name)
+    realtime.publish_mode(conversation, agent_display_name=name, language=escalation.language)
     _tell_customer(escalation, "takeover", agent_name=name)
     crm_services.post_agent_text(
         conversation=conversation,
@@ -480,6 +480,7 @@ def resolve_escalation(*, escalation_id: int, agent, note: str = "") -> Escalati
         escalation.conversation,
         agent_display_name=agent_name(escalation.claimed_by),
         resolved=True,
+        language=escalation.language,
     )
     satisfaction.end_for_customer(escalation)
     alerts.settle_alerts(escalation=escalation, what="resolved", by=agent)

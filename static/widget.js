@@ -282,12 +282,13 @@
 
   var currentMode = "ai";
   // resolved: the agent resolved the conversation (they may still write), so it no longer
-  // says "Now speaking with …".
-  function showMode(mode, agentName, resolved) {
+  // says "Now speaking with …". statusText: the server's line in the customer's language.
+  function showMode(mode, agentName, resolved, statusText) {
     if (mode === currentMode && mode === "awaiting_agent" && status.dataset.position) return;
     currentMode = mode;
     delete status.dataset.position;
-    if (mode === "agent" && resolved) status.textContent = TEXT.resolved;
+    if (mode === "agent" && typeof statusText === "string" && statusText) status.textContent = statusText;
+    else if (mode === "agent" && resolved) status.textContent = TEXT.resolved;
     else if (mode === "agent") status.textContent = TEXT.agent + (agentName || "");
     else status.textContent = TEXT[mode] || TEXT.ai;
   }
@@ -539,7 +540,7 @@
         else renderMessage(data.message);
         break;
       case "conversation.mode":
-        showMode(data.mode, data.agent_name, data.resolved === true);
+        showMode(data.mode, data.agent_name, data.resolved === true, data.status);
         break;
       case "rating.requested":
         rating.show(data);
@@ -615,7 +616,7 @@
       .then(function (body) {
         if (!body) return;
         body.messages.forEach(renderMessage);
-        showMode(body.mode, body.agent_name, body.resolved === true);
+        showMode(body.mode, body.agent_name, body.resolved === true, body.status);
         showQueuePlace(body.queue);
         if (body.rating) rating.show(body.rating);
         if (body.has_more) pollTimer = setTimeout(poll, 0);

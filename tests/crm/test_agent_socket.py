@@ -163,6 +163,7 @@ async def test_take_over_then_reply_from_the_agent_socket_reaches_the_customer(
         "mode": "agent",
         "agent_name": "Marina",
         "resolved": False,
+        "status": "Now speaking with Marina",
     } in frames
     await frames_until(customer, lambda f: f.get("message", {}).get("sender") == "agent")
 

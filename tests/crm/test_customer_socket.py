@@ -114,6 +114,7 @@ async def test_connect_sends_state_and_mode_and_customer_exchanges_with_the_ai(s
         "mode": "ai",
         "agent_name": "",
         "resolved": False,
+        "status": "",
     }
 
     await communicator.send_json_to({"type": "message", "text": "What are your opening hours?"})
@@ -153,6 +154,7 @@ async def test_handoff_takeover_and_agent_reply_reach_the_customer(shop_conversa
         "mode": "awaiting_agent",
         "agent_name": "",
         "resolved": False,
+        "status": "",
     } in frames
     assert frames[-1]["message"]["sender"] == "system"
 
@@ -168,6 +170,7 @@ async def test_handoff_takeover_and_agent_reply_reach_the_customer(shop_conversa
         "mode": "agent",
         "agent_name": "Marina",
         "resolved": False,
+        "status": "Now speaking with Marina",
     } in frames
     assert "Now speaking with Marina" in texts(frames)
 

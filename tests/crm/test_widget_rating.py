@@ -128,6 +128,7 @@ def test_polling_says_resolved_and_what_to_rate(client, shop_conversation, agent
         HTTP_X_CUSTOMER_TOKEN=shop_conversation.customer_token,
     ).json()
     assert (body["mode"], body["resolved"]) == ("agent", True)
+    assert body["status"] == "Resolved — write here if you need anything else"
     assert body["rating"]["escalation"] == escalation.pk
     assert body["messages"][-1]["text"].startswith("Thank you for contacting us.")
     rate(client, shop_conversation, {"escalation": escalation.pk, "score": 3})

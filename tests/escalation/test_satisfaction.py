@@ -94,6 +94,7 @@ def test_the_widget_gets_the_prompt_after_commit(
     to_customer = [e for g, e in pushed if g == f"conversation.{conversation.pk}"]
     mode = next(e for e in to_customer if e["type"] == "conversation.mode")
     assert (mode["mode"], mode["resolved"]) == ("agent", True)
+    assert mode["status"] == "Resuelto — escribe aquí si necesitas algo más"
     prompt = next(e for e in to_customer if e["type"] == "rating.requested")
     assert (
         prompt["prompt"]
