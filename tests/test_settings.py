@@ -56,7 +56,10 @@ def test_debug_without_secret_key_starts_for_local_use():
 
 
 def test_the_embedded_beat_keeps_routine_task_lines_out_of_the_console():
-    show = "from django.conf import settings; print(settings.LOGGING['loggers'].get('celery.app.trace'))"
+    show = (
+        "from django.conf import settings; "
+        "print(settings.LOGGING['loggers'].get('celery.app.trace'))"
+    )
     embedded = _manage("shell", "--no-imports", "-c", show, DEBUG="1")
     assert embedded.stdout.strip() == "{'level': 'WARNING'}", embedded.stderr
     with_broker = _manage(
