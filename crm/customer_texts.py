@@ -62,6 +62,12 @@ KINDS = (
         ("team", "reopens"),
     ),
     Kind(
+        "follow_up_email",
+        gettext_lazy("Email left after hours"),
+        gettext_lazy("A customer waiting after hours typed an email address for the follow-up."),
+        ("email",),
+    ),
+    Kind(
         "back_in_queue",
         gettext_lazy("Back in the queue"),
         gettext_lazy("An agent puts the conversation back in the queue."),
@@ -158,6 +164,14 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "it": "Il nostro team {team} al momento non è disponibile e torna {reopens}. La tua "
         "richiesta resta aperta: scrivi qui il tuo indirizzo email e ti risponderemo, oppure "
         "resta e ti risponderemo appena torniamo.",
+    },
+    "follow_up_email": {
+        "en": "Thank you. We'll follow up at {email} as soon as the team is back.",
+        "es": "Gracias. Te escribiremos a {email} en cuanto el equipo vuelva.",
+        "pt": "Obrigado. Vamos escrever para {email} assim que a equipa voltar.",
+        "fr": "Merci. Nous vous écrirons à {email} dès le retour de l'équipe.",
+        "de": "Danke. Wir melden uns unter {email}, sobald das Team zurück ist.",
+        "it": "Grazie. Ti scriveremo a {email} appena il team torna.",
     },
     "back_in_queue": {
         "en": "You're back in the queue; the next available agent will be with you shortly.",
@@ -358,13 +372,21 @@ def validate(kind: str, text: str) -> str:
 
 
 def sample_values(language: str) -> dict:
-    """What Settings' preview fills in."""
+    """What Settings' preview fills in (the reopening day named in ``language``, as the
+    after-hours message names it)."""
+    from datetime import datetime
+
+    from django.utils import formats, translation
+
+    with translation.override(supported(language)):
+        day = formats.date_format(datetime(2026, 1, 5, 9, 0), "l j F")
     return {
         "agent_name": "Marina",
         "wait_minutes": 4,
         "wait": wait_phrase(4, language),
         "position": 3,
         "team": "Support",
-        "reopens": "Monday 09:00 (Europe/Berlin)",
+        "reopens": f"{day} 09:00 (Europe/Berlin)",
         "score": 5,
+        "email": "jamie@example.org",
     }

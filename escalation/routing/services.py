@@ -26,7 +26,7 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from crm import realtime
+from crm import customer_texts, realtime
 from crm import services as crm_services
 from crm.models import AgentProfile, Team, agent_name
 from integrations.payloads import emit_escalation_event
@@ -416,8 +416,7 @@ def record_follow_up_email(*, message) -> None:
         contact.save(update_fields=["email"])
     crm_services.post_system_message(
         conversation=message.conversation,
-        text=_("Thank you. We'll follow up at %(email)s as soon as the team is back.")
-        % {"email": address},
+        text=customer_texts.render("follow_up_email", escalation.language, email=address),
     )
     realtime.publish_queue_event("updated", escalation.pk)
 

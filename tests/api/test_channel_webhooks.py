@@ -402,3 +402,52 @@ def test_each_number_of_one_contact_keeps_its_own_conversation(client, whatsapp)
     post(client, url, wa_payload(message_id="wamid.B", wa_id="4916"))
     second = Conversation.objects.get(external_id="4916")
     assert second.pk != first.pk and second.contact_id == first.contact_id
+
+
+# --- The end of a conversation: the rating prompt and the digit reply (issue 14) ------------
+
+
+def _sent_texts(graph_api) -> list[str]:
+    texts = []
+    for request in graph_api:
+        body = json.loads(request.content)
+        texts.append(
+            (body.get("text") or {}).get("body") or (body.get("message") or {}).get("text")
+        )
+    return texts
+
+
+@pytest.mark.parametrize("kind", ["whatsapp", "instagram"])
+def test_the_rating_prompt_goes_out_and_a_digit_reply_is_the_rating(
+    client, whatsapp, instagram, graph_api, agent, kind
+):
+    from escalation import services as escalation_services
+    from escalation.models import MessageAnalysis, SatisfactionRating
+
+    if kind == "whatsapp":
+        url, first, reply = WA_URL, wa_payload(), wa_payload(text="5", message_id="wamid.R")
+    else:
+        url = IG_URL
+        first = ig_payload(text="I want to talk to a human, now!")
+        reply = ig_payload(text="5", mid="m_rating")
+    post(client, url, first)
+    escalation = Escalation.objects.get()
+    with committed():
+        escalation_services.take_over_escalation(escalation_id=escalation.pk, agent=agent)
+    graph_api.clear()
+    with committed():
+        escalation_services.resolve_escalation(escalation_id=escalation.pk, agent=agent)
+    assert _sent_texts(graph_api) == [
+        "Thank you for contacting us. This conversation is now closed; if you need anything "
+        "else, just write again.",
+        "How did we do? Reply with a number from 1 (poor) to 5 (excellent).",
+    ]
+    graph_api.clear()
+    post(client, url, reply)
+    rating = SatisfactionRating.objects.get()
+    assert (rating.escalation_id, rating.score) == (escalation.pk, 5)
+    assert rating.message.text == "5" and rating.message.channel.kind == kind
+    assert not MessageAnalysis.objects.filter(message=rating.message).exists()
+    # the only answer is the thanks: neither the assistant nor a new escalation
+    assert _sent_texts(graph_api) == ["Thank you for your feedback!"]
+    assert Escalation.objects.count() == 1

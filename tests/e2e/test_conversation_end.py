@@ -110,6 +110,9 @@ def test_after_close_the_customer_starts_a_new_conversation_with_the_assistant(o
     # the inbox's conversation pane: one state there too
     agent.wait_for_selector("#conversation-panel .status-text:has-text('Resolved')")
     agent.wait_for_selector("#contact-tickets .pill:has-text('Resolved')")
+    # and the inbox's lists follow: nothing of Marina's open, one recently resolved
+    agent.wait_for_selector("#count-mine:text-is('0')")
+    agent.wait_for_selector("#count-resolved:text-is('1')")
     agent.click("#close")
     agent.wait_for_selector("#contact-tickets .pill:has-text('Closed')")
     agent.wait_for_selector("#conversation-mode:has-text('Closed')")

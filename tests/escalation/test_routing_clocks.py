@@ -155,6 +155,30 @@ def test_after_hours_the_customer_is_told_when_the_team_is_back_and_can_leave_an
     assert "follow up at jamie@example.org" in thanks
 
 
+def test_after_hours_a_french_customer_is_told_in_french_with_the_day_in_french():
+    from django.utils import formats, translation
+
+    team = TeamFactory(name="Facturation")
+    closed_all_week_but(team, day_offset=3)
+    conversation = conversation_for(team)
+    Message.objects.create(
+        conversation=conversation,
+        channel=conversation.channel,
+        sender="customer",
+        text="Je veux parler avec une personne, ce n'est pas mon colis",
+    )
+    escalation = escalate(conversation)
+    notice = conversation.messages.filter(sender=Message.Sender.SYSTEM).last().text
+    with translation.override("fr"):
+        day = formats.date_format(escalation.after_hours_until, "l j F")
+    assert notice.startswith(
+        f"Notre équipe Facturation est absente pour le moment et revient {day} 09:00 (UTC)."
+    )
+    crm_services.receive_customer_message(conversation=conversation, text="moi@example.org")
+    thanks = conversation.messages.filter(sender=Message.Sender.SYSTEM).last().text
+    assert thanks == "Merci. Nous vous écrirons à moi@example.org dès le retour de l'équipe."
+
+
 def test_the_alert_says_after_hours():
     team = TeamFactory(name="Billing")
     closed_all_week_but(team, day_offset=3)
