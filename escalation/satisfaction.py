@@ -223,4 +223,12 @@ def take_rating_reply(*, message: Message) -> bool:
         )
     except AlreadyRated:  # a concurrent reply won
         return False
+    conversation = message.conversation
+    if (
+        escalation.status == Escalation.Status.CLOSED
+        and conversation.mode != conversation.Mode.CLOSED
+    ):
+        # Storing the reply reopened the closed conversation with the assistant (any message
+        # does); a rating is not a new question, so it stays closed.
+        crm_services.close_conversation_now(conversation)
     return True

@@ -209,7 +209,9 @@ def test_whatsapp_gets_a_reply_prompt_and_a_lone_digit_is_the_rating(whatsapp_co
     Message.objects.filter(pk=reply.pk).update(created_at=reply.created_at.replace(year=2000))
     assert sweep_unanalysed_messages() == 0
     assert conversation.messages.order_by("-id").first().text == "Thank you for your feedback!"
-    # a second digit is an ordinary message
+    conversation.refresh_from_db()
+    assert conversation.mode == "closed"  # a rating does not reopen it with the assistant
+    # a second digit is an ordinary message (and reopens it, as any message does)
     again = customer_writes(conversation, "5", 2)
     assert SatisfactionRating.objects.count() == 1
     assert MessageAnalysis.objects.filter(message=again).exists()
