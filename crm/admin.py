@@ -143,8 +143,8 @@ class AssistantAdmin(admin.ModelAdmin):
 
 @admin.register(Channel)
 class ChannelAdmin(admin.ModelAdmin):
-    list_display = ["name", "kind", "key", "assistant", "default_team", "is_active"]
-    list_filter = ["kind", "is_active", "default_team"]
+    list_display = ["name", "kind", "key", "assistant", "default_team", "prechat_form", "is_active"]
+    list_filter = ["kind", "is_active", "default_team", "prechat_form"]
     search_fields = ["name", "key", "provider_account_id"]
 
 

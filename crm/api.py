@@ -46,11 +46,25 @@ class ChannelSummarySerializer(serializers.Serializer):
     name = serializers.CharField()
 
 
+class VisitorContextSerializer(serializers.Serializer):
+    page_url = serializers.CharField(help_text="The page the chat started on (http(s)).")
+    referrer = serializers.CharField(help_text="The page that led there, if the browser said.")
+    language = serializers.CharField(
+        source="browser_language", help_text="The browser's language tag, e.g. pt-BR."
+    )
+    time_zone = serializers.CharField(help_text="The browser's IANA time zone.")
+
+
 class ConversationSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     mode = serializers.ChoiceField(choices=Conversation.Mode.choices)
     channel = ChannelSummarySerializer()
     contact = ContactSerializer()
+    visitor = VisitorContextSerializer(
+        source="*",
+        help_text="What the website widget reported when the chat started (empty strings "
+        "elsewhere): context from the customer's browser, never identity.",
+    )
     team = serializers.IntegerField(source="team_id", allow_null=True)
     assigned_agent = PersonSerializer(allow_null=True)
     created_at = serializers.DateTimeField()

@@ -196,6 +196,59 @@ CONVERSATIONS = [
     ),
 ]
 
+# Anonymous website visitors: no name or email, only what their browser reported (agents see
+# them as "Blue Fox 42 (visitor)" with the page, referrer, language and time zone).
+# (visit context, mode, messages, escalation)
+VISITORS = [
+    (
+        {
+            "page_url": "https://shop.example/checkout?step=payment",
+            "referrer": "https://www.google.com/",
+            "language": "pt-BR",
+            "time_zone": "America/Sao_Paulo",
+        },
+        "awaiting_agent",
+        [
+            (
+                "customer",
+                "My card was declined at checkout but I see a pending charge of $89.90",
+                None,
+            ),
+            (
+                "ai",
+                "A declined payment can show as pending for a few days; it is released "
+                "automatically and never charged.",
+                0.52,
+            ),
+            (
+                "customer",
+                "It's the second time today, order A-7731. Can a person check please?",
+                None,
+            ),
+        ],
+        ("request", "high", "Asked for a person", 9),
+    ),
+    (
+        {
+            "page_url": "https://shop.example/help/returns",
+            "referrer": "https://shop.example/orders",
+            "language": "en-GB",
+            "time_zone": "Europe/London",
+        },
+        "ai",
+        [
+            ("customer", "How do I return a jacket I bought last week?", None),
+            (
+                "ai",
+                "Orders → the order → Return item gives you a prepaid label; refunds follow "
+                "within 5 days of the parcel arriving.",
+                0.88,
+            ),
+        ],
+        None,
+    ),
+]
+
 JAMIE_MESSAGES = [
     ("customer", "My subscription was charged twice this month.", None),
     (

@@ -48,3 +48,13 @@ class ReplyWindowClosed(DomainError):
 class NotFound(DomainError):
     code = "not_found"
     status = 404
+
+
+class PrechatRequired(DomainError):
+    """The channel's pre-chat form is required and a field of it is missing."""
+
+    code = "prechat_required"
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field

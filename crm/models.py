@@ -8,6 +8,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from .visitors import visitor_label, visitor_name
+
 COMPLEXITY_TOPICS = [
     ("refund", _("Refunds")),
     ("billing_dispute", _("Billing disputes")),
@@ -116,7 +118,23 @@ class Contact(models.Model):
         ordering = ["name"]
 
     def __str__(self) -> str:
-        return self.name or self.email or self.phone or f"Contact #{self.pk}"
+        return self.display_name
+
+    @property
+    def is_visitor(self) -> bool:
+        """Nothing known about them: an anonymous website visitor (named "Blue Fox 42")."""
+        return not (self.name or self.email or self.phone)
+
+    @property
+    def visitor_name(self) -> str:
+        return visitor_name(self.pk) if self.pk else ""
+
+    @property
+    def display_name(self) -> str:
+        """The name every screen, alert, email and the API show for this contact."""
+        if not self.is_visitor:
+            return self.name or self.email or self.phone
+        return visitor_label(self.pk) if self.pk else str(_("New visitor"))
 
 
 class ChannelKind(models.TextChoices):
@@ -228,6 +246,11 @@ class Assistant(models.Model):
 
 
 class Channel(models.Model):
+    class PrechatForm(models.TextChoices):
+        OFF = "off", _("Off")
+        OPTIONAL = "optional", _("Optional (name and email, may be skipped)")
+        REQUIRED = "required", _("Required (name and email)")
+
     kind = models.CharField(max_length=20, choices=ChannelKind.choices)
     name = models.CharField(max_length=100)
     key = models.SlugField(
@@ -262,6 +285,13 @@ class Channel(models.Model):
         max_length=500, blank=True, help_text=_("Token for sending replies through the provider.")
     )
     is_active = models.BooleanField(default=True)
+    prechat_form = models.CharField(
+        _("pre-chat form"),
+        max_length=10,
+        choices=PrechatForm.choices,
+        default=PrechatForm.OFF,
+        help_text=_("Website widget: ask for name and email before the first message."),
+    )
 
     class Meta:
         ordering = ["name"]
@@ -307,12 +337,22 @@ class Conversation(models.Model):
     # detection reads only the turns after it, so the weak answers and complaints an agent has
     # already dealt with don't hand the conversation straight back (escalation.selectors).
     ai_resumed_after_message_id = models.BigIntegerField(null=True, blank=True, editable=False)
+    # What the customer's browser reported when the chat started (crm.visitors checks it):
+    # context for the agent, never identity.
+    page_url = models.CharField(max_length=2000, blank=True)
+    referrer = models.CharField(max_length=2000, blank=True)
+    browser_language = models.CharField(max_length=35, blank=True)
+    time_zone = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"Conversation #{self.pk}"
+
+    @property
+    def has_visitor_context(self) -> bool:
+        return bool(self.page_url or self.referrer or self.browser_language or self.time_zone)
 
 
 class Message(models.Model):

@@ -15,6 +15,7 @@ from .errors import (
     InvalidMessage,
     NotAssigned,
     NotFound,
+    PrechatRequired,
     ReplyWindowClosed,
 )
 from .models import (
@@ -33,6 +34,7 @@ from .models import (
     Team,
     WaitNotice,
 )
+from .visitors import VisitorContext
 
 
 def clean_text(text) -> str:
@@ -108,23 +110,52 @@ def start_conversation(
     text: str | None = None,
     provider_message_id: str | None = None,
     external_id: str = "",
+    context: VisitorContext | None = None,
 ) -> Conversation:
     """Open a conversation driven by the channel's assistant; ``text`` is the first message,
-    ``external_id`` the customer's id at the provider (where replies go)."""
+    ``external_id`` the customer's id at the provider (where replies go), ``context`` what the
+    widget reported about the visit (checked by ``crm.visitors.clean_visitor_context``)."""
     if text is not None:
         text = clean_text(text)
+    context = context or VisitorContext()
     conversation = Conversation.objects.create(
         contact=contact,
         channel=channel,
         assistant=channel.assistant,
         team=channel.default_team,
         external_id=external_id,
+        page_url=context.page_url,
+        referrer=context.referrer,
+        browser_language=context.language,
+        time_zone=context.time_zone,
     )
     if text is not None:
         receive_customer_message(
             conversation=conversation, text=text, provider_message_id=provider_message_id
         )
     return conversation
+
+
+@transaction.atomic  # a refused first message leaves no contact behind
+def start_widget_conversation(
+    *,
+    channel: Channel,
+    name: str = "",
+    email: str = "",
+    text: str | None = None,
+    context: VisitorContext | None = None,
+) -> Conversation:
+    """A website visitor's new conversation. ``name`` and ``email`` come from the channel's
+    pre-chat form (the caller checked the email's shape); a required form refuses a missing
+    field with ``PrechatRequired`` naming it. Always a new contact: the email is what the visitor
+    claims, unverified, so it never files them under an existing contact (and its history)."""
+    if channel.prechat_form == Channel.PrechatForm.REQUIRED:
+        if not name.strip():
+            raise PrechatRequired("name", _("Please tell us your name."))
+        if not email.strip():
+            raise PrechatRequired("email", _("Please give us your email address."))
+    contact = create_contact(name=name.strip(), email=email.strip())
+    return start_conversation(channel=channel, contact=contact, text=text, context=context)
 
 
 def _store_message(*, conversation: Conversation, **fields) -> Message:

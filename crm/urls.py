@@ -9,6 +9,7 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/crm/", permanent=False)),
     path("widget.js", widget.widget_script, name="widget-script"),
     path("widget/demo/", widget.widget_demo, name="widget-demo"),
+    path("widget/config/", widget.widget_config, name="widget-config"),
     path(
         "widget/conversations/",
         widget.start_widget_conversation,

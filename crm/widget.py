@@ -15,7 +15,6 @@ from django.contrib.staticfiles import finders
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -26,9 +25,10 @@ from django.views.decorators.http import require_GET
 from . import realtime, selectors
 from . import services as crm_services
 from .consumers import parse_after
-from .errors import DomainError
+from .errors import DomainError, PrechatRequired
 from .limits import JsonTooDeep, load_client_json
 from .models import Channel, ChannelKind, Conversation, agent_name
+from .visitors import InvalidVisitorContext, clean_visitor_context
 
 START_RATE_WINDOW_SECONDS = 60
 MESSAGES_PAGE = 200
@@ -143,10 +143,61 @@ def widget_demo(request):
     )
 
 
+def _website_channel(
+    key: str, origin: str | None, *, missing_status: int = 400
+) -> tuple[Channel | None, HttpResponse | None]:
+    """The active website channel of ``key`` that ``origin`` may use, or the refusal (a
+    missing channel is ``missing_status``: a 400 in a body, a 404 in a query)."""
+    try:
+        channel = crm_services.find_channel(key)
+    except DomainError as exc:
+        return None, refusal(origin, missing_status, exc.code, exc.message, field="channel")
+    if channel.kind != ChannelKind.WEBSITE:
+        return None, refusal(
+            origin,
+            missing_status,
+            "channel_not_found",
+            _("Channel %(key)r is not a website channel.") % {"key": key},
+            field="channel",
+        )
+    if origin is not None and not origin_allowed(origin, channel):
+        return None, error(
+            403, "origin_not_allowed", _("This website may not open chats on this channel.")
+        )
+    return channel, None
+
+
+@csrf_exempt
+def widget_config(request):
+    """``GET /widget/config/?channel=<key>`` → {"prechat": {"mode", "fields"}}: what the widget
+    asks before the first message (the channel's pre-chat form: off, optional or required)."""
+    if request.method == "OPTIONS":
+        return preflight(request)
+    if request.method != "GET":
+        return error(405, "method_not_allowed", _("Use GET."))
+    origin = request.headers.get("Origin")
+    key = request.GET.get("channel", "")
+    if not key or len(key) > 40:
+        return refusal(
+            origin,
+            400,
+            "invalid_field",
+            _("channel must be a channel key of at most 40 characters."),
+            field="channel",
+        )
+    channel, refused = _website_channel(key, origin, missing_status=404)
+    if refused is not None:
+        return refused
+    mode = channel.prechat_form
+    fields = [] if mode == Channel.PrechatForm.OFF else ["name", "email"]
+    return with_cors(JsonResponse({"prechat": {"mode": mode, "fields": fields}}), origin)
+
+
 @csrf_exempt
 def start_widget_conversation(request):
-    """``POST /widget/conversations/`` {"channel", "name"?, "email"?, "text"?} → 201
-    {"id", "customer_token", "mode", "socket_url"}."""
+    """``POST /widget/conversations/`` {"channel", "name"?, "email"?, "text"?, "page_url"?,
+    "referrer"?, "language"?, "time_zone"?} → 201 {"id", "customer_token", "mode",
+    "socket_url"}. A refused field is a 400 naming it (``field``)."""
     if request.method == "OPTIONS":
         return preflight(request)
     if request.method != "POST":
@@ -193,33 +244,30 @@ def start_widget_conversation(request):
             validate_email(fields["email"])
         except ValidationError:
             return refusal(
-                origin, 400, "invalid_field", _("email is not a valid address."), field="email"
+                origin,
+                400,
+                "invalid_field",
+                _("Please check your email address: it does not look valid."),
+                field="email",
             )
+    try:
+        context = clean_visitor_context(body)
+    except InvalidVisitorContext as exc:
+        return refusal(origin, 400, exc.code, exc.message, field=exc.field)
     text = body.get("text")
+    channel, refused = _website_channel(fields["channel"], origin)
+    if refused is not None:
+        return refused
     try:
-        channel = crm_services.find_channel(fields["channel"])
-    except DomainError as exc:
-        return refusal(origin, 400, exc.code, exc.message, field="channel")
-    if channel.kind != ChannelKind.WEBSITE:
-        return refusal(
-            origin,
-            400,
-            "channel_not_found",
-            _("Channel %(key)r is not a website channel.") % {"key": fields["channel"]},
-            field="channel",
+        conversation = crm_services.start_widget_conversation(
+            channel=channel,
+            name=fields["name"],
+            email=fields["email"],
+            text=text,
+            context=context,
         )
-    if origin is not None and not origin_allowed(origin, channel):
-        return error(
-            403, "origin_not_allowed", _("This website may not open chats on this channel.")
-        )
-    try:
-        with transaction.atomic():  # a refused first message leaves no contact behind
-            # Always a new contact: the email is what the visitor claims, unverified, so it
-            # must never file them under an existing contact (and show them its history).
-            contact = crm_services.create_contact(name=fields["name"], email=fields["email"])
-            conversation = crm_services.start_conversation(
-                channel=channel, contact=contact, text=text
-            )
+    except PrechatRequired as exc:
+        return with_cors(error(400, exc.code, exc.message, field=exc.field), origin)
     except DomainError as exc:
         return with_cors(error(400, exc.code, exc.message, field="text"), origin)
     conversation.refresh_from_db(fields=["mode"])

@@ -87,6 +87,9 @@ def notify_agents_of_escalation(*, escalation) -> list[Notification]:
         text += " " + _("(after hours: the team is back %(when)s)") % {
             "when": describe_reopening(escalation.team, escalation.after_hours_until)
         }
+    if escalation.short_summary:  # the handoff card in one line: what it is about, the mood
+        text = f"{text} — {escalation.short_summary}"
+    text = text if len(text) <= 500 else text[:499] + "…"
     return _alert(escalation, kind=Notification.Kind.ESCALATION, dedupe_key=key, text=text)
 
 

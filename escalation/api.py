@@ -93,8 +93,48 @@ class EscalationEventSerializer(AuditEventSerializer):
     kind = serializers.ChoiceField(choices=EscalationEvent.Kind.choices)
 
 
+class CardFactSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["order", "amount", "date", "email"])
+    value = serializers.CharField()
+
+
+class CardKnownSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["name", "email", "phone", "order", "amount", "date"])
+    label = serializers.CharField(help_text="What it is, in words: 'order number'.")
+    value = serializers.CharField()
+
+
+class HandoffCardSerializer(serializers.Serializer):
+    problem = serializers.CharField(help_text="The problem in one sentence.")
+    ai_tried = serializers.CharField(help_text="What the AI offered (empty if nothing).")
+    facts = CardFactSerializer(
+        many=True, help_text="Order numbers, amounts, dates, emails said in the conversation."
+    )
+    mood = serializers.ListField(
+        child=serializers.ChoiceField(
+            choices=["calm", "pleased", "confused", "frustrated", "angry"]
+        ),
+        help_text="The customer's mood over the conversation, repeats folded: calm → frustrated.",
+    )
+    dont_ask = CardKnownSerializer(
+        many=True, help_text="What the customer already gave: do not ask for it again."
+    )
+    reason = serializers.CharField(
+        help_text="The escalation's reason code when the card was built."
+    )
+    why = serializers.CharField(help_text="Why it escalated, in words.")
+
+
 class EscalationDetailSerializer(EscalationSerializer):
-    summary = serializers.CharField(help_text="What the agent needs to know, from the AI.")
+    summary = serializers.CharField(
+        help_text="What the agent needs to know: the handoff card as plain text, one labelled "
+        "line each (Problem, AI tried, Facts, Mood, Don't ask again, Escalated because)."
+    )
+    card = HandoffCardSerializer(
+        source="handoff_card",
+        allow_null=True,
+        help_text="The handoff card; null for escalations from before cards.",
+    )
     signals = serializers.DictField(help_text="What the detector saw (sentiment, intent...).")
     close_reason = serializers.CharField()
     ticket = serializers.SerializerMethodField()

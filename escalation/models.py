@@ -56,7 +56,11 @@ class Escalation(models.Model):
     reason = models.CharField(max_length=20, choices=Reason.choices)
     detail = models.CharField(max_length=300, blank=True)
     priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
+    # The card's plain-text rendering (kept for API clients and the webhooks that read it).
     summary = models.TextField(blank=True)
+    # The handoff card (escalation.detection.summary.HandoffCard.as_dict): problem, what the AI
+    # tried, facts, mood path, what not to ask again, why. Empty for escalations before cards.
+    card = models.JSONField(default=dict, blank=True)
     signals = models.JSONField(default=dict, blank=True)
     team = models.ForeignKey(
         "crm.Team", on_delete=models.SET_NULL, null=True, blank=True, related_name="escalations"
@@ -139,6 +143,22 @@ class Escalation(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE_STATUSES
+
+    @property
+    def handoff_card(self):
+        """The stored card as a ``HandoffCard``, or None (an escalation from before cards)."""
+        from .detection.summary import HandoffCard
+
+        return HandoffCard.from_dict(self.card)
+
+    @property
+    def short_summary(self) -> str:
+        """One line for alerts: the card's short text, else the start of the summary."""
+        card = self.handoff_card
+        if card is not None:
+            return card.short_text()
+        text = " ".join((self.summary or "").split())
+        return text if len(text) <= 180 else text[:179] + "…"
 
     @property
     def priority_code(self) -> str:

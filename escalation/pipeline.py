@@ -46,7 +46,8 @@ def _escalate_from_detection(conversation: Conversation, result) -> bool:
             priority=Priority.from_code(decision.priority or "normal"),
             triggered_by=Escalation.Trigger.DETECTION,
             detail=decision.detail,
-            summary=result.summary,
+            # Claude's account of the problem heads the card; the local card is built there.
+            summary=result.summary if result.backend == "claude" else "",
             signals=result.signals,
         )
     except InvalidTransition:

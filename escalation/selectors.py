@@ -344,6 +344,35 @@ def detection_turns(conversation: Conversation, *, message_id: int):
     )
 
 
+def customer_moods(conversation_id: int, *, limit: int = CONTEXT_TURNS) -> list[str | None]:
+    """The mood of each of the last ``limit`` analysed customer messages, oldest first, from
+    the sentiment their analyses stored (one query)."""
+    from .detection.summary import mood_of
+    from .models import MessageAnalysis
+
+    rows = (
+        MessageAnalysis.objects.filter(message__conversation_id=conversation_id)
+        .order_by("-message_id")
+        .values_list("signals", flat=True)[:limit]
+    )
+    return [mood_of((signals or {}).get("sentiment")) for signals in reversed(rows)]
+
+
+def handoff_card(conversation, reason: str | None, *, problem: str = ""):
+    """The handoff card of ``conversation`` now: its last turns, the customer's moods, and what
+    the contact already gave (name, email, phone), so the agent does not ask again."""
+    from .detection.summary import build_handoff_card
+
+    contact = conversation.contact
+    return build_handoff_card(
+        conversation_turns(conversation.pk),
+        reason,
+        moods=customer_moods(conversation.pk),
+        known={"name": contact.name, "email": contact.email, "phone": contact.phone},
+        problem=problem,
+    )
+
+
 def queue_depth() -> list[dict]:
     """Queued escalations counted by team and priority, with the oldest wait in each (one
     grouped query; for the metrics scrape)."""

@@ -91,14 +91,6 @@ def _require_owner(escalation: Escalation, agent) -> None:
         raise NotYourEscalation(_("Only the agent handling this conversation or a manager can."))
 
 
-def local_summary(conversation: Conversation, reason: str) -> str:
-    """The extractive summary for the agent (what the customer wants, what the AI tried, the
-    facts, why it escalated), from the last 30 visible turns."""
-    from .detection import summarize
-
-    return summarize(selectors.conversation_turns(conversation.pk), reason)
-
-
 @transaction.atomic
 def escalate_conversation(
     *,
@@ -112,6 +104,11 @@ def escalate_conversation(
     actor=None,
 ) -> tuple[Escalation, bool]:
     """Hand the conversation to the human queue. Returns ``(escalation, created)``.
+
+    ``summary`` is a model's account of the problem (Claude's), used as the handoff card's
+    problem statement; without one the card states the customer's own first words. The card
+    (``Escalation.card``) and its plain text (``Escalation.summary``) are built here, from the
+    turns, the moods the analyses stored and what the contact already gave.
 
     ``priority`` is a ``Priority`` (or its code, "high"). ``triggered_by`` is an
     ``Escalation.Trigger`` (detection, assistant, agent, api); ``actor`` the staff user when one
@@ -157,6 +154,7 @@ def escalate_conversation(
     if active is not None:
         active.conversation = conversation
         _retrigger(active, reason=reason, priority=priority, detail=detail, actor=actor)
+        _refresh_card(active, problem=summary)
         return active, False
     if conversation.mode == Conversation.Mode.AGENT:
         raise InvalidTransition(_("An agent is already handling this conversation."))
@@ -171,13 +169,15 @@ def escalate_conversation(
     )
     team, rule = routing_rules.choose_team(conversation=conversation, facts=facts)
     now = timezone.now()
+    card = selectors.handoff_card(conversation, reason, problem=summary)
     escalation = Escalation.objects.create(
         conversation=conversation,
         status=Status.QUEUED,
         reason=reason,
         detail=detail[:300] or str(Reason(reason).label),
         priority=priority,
-        summary=summary or local_summary(conversation, reason),
+        summary=card.as_text(),
+        card=card.as_dict(),
         signals=signals or {},
         team=team,
         routing_rule=rule,
@@ -242,6 +242,17 @@ def _free_slot_after_commit(user_id: int | None) -> None:
         transaction.on_commit(
             lambda: routing_tasks.fill_agent_slots_task.delay(user_id), robust=True
         )
+
+
+def _refresh_card(escalation: Escalation, *, problem: str = "") -> None:
+    """A later trigger: the card follows the conversation (the mood may have turned, more
+    facts given); the problem statement stays unless a model gives a new one."""
+    old = escalation.handoff_card
+    if not problem and old is not None:
+        problem = old.problem  # the problem as stated at the handoff stays
+    card = selectors.handoff_card(escalation.conversation, escalation.reason, problem=problem)
+    escalation.card, escalation.summary = card.as_dict(), card.as_text()
+    escalation.save(update_fields=["card", "summary"])
 
 
 def _retrigger(escalation: Escalation, *, reason, priority, detail, actor) -> None:

@@ -24,7 +24,12 @@ def escalation_payload(escalation) -> dict:
             "summary": escalation.summary,
             "channel": conversation.channel.kind,
             "team": escalation.team_id,
-            "contact": {"id": contact.pk, "name": contact.name, "email": contact.email},
+            "contact": {
+                "id": contact.pk,
+                "name": contact.name,
+                "email": contact.email,
+                "display_name": contact.display_name,
+            },
             "claimed_by": _person(escalation.claimed_by) if escalation.claimed_by_id else None,
             "assigned_to": _person(escalation.claimed_by) if escalation.claimed_by_id else None,
             "offered_to": _person(escalation.offered_to) if escalation.offered_to_id else None,

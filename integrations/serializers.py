@@ -44,6 +44,13 @@ class ContactSerializer(serializers.Serializer):
     name = serializers.CharField()
     email = serializers.CharField()
     phone = serializers.CharField()
+    display_name = serializers.CharField(
+        help_text="The name every screen shows: the name, email or phone, else a friendly "
+        "visitor name derived from the id ('Blue Fox 42 (visitor)')."
+    )
+    is_visitor = serializers.BooleanField(
+        help_text="Nothing is known about the contact (no name, email or phone)."
+    )
 
 
 class PriorityField(serializers.ChoiceField):

@@ -10,6 +10,12 @@
  * jitter) and asks the server for what it missed (?after=<last message id>); while the socket
  * is down or the server says "degraded", the widget polls the messages endpoint instead.
  *
+ * Before the first message the widget asks the server how to start (GET /widget/config/): a
+ * channel with a pre-chat form shows it (name and email; "optional" may be skipped), and the
+ * server's refusal of a field (a bad email) is shown under that field. Every start also reports
+ * the page address, the referrer, the browser language and the time zone: context for the agent,
+ * checked by the server; if it refuses one of them, the chat starts without that context.
+ *
  * Nothing typed is lost: every message gets a client id and stays in an "unacknowledged" list
  * (localStorage, per conversation; shown as "Sending…") until the server's echo carrying that
  * client id arrives. On every (re)connect the whole list is sent again with the same ids; the
@@ -54,6 +60,11 @@
     failed: "Could not start the chat. Please try again.",
     sending: "Sending…",
     not_sent: "Not sent",
+    prechat_intro: "Before we start, tell us who you are.",
+    prechat_name: "Your name",
+    prechat_email: "Your email",
+    prechat_start: "Start chat",
+    prechat_skip: "Skip",
   };
 
   var RECONNECT_MIN_MS = 1000;
@@ -76,6 +87,9 @@
   var lastTypingSent = 0;
   var typingTimer = null;
   var connection = "idle"; // idle | connecting | live | degraded | offline
+  var prechatMode = null; // "off" | "optional" | "required" once the server said; null before
+  var prechatSkipped = false;
+  var CONTEXT_FIELDS = { page_url: true, referrer: true, language: true, time_zone: true };
 
   // --- storage ---------------------------------------------------------------------------
   function loadConversation() {
@@ -157,6 +171,15 @@
     ".le-state{display:block;font-size:11px;opacity:.8;margin-top:2px}" +
     ".le-pending{opacity:.7}.le-failed{background:#fee2e2;color:#7f1d1d}" +
     ".le-form{display:flex;border-top:1px solid #e5e7eb}" +
+    ".le-prechat{flex:1;overflow-y:auto;padding:16px 14px;display:flex;flex-direction:column;gap:6px}" +
+    ".le-prechat label{font-size:12px;color:#374151;margin-top:6px}" +
+    ".le-prechat input{border:1px solid #d1d5db;border-radius:6px;padding:8px;font:inherit}" +
+    ".le-prechat input[aria-invalid=true]{border-color:#b91c1c}" +
+    ".le-field-error{font-size:12px;color:#b91c1c;min-height:0}" +
+    ".le-prechat-actions{display:flex;gap:8px;margin-top:10px}" +
+    ".le-prechat-start{background:" + color + ";color:#fff;border:0;border-radius:6px;padding:8px 14px;font:inherit;cursor:pointer}" +
+    ".le-prechat-skip{background:none;border:0;color:#374151;font:inherit;cursor:pointer;text-decoration:underline}" +
+    ".le-hidden{display:none!important}" +
     ".le-input{flex:1;border:0;padding:12px;font:inherit;resize:none;outline:none}" +
     ".le-send{background:none;border:0;color:" + color + ";font:inherit;font-weight:600;padding:0 14px;cursor:pointer}";
   root.appendChild(style);
@@ -186,8 +209,44 @@
   sendButton.type = "submit";
   form.appendChild(input);
   form.appendChild(sendButton);
+
+  // The pre-chat form (hidden unless the channel asks for it).
+  var prechat = el("form", "le-prechat le-hidden");
+  prechat.noValidate = true; // the server checks the fields and says what is wrong
+  prechat.appendChild(el("p", "le-prechat-intro", TEXT.prechat_intro));
+  function prechatField(name, label, type, autocomplete) {
+    var id = "le-prechat-" + name;
+    var labelNode = el("label", "", label);
+    labelNode.setAttribute("for", id);
+    var field = el("input", "le-prechat-" + name);
+    field.id = id;
+    field.type = type;
+    field.name = name;
+    field.maxLength = name === "email" ? 254 : 200;
+    field.autocomplete = autocomplete;
+    var problem = el("div", "le-field-error le-prechat-" + name + "-error");
+    problem.id = id + "-error";
+    problem.setAttribute("role", "alert");
+    field.setAttribute("aria-describedby", problem.id);
+    prechat.appendChild(labelNode);
+    prechat.appendChild(field);
+    prechat.appendChild(problem);
+    return { input: field, error: problem };
+  }
+  var prechatName = prechatField("name", TEXT.prechat_name, "text", "name");
+  var prechatEmail = prechatField("email", TEXT.prechat_email, "email", "email");
+  var prechatActions = el("div", "le-prechat-actions");
+  var prechatStart = el("button", "le-prechat-start", TEXT.prechat_start);
+  prechatStart.type = "submit";
+  var prechatSkip = el("button", "le-prechat-skip", TEXT.prechat_skip);
+  prechatSkip.type = "button";
+  prechatActions.appendChild(prechatStart);
+  prechatActions.appendChild(prechatSkip);
+  prechat.appendChild(prechatActions);
+
   panel.appendChild(head);
   panel.appendChild(status);
+  panel.appendChild(prechat);
   panel.appendChild(list);
   panel.appendChild(note);
   panel.appendChild(form);
@@ -198,6 +257,15 @@
   launch.addEventListener("click", function () {
     frame.classList.add("open");
     input.focus();
+    askPrechatIfNeeded();
+  });
+  prechat.addEventListener("submit", function (event) {
+    event.preventDefault();
+    submitPrechat();
+  });
+  prechatSkip.addEventListener("click", function () {
+    prechatSkipped = true;
+    showPrechat(false);
   });
   closeButton.addEventListener("click", function () { frame.classList.remove("open"); });
   form.addEventListener("submit", function (event) {
@@ -417,10 +485,112 @@
       if (old) old.close();
       forget();
       input.focus();
+      prechatSkipped = false; // a new conversation: the channel's pre-chat form, if any, again
+      askPrechatIfNeeded();
     });
     panel.insertBefore(card, note);
     return { show: show, done: done, hide: hide };
   })();
+
+  // --- the pre-chat form ------------------------------------------------------------------
+  function askPrechatIfNeeded() {
+    if (conversation || prechatSkipped) return;
+    if (prechatMode !== null) {
+      showPrechat(prechatMode !== "off");
+      return;
+    }
+    fetch(server + "/widget/config/?channel=" + encodeURIComponent(channelKey))
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (body) {
+        var mode = body && body.prechat && body.prechat.mode;
+        prechatMode = mode === "optional" || mode === "required" ? mode : "off";
+        if (!conversation && !prechatSkipped) showPrechat(prechatMode !== "off");
+      })
+      .catch(function () { /* no form: the first message starts the chat as before */ });
+  }
+
+  function showPrechat(show) {
+    prechat.classList.toggle("le-hidden", !show);
+    list.classList.toggle("le-hidden", show);
+    form.classList.toggle("le-hidden", show);
+    prechatSkip.classList.toggle("le-hidden", prechatMode !== "optional");
+    if (show) prechatName.input.focus();
+    else input.focus();
+  }
+
+  function showFieldError(field, message) {
+    [prechatName, prechatEmail].forEach(function (item) {
+      var bad = item === field;
+      item.error.textContent = bad ? message : "";
+      item.input.setAttribute("aria-invalid", bad ? "true" : "false");
+    });
+    if (field) field.input.focus();
+  }
+
+  function submitPrechat() {
+    showFieldError(null, "");
+    prechatStart.disabled = true;
+    postStart({ name: prechatName.input.value.trim(), email: prechatEmail.input.value.trim() })
+      .then(function (result) {
+        if (result.ok) {
+          began(result.body);
+          showPrechat(false);
+          return;
+        }
+        var body = result.body || {};
+        var field = body.field === "name" ? prechatName : body.field === "email" ? prechatEmail : null;
+        if (field) showFieldError(field, body.message || TEXT.failed);
+        else showNote(body.message || TEXT.failed, true);
+      })
+      .catch(function () { showNote(TEXT.failed, true); })
+      .then(function () { prechatStart.disabled = false; });
+  }
+
+  // What the page tells the agent about the visit (the server checks and bounds each value).
+  function visitContext() {
+    var context = {};
+    try {
+      var page = window.location.href.split("#")[0];
+      if (/^https?:/.test(page)) context.page_url = page.slice(0, 2000);
+      if (/^https?:/.test(document.referrer)) context.referrer = document.referrer.slice(0, 2000);
+      if (navigator.language) context.language = String(navigator.language).slice(0, 35);
+      var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+      if (zone) context.time_zone = String(zone).slice(0, 64);
+    } catch (e) { /* an old browser: start without context */ }
+    return context;
+  }
+
+  // POST /widget/conversations/ with the visit's context; if the server refuses a context
+  // value, start again without the context (it must never stand between a customer and a chat).
+  function postStart(fields, withoutContext) {
+    var body = { channel: channelKey };
+    var context = withoutContext ? {} : visitContext();
+    Object.keys(context).forEach(function (key) { body[key] = context[key]; });
+    Object.keys(fields).forEach(function (key) { body[key] = fields[key]; });
+    return fetch(server + "/widget/conversations/", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    })
+      .then(function (response) {
+        return response.json().then(function (json) {
+          return { ok: response.ok, status: response.status, body: json };
+        });
+      })
+      .then(function (result) {
+        if (!result.ok && !withoutContext && result.body && CONTEXT_FIELDS[result.body.field]) {
+          return postStart(fields, true);
+        }
+        return result;
+      });
+  }
+
+  function began(body) {
+    saveConversation({ id: body.id, token: body.customer_token });
+    loadUnacked();
+    showMode(body.mode, "");
+    connect();
+  }
 
   // --- sending -------------------------------------------------------------------------
   function submit() {
@@ -464,20 +634,18 @@
 
   function startConversation(text) {
     sendButton.disabled = true;
-    fetch(server + "/widget/conversations/", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ channel: channelKey, text: text }),
-    })
-      .then(function (response) {
-        return response.json().then(function (body) { return { ok: response.ok, body: body }; });
-      })
+    postStart({ text: text })
       .then(function (result) {
+        if (!result.ok && result.body && result.body.code === "prechat_required") {
+          prechatMode = "required"; // the channel changed its mind since the page loaded
+          prechatSkipped = false;
+          input.value = text;
+          showPrechat(true);
+          showFieldError(result.body.field === "email" ? prechatEmail : prechatName, result.body.message);
+          return;
+        }
         if (!result.ok) throw { shown: (result.body && result.body.message) || TEXT.failed };
-        saveConversation({ id: result.body.id, token: result.body.customer_token });
-        loadUnacked();
-        showMode(result.body.mode, "");
-        connect();
+        began(result.body);
       })
       .catch(function (error) { // a refusal says why; a network or CORS failure cannot
         input.value = text;

@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from crm.models import Contact, Conversation, Message
+from escalation.detection import Turn
+from escalation.detection.summary import build_handoff_card
 from escalation.models import Escalation, EscalationEvent, Priority, SatisfactionRating
 from tickets.models import Ticket, TicketEvent
 
@@ -261,6 +263,60 @@ def _seed_ratings(rng: random.Random, escalations: list) -> int:
     return len(ratings)
 
 
+# Where anonymous website visitors came from: (page, referrer, language, time zone).
+VISITS = (
+    ("https://shop.example/pricing", "https://www.google.com/", "en-US", "America/New_York"),
+    ("https://shop.example/checkout", "https://shop.example/cart", "de-DE", "Europe/Berlin"),
+    ("https://shop.example/help/returns", "", "fr-FR", "Europe/Paris"),
+    ("https://shop.example/orders", "https://mail.example.com/", "es-ES", "Europe/Madrid"),
+    ("https://shop.example/account/security", "", "pt-BR", "America/Sao_Paulo"),
+    ("https://shop.example/", "https://www.bing.com/", "en-GB", "Europe/London"),
+)
+
+
+def _make_some_website_visitors_anonymous(plans: list[dict]) -> None:
+    """About a third of the website chats come from visitors who gave no name: a contact of
+    their own, and the visit their browser reported. Drawn from a second generator, so the
+    rest of the history is the same as without them."""
+    rng = random.Random(SEED + 1)
+    chosen = [plan for plan in plans if plan["channel"].kind == "website" and rng.random() < 0.35]
+    anonymous = Contact.objects.bulk_create(Contact() for _plan in chosen)
+    for plan, contact in zip(chosen, anonymous, strict=True):
+        page, referrer, language, time_zone = rng.choice(VISITS)
+        plan["contact"] = contact
+        plan["visit"] = {
+            "page_url": page,
+            "referrer": referrer,
+            "browser_language": language,
+            "time_zone": time_zone,
+        }
+
+
+# The customer's mood over a history conversation, by why it escalated (the history stores no
+# analyses to read it from).
+HISTORY_MOODS = {
+    "sentiment": ["calm", "frustrated"],
+    "loop": ["confused", "frustrated"],
+    "low_confidence": ["confused"],
+}
+
+
+def _handoff_card(plan: dict, reason: str):
+    """The card an agent would have seen, from the history's own three turns."""
+    topic, contact = plan["topic"], plan["contact"]
+    turns = [
+        Turn("customer", topic.question),
+        Turn("assistant", topic.answer, 0.6),
+        Turn("customer", topic.escalation_line),
+    ]
+    return build_handoff_card(
+        turns,
+        reason,
+        moods=HISTORY_MOODS.get(reason, ["calm"]),
+        known={"name": contact.name, "email": contact.email},
+    )
+
+
 def is_seeded() -> bool:
     return Conversation.objects.filter(external_id__startswith=MARKER).exists()
 
@@ -301,6 +357,7 @@ def seed_history(*, channels: dict, teams: dict, agents: list, progress) -> Hist
         )
     progress(1, steps)
 
+    _make_some_website_visitors_anonymous(plans)
     conversations = Conversation.objects.bulk_create(
         Conversation(
             contact=plan["contact"],
@@ -309,6 +366,7 @@ def seed_history(*, channels: dict, teams: dict, agents: list, progress) -> Hist
             team=plan["team"],
             mode=Conversation.Mode.CLOSED,
             external_id=f"{MARKER}{plan['number']}",
+            **plan.get("visit", {}),
         )
         for plan in plans
     )
@@ -323,12 +381,14 @@ def seed_history(*, channels: dict, teams: dict, agents: list, progress) -> Hist
         reason, _share, priorities, detail = plan["reason"]
         escalated_at = plan["started"] + timedelta(seconds=rng.randint(40, 240))
         team_agents = [user for user, team in agents if team == plan["topic"].team]
+        card = _handoff_card(plan, reason)
         escalation = Escalation(
             conversation=plan["conversation"],
             reason=reason,
             detail=detail,
             priority=Priority.from_code(rng.choice(priorities)),
-            summary=f"{plan['topic'].question} {plan['topic'].escalation_line}",
+            summary=card.as_text(),
+            card=card.as_dict(),
             team=plan["team"],
             triggered_by=Escalation.Trigger.DETECTION,
             escalated_at=escalated_at,
@@ -455,7 +515,7 @@ def seed_history(*, channels: dict, teams: dict, agents: list, progress) -> Hist
             escalation=escalation,
             conversation=escalation.conversation,
             contact=escalation.conversation.contact,
-            subject=escalation.summary[:200],
+            subject=escalation.handoff_card.problem[:200],
             status=Ticket.Status.CLOSED,
             priority=escalation.priority,
             reason=escalation.reason,

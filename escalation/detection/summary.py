@@ -1,8 +1,13 @@
-"""Extractive summary for the agent: what the customer wants, what the AI tried, the facts, why."""
+"""The handoff card for the agent taking over: the problem in one sentence, what the AI tried,
+the facts confirmed, the customer's mood over the conversation, what not to ask again, and why
+it escalated. Extractive (no model): built from the turns, the per-message moods the analyses
+stored, and what the contact already told us. ``summarize`` is its plain-text rendering.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import asdict, dataclass, field
 
 from escalation.detection.types import Turn
 
@@ -24,6 +29,9 @@ _DATE = re.compile(
     r"yesterday|today|last week|(?:mon|tues|wednes|thurs|fri|satur|sun)day)\b",
     re.I,
 )
+_RELATIVE_DAY = re.compile(
+    r"yesterday|today|last week|(?:mon|tues|wednes|thurs|fri|satur|sun)day", re.I
+)
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.]+\b")
 _WHY = {
     "request": "the customer asked for a person",
@@ -39,42 +47,200 @@ def _clip(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
-def extract_facts(turns: list[Turn]) -> list[str]:
-    facts: list[str] = []
-    # The customer's words and what the AI confirmed ("two charges of $49 on June 1 and 3").
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s")
+
+
+def _one_sentence(text: str, limit: int = 200) -> str:
+    """The first sentence of ``text`` (the whole text if it is one), clipped."""
+    text = " ".join(text.split())
+    first = _SENTENCE_END.split(text, maxsplit=1)[0]
+    return _clip(first if len(first.split()) >= 3 else text, limit)
+
+
+# --- facts ---------------------------------------------------------------------------------------
+FACT_KINDS = ("order", "amount", "date", "email")
+FACT_LABELS = {
+    "name": "name",
+    "email": "email",
+    "phone": "phone number",
+    "order": "order number",
+    "amount": "amount",
+    "date": "date",
+}
+
+
+@dataclass(frozen=True)
+class Fact:
+    kind: str  # one of FACT_KINDS (or name / phone for what the contact gave)
+    value: str
+    said_by: str  # "customer" or "assistant"
+
+
+def extract_typed_facts(turns: list[Turn]) -> list[Fact]:
+    """Order numbers, amounts, dates and emails in the customer's words and what the AI
+    confirmed ("two charges of $49 on June 1 and 3"), first mention first, each value once."""
+    found: list[Fact] = []
+    seen: set[str] = set()
     for turn in turns:
         if turn.role not in ("customer", "assistant"):
             continue
-        for match in _ORDER.finditer(turn.text):
-            facts.append(match.group(1) or match.group(0).strip())
-        facts.extend(m.group(0).strip() for m in _AMOUNT.finditer(turn.text))
-        facts.extend(m.group(0) for m in _DATE.finditer(turn.text))
-        facts.extend(m.group(0) for m in _EMAIL.finditer(turn.text))
-    seen: list[str] = []
-    for fact in facts:
-        if fact not in seen:
-            seen.append(fact)
-    return seen[:8]
+        candidates = [
+            ("order", m.group(1) or m.group(0).strip()) for m in _ORDER.finditer(turn.text)
+        ]
+        candidates += [("amount", m.group(0).strip()) for m in _AMOUNT.finditer(turn.text)]
+        candidates += [("date", m.group(0)) for m in _DATE.finditer(turn.text)]
+        candidates += [("email", m.group(0)) for m in _EMAIL.finditer(turn.text)]
+        for kind, value in candidates:
+            if value not in seen:
+                seen.add(value)
+                found.append(Fact(kind=kind, value=value, said_by=turn.role))
+    return found
 
 
-def summarize(turns: list[Turn], reason: str | None) -> str:
+def extract_facts(turns: list[Turn]) -> list[str]:
+    return [fact.value for fact in extract_typed_facts(turns)][:8]
+
+
+# --- mood ----------------------------------------------------------------------------------------
+MOODS = ("calm", "pleased", "confused", "frustrated", "angry")
+
+
+def mood_of(sentiment: dict | None) -> str | None:
+    """One word for a customer message from the sentiment its analysis stored (labels from the
+    emotion head, intensity 0–1, compound score -1–1); None when it was not analysed."""
+    if not isinstance(sentiment, dict):
+        return None
+    labels = sentiment.get("labels") or []
+    try:
+        intensity = float(sentiment.get("intensity") or 0)
+        score = float(sentiment.get("score") or 0)
+    except (TypeError, ValueError):
+        return None
+    if "anger" in labels:
+        return "angry"
+    if "frustration" in labels or intensity >= 0.6:
+        return "frustrated"
+    if "confusion" in labels:
+        return "confused"
+    if score >= 0.5:
+        return "pleased"
+    return "calm"
+
+
+def mood_path(moods: list[str | None], *, longest: int = 4) -> list[str]:
+    """The moods in order with repeats folded ("calm → frustrated"); the first and the last
+    few when it changed more often than ``longest`` allows."""
+    path: list[str] = []
+    for mood in moods:
+        if mood and (not path or path[-1] != mood):
+            path.append(mood)
+    if len(path) > longest:
+        path = [path[0], *path[-(longest - 1) :]]
+    return path
+
+
+# --- the card ------------------------------------------------------------------------------------
+@dataclass
+class HandoffCard:
+    problem: str = ""
+    ai_tried: str = ""
+    facts: list[dict] = field(default_factory=list)  # [{"kind", "value"}]
+    mood: list[str] = field(default_factory=list)  # ["calm", "frustrated"]
+    dont_ask: list[dict] = field(default_factory=list)  # [{"kind", "label", "value"}]
+    reason: str = ""
+    why: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> HandoffCard | None:
+        """A stored card, or None for an escalation from before cards (or a malformed one)."""
+        if not isinstance(data, dict) or not data.get("problem"):
+            return None
+        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+        try:
+            return cls(**known)
+        except TypeError:
+            return None
+
+    def as_text(self) -> str:
+        """The plain-text rendering (the escalation's ``summary``): one labelled line each."""
+        lines = [f"Problem: {self.problem}"]
+        if self.ai_tried:
+            lines.append(f"AI tried: {self.ai_tried}")
+        if self.facts:
+            lines.append("Facts: " + ", ".join(fact["value"] for fact in self.facts))
+        if self.mood:
+            lines.append("Mood: " + " → ".join(self.mood))
+        if self.dont_ask:
+            lines.append("Don't ask again: " + self._dont_ask_text())
+        if self.why:
+            lines.append(f"Escalated because {self.why}.")
+        return "\n".join(lines)
+
+    def short_text(self, limit: int = 180) -> str:
+        """One line for alerts and notifications: the problem, the mood, what is known."""
+        parts = [self.problem]
+        if self.mood:
+            parts.append("mood " + " → ".join(self.mood))
+        if self.dont_ask:
+            parts.append("known: " + self._dont_ask_text())
+        return _clip(" · ".join(parts), limit)
+
+    def _dont_ask_text(self) -> str:
+        return ", ".join(f"{item['label']} ({item['value']})" for item in self.dont_ask)
+
+
+def build_handoff_card(
+    turns: list[Turn],
+    reason: str | None,
+    *,
+    moods: list[str | None] | None = None,
+    known: dict[str, str] | None = None,
+    problem: str = "",
+) -> HandoffCard:
+    """The card from the conversation's turns. ``moods`` are the customer messages' moods in
+    order (``mood_of`` of each analysis), ``known`` what the contact gave outside the chat (the
+    pre-chat form's name and email, a phone number), ``problem`` a model's summary to use as
+    the problem statement (Claude's), else the customer's first real message is."""
     customer = [t.text for t in turns if t.role == "customer" and t.text.strip()]
     answers = [t for t in turns if t.role == "assistant" and t.text.strip()]
-    parts = []
-    if customer:
-        # The first real message usually states the problem; the last one is where it stands.
+    card = HandoffCard(reason=reason or "", why=_WHY.get(reason, reason or "") if reason else "")
+    if problem.strip():
+        card.problem = _clip(problem, 300)
+    elif customer:
+        # The first real message usually states the problem.
         main = next((text for text in customer if len(text.split()) >= 4), max(customer, key=len))
-        parts.append(f"Customer: {_clip(main)}")
-        if customer[-1] != main:
-            parts.append(f"Latest: {_clip(customer[-1], 120)}")
+        card.problem = _one_sentence(main)
+    else:
+        card.problem = "No customer messages yet."
     if answers:
         # What the AI actually offered: its most confident answer (the latest of equals), not
         # the "connecting you now" line that often ends the AI's part.
         best = max(reversed(answers), key=lambda t: t.confidence or 0.0)
-        parts.append(f"AI tried: {_clip(best.text, 140)}")
-    facts = extract_facts(turns)
-    if facts:
-        parts.append("Facts: " + ", ".join(facts))
-    if reason:
-        parts.append(f"Escalated because {_WHY.get(reason, reason)}.")
-    return " | ".join(parts) if parts else "No customer messages yet."
+        card.ai_tried = _clip(best.text, 200)
+    facts = extract_typed_facts(turns)
+    card.facts = [{"kind": f.kind, "value": f.value} for f in facts[:8]]
+    card.mood = mood_path(moods or [])
+    # What the customer already told us: asking again is what makes a handoff feel broken.
+    dont_ask: list[dict] = []
+    for kind, value in (known or {}).items():
+        if value and kind in FACT_LABELS:
+            dont_ask.append({"kind": kind, "label": FACT_LABELS[kind], "value": _clip(value, 80)})
+    given = {item["value"].lower() for item in dont_ask}
+    for fact in facts:
+        if fact.kind == "date" and _RELATIVE_DAY.fullmatch(fact.value):
+            continue  # "today" tells the agent nothing once the day is over
+        if fact.said_by == "customer" and fact.value.lower() not in given:
+            given.add(fact.value.lower())
+            dont_ask.append(
+                {"kind": fact.kind, "label": FACT_LABELS[fact.kind], "value": fact.value}
+            )
+    card.dont_ask = dont_ask[:8]
+    return card
+
+
+def summarize(turns: list[Turn], reason: str | None) -> str:
+    """The plain-text card from the turns alone (what a detection result carries)."""
+    return build_handoff_card(turns, reason).as_text()

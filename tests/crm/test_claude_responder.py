@@ -164,8 +164,14 @@ def test_the_escalate_tool_hands_the_conversation_to_the_queue(knowledge, agent)
 
     escalation = Escalation.objects.get(conversation=conversation)
     assert escalation.triggered_by == Escalation.Trigger.ASSISTANT
-    assert (escalation.reason, escalation.summary) == ("complexity", summary)
-    assert Ticket.objects.get(escalation=escalation).description == summary
+    # Claude's account heads the handoff card; the rest is read from the conversation.
+    assert (escalation.reason, escalation.card["problem"]) == ("complexity", summary)
+    assert escalation.summary.startswith(f"Problem: {summary}\n")
+    assert {"5512", "$49"} <= {fact["value"] for fact in escalation.card["facts"]}
+    assert {"kind": "order", "label": "order number", "value": "5512"} in escalation.card[
+        "dont_ask"
+    ]
+    assert Ticket.objects.get(escalation=escalation).description == escalation.summary
     conversation.refresh_from_db()
     assert conversation.mode == Conversation.Mode.AWAITING_AGENT
     assert not conversation.messages.filter(sender="ai").exists()

@@ -32,6 +32,13 @@ def test_seed_demo_creates_jamies_escalation_once(settings):
     for waiting in Escalation.objects.filter(status="queued"):
         newest = waiting.conversation.messages.order_by("-created_at").first()
         assert newest.created_at <= waiting.escalated_at + timedelta(seconds=30)
+    # Anonymous visitors with what their browser reported, live (one waiting) and in history.
+    visits = Conversation.objects.filter(
+        contact__name="", contact__email="", contact__phone=""
+    ).exclude(page_url="")
+    assert visits.filter(mode="awaiting_agent", time_zone="America/Sao_Paulo").count() == 1
+    assert visits.filter(external_id__startswith="demo-history:").count() >= 20
+    assert all(c.contact.is_visitor for c in visits.select_related("contact"))
 
 
 def test_seed_demo_refuses_demo_logins_without_debug(settings):

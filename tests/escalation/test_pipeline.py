@@ -42,7 +42,10 @@ def test_a_request_for_a_person_escalates_and_the_ai_stays_silent(
     assert (escalation.reason, escalation.triggered_by) == ("request", "detection")
     analysis = MessageAnalysis.objects.get(message=message)
     assert analysis.should_escalate and analysis.reason == "request"
-    assert escalation.signals == analysis.signals and escalation.summary == analysis.summary
+    assert escalation.signals == analysis.signals
+    # The handoff card states the customer's words and the mood the analysis stored.
+    assert escalation.card["problem"] == "Let me talk to a human agent please"
+    assert escalation.card["mood"] and escalation.summary.startswith("Problem: Let me talk")
     assert not conversation.messages.filter(sender="ai").exists()
 
 

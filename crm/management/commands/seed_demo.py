@@ -27,6 +27,7 @@ from crm.models import (
     Message,
     Team,
 )
+from crm.visitors import VisitorContext, clean_visitor_context
 from escalation import services as escalation_services
 from escalation.models import Escalation, Priority
 from escalation.pipeline import analyze_and_act
@@ -189,17 +190,35 @@ class Command(BaseCommand):
                 title=title, defaults={"keywords": keywords, "body": body}
             )
 
-    def _conversation(self, *, name, email, kind, messages, pk=None, minutes_ago=0):
-        contact, _ = Contact.objects.get_or_create(email=email, defaults={"name": name})
+    def _conversation(
+        self,
+        *,
+        name,
+        email,
+        kind,
+        messages,
+        pk=None,
+        minutes_ago=0,
+        visit: VisitorContext | None = None,
+    ):
+        if email:
+            contact, _ = Contact.objects.get_or_create(email=email, defaults={"name": name})
+        else:
+            contact = Contact.objects.create()  # an anonymous visitor
         channel = self.channels[kind]
         conversation = Conversation.objects.filter(pk=pk).first() if pk else None
         if conversation is None:
+            visit = visit or VisitorContext()
             conversation = Conversation.objects.create(
                 pk=pk,
                 contact=contact,
                 channel=channel,
                 assistant=channel.assistant,
                 team=channel.default_team,
+                page_url=visit.page_url,
+                referrer=visit.referrer,
+                browser_language=visit.language,
+                time_zone=visit.time_zone,
             )
         for sender, text, confidence in messages:
             message = Message.objects.create(
@@ -232,12 +251,24 @@ class Command(BaseCommand):
         return escalation
 
     def seed_conversations(self):
-        for name, email, kind, mode, messages, escalation in demo_data.CONVERSATIONS:
-            if Contact.objects.filter(email=email, conversations__isnull=False).exists():
+        visitors = [
+            ("", "", "website", mode, messages, escalation, clean_visitor_context(visit))
+            for visit, mode, messages, escalation in demo_data.VISITORS
+        ]
+        named = [(*row, None) for row in demo_data.CONVERSATIONS]
+        for name, email, kind, mode, messages, escalation, visit in named + visitors:
+            if email and Contact.objects.filter(email=email, conversations__isnull=False).exists():
+                continue
+            if visit and Conversation.objects.filter(page_url=visit.page_url).exists():
                 continue
             minutes = escalation[3] if escalation else 90
             conversation = self._conversation(
-                name=name, email=email, kind=kind, messages=messages, minutes_ago=minutes + 1
+                name=name,
+                email=email,
+                kind=kind,
+                messages=messages,
+                minutes_ago=minutes + 1,
+                visit=visit,
             )
             if escalation:
                 self._play_escalation(conversation, mode, *escalation)
