@@ -14,7 +14,7 @@ from escalation.detection.types import Turn
 _ORDER = re.compile(
     r"(?:#\s?[A-Z0-9-]{3,}|\b(?:order|pedido|commande|bestellung|ordine|"
     r"invoice|factura|fatura|facture|rechnung|fattura|ticket|case)\b"
-    r"[^\d\n]{0,15}?(\d[\d-]{2,})|\b\d{5,}\b)",
+    r"[^\d\n]{0,15}?((?:[A-Z]{1,3}-?)?\d[\d-]{2,})|\b\d{5,}\b)",
     re.I,
 )
 _AMOUNT = re.compile(
@@ -84,11 +84,17 @@ def extract_typed_facts(turns: list[Turn]) -> list[Fact]:
     for turn in turns:
         if turn.role not in ("customer", "assistant"):
             continue
-        candidates = [
-            ("order", m.group(1) or m.group(0).strip()) for m in _ORDER.finditer(turn.text)
+        orders = list(_ORDER.finditer(turn.text))
+        amounts = list(_AMOUNT.finditer(turn.text))
+        taken = [m.span() for m in orders + amounts]
+        candidates = [("order", m.group(1) or m.group(0).strip()) for m in orders]
+        candidates += [("amount", m.group(0).strip()) for m in amounts]
+        # "$89.90" is an amount, not the date 89.90: a date inside an amount or order is not one.
+        candidates += [
+            ("date", m.group(0))
+            for m in _DATE.finditer(turn.text)
+            if not any(start < m.end() and m.start() < end for start, end in taken)
         ]
-        candidates += [("amount", m.group(0).strip()) for m in _AMOUNT.finditer(turn.text)]
-        candidates += [("date", m.group(0)) for m in _DATE.finditer(turn.text)]
         candidates += [("email", m.group(0)) for m in _EMAIL.finditer(turn.text)]
         for kind, value in candidates:
             if value not in seen:
@@ -122,7 +128,7 @@ def mood_of(sentiment: dict | None) -> str | None:
         return "frustrated"
     if "confusion" in labels:
         return "confused"
-    if score >= 0.5:
+    if score >= 0.8:  # clearly glad ("thank you so much, that's great"), not a polite "yes"
         return "pleased"
     return "calm"
 
@@ -220,7 +226,12 @@ def build_handoff_card(
         # the "connecting you now" line that often ends the AI's part.
         best = max(reversed(answers), key=lambda t: t.confidence or 0.0)
         card.ai_tried = _clip(best.text, 200)
-    facts = extract_typed_facts(turns)
+    # "today" or "last week" tells the agent nothing once the day is over.
+    facts = [
+        f
+        for f in extract_typed_facts(turns)
+        if not (f.kind == "date" and _RELATIVE_DAY.fullmatch(f.value))
+    ]
     card.facts = [{"kind": f.kind, "value": f.value} for f in facts[:8]]
     card.mood = mood_path(moods or [])
     # What the customer already told us: asking again is what makes a handoff feel broken.
@@ -230,8 +241,6 @@ def build_handoff_card(
             dont_ask.append({"kind": kind, "label": FACT_LABELS[kind], "value": _clip(value, 80)})
     given = {item["value"].lower() for item in dont_ask}
     for fact in facts:
-        if fact.kind == "date" and _RELATIVE_DAY.fullmatch(fact.value):
-            continue  # "today" tells the agent nothing once the day is over
         if fact.said_by == "customer" and fact.value.lower() not in given:
             given.add(fact.value.lower())
             dont_ask.append(

@@ -4,7 +4,7 @@ from datetime import timedelta
 import pytest
 from django.core.management import CommandError, call_command
 
-from crm.models import Conversation
+from crm.models import Channel, Conversation
 from escalation.models import Escalation
 
 pytestmark = pytest.mark.django_db
@@ -32,6 +32,7 @@ def test_seed_demo_creates_jamies_escalation_once(settings):
     for waiting in Escalation.objects.filter(status="queued"):
         newest = waiting.conversation.messages.order_by("-created_at").first()
         assert newest.created_at <= waiting.escalated_at + timedelta(seconds=30)
+    assert Channel.objects.get(key="website-demo").prechat_form == "optional"
     # Anonymous visitors with what their browser reported, live (one waiting) and in history.
     visits = Conversation.objects.filter(
         contact__name="", contact__email="", contact__phone=""

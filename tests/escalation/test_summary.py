@@ -54,8 +54,19 @@ def test_facts_are_typed_and_kept_in_order_once_each():
         {"kind": "date", "value": "June 1"},
         {"kind": "date", "value": "June 3"},
         {"kind": "order", "value": "55120"},
-        {"kind": "date", "value": "today"},
         {"kind": "email", "value": "jamie@example.com"},
+    ]  # "today" is left out: it says nothing once the day is over
+
+
+def test_an_amount_is_not_also_a_date_and_an_order_keeps_its_letters():
+    card = build_handoff_card(
+        [Turn("customer", "Order A-7731: a pending charge of $89.90 since 12/03, twice today")],
+        "request",
+    )
+    assert card.facts == [
+        {"kind": "order", "value": "A-7731"},
+        {"kind": "amount", "value": "$89.90"},
+        {"kind": "date", "value": "12/03"},
     ]
 
 
@@ -65,7 +76,7 @@ def test_dont_ask_lists_what_the_customer_gave_not_what_the_ai_said():
         {"kind": "name", "label": "name", "value": "Jamie Patel"},
         {"kind": "order", "label": "order number", "value": "55120"},
         {"kind": "email", "label": "email", "value": "jamie@example.com"},
-    ]  # "$49" and the dates were the AI's reading of the account; "today" says nothing later
+    ]  # "$49" and the dates were the AI's reading of the account, not the customer's words
 
 
 def test_an_email_given_in_the_form_and_repeated_in_chat_is_listed_once():
@@ -77,7 +88,8 @@ def test_an_email_given_in_the_form_and_repeated_in_chat_is_listed_once():
     ("sentiment", "mood"),
     [
         ({"score": 0.0, "intensity": 0.1, "labels": []}, "calm"),
-        ({"score": 0.7, "intensity": 0.0, "labels": []}, "pleased"),
+        ({"score": 0.9, "intensity": 0.0, "labels": []}, "pleased"),
+        ({"score": 0.55, "intensity": 0.1, "labels": []}, "calm"),  # "Yes, can you refund it?"
         ({"score": -0.1, "intensity": 0.2, "labels": ["confusion"]}, "confused"),
         ({"score": -0.5, "intensity": 0.4, "labels": ["frustration"]}, "frustrated"),
         ({"score": -0.3, "intensity": 0.7, "labels": []}, "frustrated"),

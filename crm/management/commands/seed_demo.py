@@ -180,6 +180,10 @@ class Command(BaseCommand):
                     "name": name,
                     "assistant": self.assistant,
                     "default_team": team,
+                    # The demo widget asks for name and email first; "Skip" stays anonymous.
+                    "prechat_form": Channel.PrechatForm.OPTIONAL
+                    if kind == "website"
+                    else Channel.PrechatForm.OFF,
                 },
             )
             self.channels[kind] = channel
