@@ -4,7 +4,7 @@ the problem, the facts, the mood over the conversation and what not to ask again
 
 import pytest
 
-from crm.models import Conversation, CRMSettings
+from crm.models import Conversation
 from escalation.models import Escalation
 from tests.factories import AgentFactory, AssistantFactory, ChannelFactory, TeamFactory
 
@@ -23,7 +23,6 @@ def world(transactional_db):
         assistant=AssistantFactory(handoff_enabled=True),
         default_team=team,
     )
-    CRMSettings.load()
     return {"marina": AgentFactory(display_name="Marina", username="marina", teams=[team])}
 
 

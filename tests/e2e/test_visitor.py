@@ -4,7 +4,7 @@ a friendly visitor name, the page, referrer, language and time zone in the conta
 
 import pytest
 
-from crm.models import Channel, Conversation, CRMSettings
+from crm.models import Channel, Conversation
 from crm.visitors import visitor_name
 from tests.factories import AgentFactory, AssistantFactory, ChannelFactory, TeamFactory
 
@@ -17,7 +17,6 @@ pytestmark = [pytest.mark.browser]
 def world(transactional_db):
     team = TeamFactory(name="Support")
     marina = AgentFactory(display_name="Marina", username="marina", teams=[team])
-    CRMSettings.load()
 
     def channel(key, prechat):
         return ChannelFactory(
