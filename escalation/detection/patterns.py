@@ -161,6 +161,19 @@ TOPIC_PATTERNS = {
         r"\b(?:gdpr|rgpd|dsgvo|lgpd|right to be forgotten|subject access request|"
         r"derecho al olvido|direito ao esquecimento|droit a l'oubli|diritto all'oblio)\b"
     ),
+    # Asking for one's money back (not asking *about* refunds: "what is your refund policy").
+    "refund": re.compile(
+        r"\b(?:i (?:want|need|would like|'d like|demand) (?:a |my |an? full )?refund|"
+        r"refund me\b|please refund|i want my money back|(?:give|send) me my money back|"
+        r"quiero (?:un |el |mi )?reembolso|quiero que me devuelvan (?:el|mi) dinero|"
+        r"devuelvanme (?:el|mi) dinero|quero (?:o |um |meu )?reembolso|"
+        r"quero (?:o )?meu dinheiro de volta|devolvam (?:o )?meu dinheiro|"
+        r"je (?:veux|voudrais|souhaite|demande) (?:un |etre |a etre )?rembours|"
+        r"rendez moi mon argent|remboursez moi|"
+        r"ich (?:will|mochte|hatte gern|verlange) (?:eine |mein )?(?:ruckerstattung|erstattung|"
+        r"geld zuruck)|erstatten sie mir|"
+        r"voglio (?:un |il )?rimborso|rivoglio i miei soldi|rimborsatemi)"
+    ),
     "billing_dispute": re.compile(
         r"\b(?:chargeback|charged (?:me )?twice|double charged|charged double|"
         r"(?:two|2|three|3|duplicate|identical) (?:charges|payments|debits)|"

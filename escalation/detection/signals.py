@@ -11,6 +11,7 @@ context (a request or a topic raised before, anger that has been building).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 
@@ -21,7 +22,10 @@ from escalation.detection.features import normalize
 from escalation.detection.model import EMOTIONS, DetectorModel, lexical_cues, load_model
 from escalation.detection.types import TOPICS, DetectorSettings, Turn
 
-CONTEXT_DECAY = 0.7  # weight of a request or topic raised in an earlier customer turn
+# A request or topic raised in an earlier customer turn still counts, weakened by this much on
+# the log-odds scale: thresholds are chosen on validation data and can lie anywhere in 0..1, so
+# a fixed factor on the probability (0.7 once) could make an earlier request never count.
+CONTEXT_LOGIT_DECAY = 2.0
 MIN_REPEAT_CHARS = 12
 LOOP_LOOKBACK = 6  # earlier turns per role compared for repeats
 EARLIER_TURNS = 4  # earlier customer turns whose signals carry into this one
@@ -41,6 +45,12 @@ def _embed_queries(texts: list[str]) -> np.ndarray:
     from crm.encoder import embed_queries
 
     return embed_queries(texts)
+
+
+def as_context(probability: float) -> float:
+    """An earlier turn's probability as context for this one (``CONTEXT_LOGIT_DECAY``)."""
+    p = min(max(probability, 1e-4), 1 - 1e-4)
+    return 1.0 / (1.0 + math.exp(-(math.log(p / (1 - p)) - CONTEXT_LOGIT_DECAY)))
 
 
 def customer_turns(turns: list[Turn]) -> list[Turn]:
@@ -162,7 +172,8 @@ def compute_signals(
     carried = max((e["intensity"] for e in earlier), default=0.0) * 0.6
     intensity = max(current["intensity"], carried)
     trend = [e["upset"] for e in earlier[-2:]] + [current["upset"]]
-    escalating = len(trend) >= 3 and trend[0] < trend[1] < trend[2] and trend[2] >= 0.4
+    # Rising, then holding (two readings at the top of the scale differ only in the noise).
+    escalating = len(trend) >= 3 and trend[0] < trend[1] <= trend[2] + 0.01 and trend[2] >= 0.4
     if escalating:
         intensity = min(1.0, intensity + 0.1)
     if current["closing"] and current["intensity"] < 0.3:
@@ -178,7 +189,7 @@ def compute_signals(
     conf, source = current["request"]
     if source != "declined" and not current["closing"]:
         for e in earlier:
-            carried_conf = e["request"][0] * CONTEXT_DECAY
+            carried_conf = as_context(e["request"][0])
             if e["request"][1] != "declined" and carried_conf > conf:
                 conf, source = carried_conf, "context"
 
@@ -187,7 +198,7 @@ def compute_signals(
     topics = dict(current["topics"])
     for e in earlier:
         for topic, p in e["topics"].items():
-            topics[topic] = max(topics[topic], p * CONTEXT_DECAY)
+            topics[topic] = max(topics[topic], as_context(p))
     topic_thresholds = current["topic_thresholds"]
     detected = sorted(
         (t for t, p in topics.items() if p >= topic_thresholds[t]),

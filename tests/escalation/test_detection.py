@@ -288,3 +288,24 @@ def test_the_committed_model_loads_without_pickle_with_every_head():
 def test_requests_in_languages_beyond_the_original_six_escalate(text):
     decision = decision_for(text)
     assert decision.escalate and decision.reason == "request", decision
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "what is your refund policy?",
+        "how long does a refund take to reach my card?",
+        "can I cancel whenever I like?",
+        "is this chat a bot or a person?",
+        "what is your privacy policy?",
+        "are your agents real people?",
+    ],
+)
+def test_a_plain_question_about_a_topic_the_assistant_can_answer_does_not_escalate(text):
+    """Questions *about* refunds, cancelling, bots or people ask for no one (issue 13's false
+    alarms). None of these is a training line: the model must generalise to them."""
+    from escalation.detection.features import text_key
+    from escalation.detection.training.trainer import project_examples
+
+    assert text_key(text) not in {text_key(line.text) for line in project_examples()}
+    assert not decision_for(text).escalate

@@ -49,6 +49,7 @@ def line_metrics(decided: list[tuple[Line, object]]) -> dict:
     tp = fp = fn = 0
     upset = upset_hit = topic = topic_hit = topic_right = ordinary = ordinary_escalated = 0
     ordinary_reasons: Counter = Counter()
+    ordinary_groups: Counter = Counter()  # the source's own label (Bitext's intents, ...)
     for line, result in decided:
         decision = result.decision
         said_request = decision.escalate and decision.reason == "request"
@@ -69,6 +70,7 @@ def line_metrics(decided: list[tuple[Line, object]]) -> dict:
             ordinary_escalated += decision.escalate
             if decision.escalate:
                 ordinary_reasons[decision.reason] += 1
+                ordinary_groups[line.group] += 1
     return {
         "lines": len(decided),
         "request": {**_f1(tp, fp, fn), "positives": tp + fn},
@@ -79,6 +81,7 @@ def line_metrics(decided: list[tuple[Line, object]]) -> dict:
         "complexity_lines": topic,
         "ordinary_escalated": _rate(ordinary_escalated, ordinary),
         "ordinary_escalated_by_reason": dict(ordinary_reasons.most_common()),
+        "ordinary_escalated_by_label": dict(ordinary_groups.most_common(8)),
         "ordinary_lines": ordinary,
     }
 
@@ -204,6 +207,16 @@ def format_report(report: dict) -> str:
             f"{r['f1']:>7.3f}{pct(figures['sentiment_recall']):>9}"
             f"{pct(figures['complexity_recall']):>11}{pct(figures['ordinary_escalated']):>15}"
         )
+    out.append("")
+    out.append("Ordinary messages escalated, by reason and by the source's own label:")
+    for held, figures in report["folds"].items():
+        sets = figures.items() if held == CONVERSATIONS else [(held, figures)]
+        for name, fig in sets:
+            labels = fig.get("ordinary_escalated_by_label")
+            out.append(
+                f"  {name:<22} {fig.get('ordinary_escalated_by_reason') or '—'}"
+                + (f"  labels {labels}" if labels else "")
+            )
     for held, figures in report["folds"].items():
         sets = figures.items() if held == CONVERSATIONS else [(held, figures)]
         for name, fig in sets:

@@ -81,6 +81,19 @@ def render(card: dict) -> str:
             f"{head['validation_recall']:.3f} | "
             f"{head['positives']} / {head['lines']} |"
         )
+    joint = validation.get("thresholds")
+    if joint:
+        tried = ", ".join(f"{t['cap']:.2%} → {t['ordinary_escalated']:.2%}" for t in joint["tried"])
+        out += [
+            "",
+            f"Thresholds were chosen together: each head's is its best validation F1 with at "
+            f"most {joint['per_head_cap']:.2%} false alarms on its validation negatives, the "
+            f"largest such cap at which all heads together escalate at most "
+            f"{joint['target']:.1%} of the {joint['ordinary_lines']:,} ordinary validation lines "
+            f"(reached: {joint['ordinary_escalated']:.2%}; caps tried → ordinary lines "
+            f"escalated: {tried}). Patterns, context and sentence-level scoring add to this in "
+            "the detector itself; the held-out figures below include them.",
+        ]
     loop = validation["loop"]
     out += [
         "",
