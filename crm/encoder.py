@@ -134,13 +134,20 @@ class Encoder:
                 else:
                     self._cache.move_to_end((query, text))
                     out[i] = hit
+            encoded: dict[str, np.ndarray] = {}
             for i in missing:  # one at a time: a batch call would spread over OpenMP threads
-                vector = self._model.encode(cleaned[i], query)
+                vector = encoded.get(cleaned[i])
+                if vector is None:  # a text twice in one call (a repeat) is encoded once
+                    vector = encoded[cleaned[i]] = self._model.encode(cleaned[i], query)
+                    self._cache[(query, cleaned[i])] = vector
+                    if len(self._cache) > self._cache_size:
+                        self._cache.popitem(last=False)
                 out[i] = vector
-                self._cache[(query, cleaned[i])] = vector
-                if len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
         return out
+
+    def is_cached(self, text: str, *, query: bool) -> bool:
+        with self._lock:
+            return (query, clean(text)) in self._cache
 
     def forget(self, texts: Sequence[str] | None = None) -> None:
         """Drop cached vectors (of ``texts``, or all): benchmarks measure uncached calls."""

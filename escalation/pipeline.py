@@ -10,7 +10,7 @@ from crm.assistant import take_assistant_turn
 from crm.models import Conversation, Message
 
 from . import services
-from .detection import DetectorSettings, detect
+from .detection import DetectorSettings, detect, prepare_detection
 from .errors import InvalidTransition
 from .models import Escalation, MessageAnalysis, Priority
 from .routing.services import raise_priority_on_worse_sentiment
@@ -137,6 +137,10 @@ def answer_customer_message(*, message_id: int) -> Message | None:
     turn = take_assistant_turn(message_id=message_id, detected_request=detected_request)
     if turn.needs_person is not None:
         _escalate_from_assistant(message_id, turn.needs_person)
+    if turn.reply is not None:
+        # Embedded now, after the reply has gone out and while the customer reads it: the
+        # analysis of their next message (loop check) finds it in this process's encoder cache.
+        transaction.on_commit(lambda: prepare_detection([turn.reply.text]), robust=True)
     return turn.reply
 
 

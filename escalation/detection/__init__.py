@@ -36,6 +36,7 @@ __all__ = [
     "DetectorSettings",
     "Turn",
     "detect",
+    "prepare_detection",
     "summarize",
 ]
 
@@ -99,3 +100,19 @@ def warm_up() -> None:
     """Load the encoder and the heads now (a server or a worker starting) instead of on the first
     customer's message, which would otherwise wait a second or more for them."""
     detect([Turn(role="customer", text="hello")])
+
+
+def prepare_detection(texts: list[str]) -> None:
+    """Embed texts the next analysis will read (the AI's answer just sent) while nobody waits:
+    the analysis of the customer's next message then finds them in this process's encoder
+    cache instead of embedding them on its critical path. Best effort: without the encoder,
+    nothing happens (the analysis embeds them itself, or falls back)."""
+    from crm.encoder import EncoderUnavailable, embed_queries
+
+    texts = [t for t in texts if t and t.strip()]
+    if not texts:
+        return
+    try:
+        embed_queries(texts)
+    except EncoderUnavailable as exc:
+        logger.warning("could not prepare detection: %s", exc)

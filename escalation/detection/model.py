@@ -61,6 +61,11 @@ def _vader():
 
 def lexical_cues(text: str) -> dict:
     """The cheap cues of one message (also shown to the agent in the signals)."""
+    return dict(_lexical_cues(text))
+
+
+@lru_cache(maxsize=4096)  # earlier turns are read again with every message (VADER is slow)
+def _lexical_cues(text: str) -> dict:
     norm = normalize(text)
     words = _WORD.findall(text)
     shouted = [w for w in _SHOUTED.findall(text) if not w.isdigit()]

@@ -147,3 +147,21 @@ def signals_before_hand_back_are_kept(conversation, message) -> bool:
 
     turns = detection_turns(conversation, message_id=message.pk)
     return [t.role for t in turns] == ["customer", "assistant"] * 2 + ["customer"]
+
+
+def test_the_ais_answer_is_embedded_once_sent_so_the_next_analysis_finds_it_cached(
+    conversation, django_capture_on_commit_callbacks
+):
+    from crm.encoder import get_encoder
+
+    body = "Parcels to the islands take four to six working days."
+    KnowledgeArticle.objects.create(
+        title="Shipping to the islands", keywords="islands shipping days", body=body
+    )
+    get_encoder().forget([body])
+    with django_capture_on_commit_callbacks(execute=True):
+        crm_services.receive_customer_message(
+            conversation=conversation, text="How long does shipping to the islands take?"
+        )
+    assert conversation.messages.get(sender="ai").text == body
+    assert get_encoder().is_cached(body, query=True)
