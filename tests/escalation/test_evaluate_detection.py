@@ -223,3 +223,36 @@ def test_cross_source_holds_each_source_out_and_reports_by_language_and_reason()
         )
     ]
     assert "Held-out figures" in format_report(report)
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "nan"])
+def test_a_sensitivity_outside_0_to_1_is_a_clear_error(tmp_path, value):
+    path = write(tmp_path, json.dumps({"id": "a", "turns": [{"role": "customer", "text": "hi"}]}))
+    with pytest.raises(CommandError, match="--sensitivity must be between 0 and 1"):
+        run(path, "--sensitivity", value)
+    with pytest.raises(CommandError, match="--sensitivity must be between 0 and 1"):
+        call_command("evaluate_detection", "--cross-source", "--sensitivity", value)
+
+
+def test_a_higher_sensitivity_decides_as_an_assistant_set_that_way_would(tmp_path):
+    from escalation.detection import DetectorSettings, Turn, detect
+    from escalation.detection.policy import adjusted_threshold
+
+    text = "can someone from billing call me?"
+    intent = detect([Turn("customer", text)]).signals["intent"]
+    # a borderline ask: under the trained threshold, over the threshold at sensitivity 1
+    assert adjusted_threshold(intent["threshold"], 1.0) <= intent["confidence"]
+    assert intent["confidence"] < intent["threshold"]
+    assert detect([Turn("customer", text)], DetectorSettings(sensitivity=1.0)).decision.escalate
+    path = write(tmp_path, json.dumps({"id": "a", "turns": [{"role": "customer", "text": text}]}))
+    assert json.loads(run(path)[0])["escalate"] is False
+    assert json.loads(run(path, "--sensitivity", "1")[0])["escalate"] is True
+
+
+def test_the_cross_source_report_names_a_sensitivity_other_than_the_trained_one():
+    from escalation.detection.training.cross_source import format_report
+
+    assert "at sensitivity 0.8" in format_report(
+        {"folds": {}, "leaks_skipped": 0, "sensitivity": 0.8}
+    )
+    assert "at sensitivity" not in format_report({"folds": {}, "leaks_skipped": 0})

@@ -54,12 +54,22 @@ class Command(BaseCommand):
         )
         parser.add_argument("--data", type=Path, default=None, help="the shared public data")
         parser.add_argument("--json", type=Path, default=None, help="also write the report here")
+        parser.add_argument(
+            "--sensitivity",
+            type=float,
+            default=0.5,
+            help="an assistant's sensitivity, 0..1 (0.5: the thresholds as trained)",
+        )
 
-    def handle(self, *args, file, backend, report, model, cross_source, hold_out, **options):
+    def handle(
+        self, *args, file, backend, report, model, cross_source, hold_out, sensitivity, **options
+    ):
+        if not 0.0 <= sensitivity <= 1.0:  # NaN fails too
+            raise CommandError(f"--sensitivity must be between 0 and 1; got {sensitivity}")
         if cross_source:
             if file is not None:
                 raise CommandError("--cross-source reads the training sources; give no FILE")
-            return self._cross_source(hold_out, options["data"], options["json"])
+            return self._cross_source(hold_out, options["data"], options["json"], sensitivity)
         if file is None:
             raise CommandError("give a FILE.jsonl, or --cross-source")
         try:
@@ -74,7 +84,7 @@ class Command(BaseCommand):
         if not conversations:
             raise CommandError(f"{file}: no conversations in it")
 
-        settings = DetectorSettings(backend=backend)
+        settings = DetectorSettings(backend=backend, sensitivity=sensitivity)
         try:  # once, before timing: the per-conversation figures are steady-state
             detector = load_model(model)
             get_encoder()
@@ -118,7 +128,7 @@ class Command(BaseCommand):
         if report:
             self.stderr.write(self._report(pairs, total))
 
-    def _cross_source(self, hold_out, data, json_path):
+    def _cross_source(self, hold_out, data, json_path, sensitivity):
         from escalation.detection.training.cross_source import (
             CONVERSATIONS,
             conversation_texts,
@@ -153,7 +163,12 @@ class Command(BaseCommand):
                 [line.text for line in lines] + conversation_texts(sets), self.stderr.write
             )
             report = run_cross_source(
-                lines, sets, store, hold_out=hold_out, progress=self.stderr.write
+                lines,
+                sets,
+                store,
+                hold_out=hold_out,
+                progress=self.stderr.write,
+                settings=DetectorSettings(sensitivity=sensitivity),
             )
         except (TrainingDataError, ConversationFormatError, EncoderUnavailable) as exc:
             raise CommandError(str(exc)) from None
