@@ -93,6 +93,33 @@ def preflight(request) -> HttpResponse:
     return with_cors(response, request.headers.get("Origin"))
 
 
+def customer_conversation(request, conversation_id: int, method: str):
+    """What a customer's request to their conversation may use: ``(conversation, origin,
+    None)``, or ``(None, None, the answer)`` for a preflight, another method, a wrong token or
+    a website the channel does not allow."""
+    if request.method == "OPTIONS":
+        return None, None, preflight(request)
+    if request.method != method:
+        return (
+            None,
+            None,
+            error(405, "method_not_allowed", _("Use %(method)s.") % {"method": method}),
+        )
+    origin = request.headers.get("Origin")
+    conversation = selectors.conversation_for_customer_token(
+        conversation_id, request.headers.get("X-Customer-Token", "")
+    )
+    if conversation is None:
+        return None, None, error(403, "forbidden", _("Unknown conversation or wrong token."))
+    if origin is not None and not origin_allowed(origin, conversation.channel):
+        return (
+            None,
+            None,
+            error(403, "origin_not_allowed", _("This website may not open chats on this channel.")),
+        )
+    return conversation, origin, None
+
+
 def client_ip(request) -> str:
     # REMOTE_ADDR only: a forwarded header is the client's to forge unless a proxy we trust
     # rewrites it (set that up in the proxy, which then owns the limit).
@@ -287,20 +314,9 @@ def start_widget_conversation(request):
 def widget_messages(request, conversation_id: int):
     """``GET /widget/conversations/<id>/messages/?after=<id>`` with ``X-Customer-Token``: the
     polling fallback. Oldest first, at most 200 per page (``has_more`` says to ask again)."""
-    if request.method == "OPTIONS":
-        return preflight(request)
-    if request.method != "GET":
-        return error(405, "method_not_allowed", _("Use GET."))
-    origin = request.headers.get("Origin")
-    conversation = selectors.conversation_for_customer_token(
-        conversation_id, request.headers.get("X-Customer-Token", "")
-    )
-    if conversation is None:
-        return error(403, "forbidden", _("Unknown conversation or wrong token."))
-    if origin is not None and not origin_allowed(origin, conversation.channel):
-        return error(
-            403, "origin_not_allowed", _("This website may not open chats on this channel.")
-        )
+    conversation, origin, refused = customer_conversation(request, conversation_id, "GET")
+    if refused is not None:
+        return refused
     try:
         after = parse_after(request.GET.get("after")) or 0
     except ValueError:
@@ -359,20 +375,9 @@ def rate_conversation(request, conversation_id: int):
     conversation, 409 before the end or for a second rating."""
     from escalation.satisfaction import rate_escalation
 
-    if request.method == "OPTIONS":
-        return preflight(request)
-    if request.method != "POST":
-        return error(405, "method_not_allowed", _("Use POST."))
-    origin = request.headers.get("Origin")
-    conversation = selectors.conversation_for_customer_token(
-        conversation_id, request.headers.get("X-Customer-Token", "")
-    )
-    if conversation is None:
-        return error(403, "forbidden", _("Unknown conversation or wrong token."))
-    if origin is not None and not origin_allowed(origin, conversation.channel):
-        return error(
-            403, "origin_not_allowed", _("This website may not open chats on this channel.")
-        )
+    conversation, origin, refused = customer_conversation(request, conversation_id, "POST")
+    if refused is not None:
+        return refused
     try:
         body = load_client_json(request.body or b"")
     except (JsonTooDeep, ValueError):
