@@ -84,15 +84,28 @@ def render(card: dict) -> str:
     joint = validation.get("thresholds")
     if joint:
         tried = ", ".join(f"{t['cap']:.2%} → {t['ordinary_escalated']:.2%}" for t in joint["tried"])
+        if joint.get("relaxed_from") == "strict":
+            how = (
+                f"the heads were relaxed one step at a time from strict thresholds, each step "
+                f"where it bought the most validation F1 per ordinary line newly escalated "
+                f"({joint['relaxed_steps']} steps), which scored better than one shared "
+                f"per-head false-alarm cap (the largest that fits: "
+                f"{joint['per_head_cap']:.2%})"
+            )
+        else:
+            how = (
+                f"each head's is its best validation F1 with at most "
+                f"{joint['per_head_cap']:.2%} false alarms on its validation negatives (the "
+                f"largest such cap that fits), then relaxed where the budget allowed "
+                f"({joint.get('relaxed_steps', 0)} steps)"
+            )
         out += [
             "",
-            f"Thresholds were chosen together: each head's is its best validation F1 with at "
-            f"most {joint['per_head_cap']:.2%} false alarms on its validation negatives, the "
-            f"largest such cap at which all heads together escalate at most "
+            f"Thresholds were chosen together, so that all heads together escalate at most "
             f"{joint['target']:.1%} of the {joint['ordinary_lines']:,} ordinary validation lines "
-            f"(reached: {joint['ordinary_escalated']:.2%}; caps tried → ordinary lines "
-            f"escalated: {tried}). Patterns, context and sentence-level scoring add to this in "
-            "the detector itself; the held-out figures below include them.",
+            f"(reached: {joint['ordinary_escalated']:.2%}): {how}. Shared caps tried → ordinary "
+            f"lines escalated: {tried}. Patterns, context and sentence-level scoring add to "
+            "this in the detector itself; the held-out figures below include them.",
         ]
     loop = validation["loop"]
     out += [

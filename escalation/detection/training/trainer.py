@@ -468,9 +468,11 @@ def _choose_thresholds(
     # The same budget spent where it buys the most: heads relaxed one at a time from strict.
     strict = dict.fromkeys(calibrated, 0.95)
     relaxed, rate, steps = _relax_thresholds(calibrated, strict, ordinary, positions)
+    start = "strict"
     if _total_f1(calibrated, relaxed) >= _total_f1(calibrated, thresholds):
         thresholds = relaxed
     else:
+        start = "equal cap"
         thresholds, rate, steps = _relax_thresholds(calibrated, thresholds, ordinary, positions)
     return thresholds, {
         "per_head_cap": cap,
@@ -478,6 +480,7 @@ def _choose_thresholds(
         "ordinary_escalated": round(rate, 4),
         "target": MAX_ORDINARY_ESCALATED,
         "tried": tried,
+        "relaxed_from": start,
         "relaxed_steps": steps,
     }
 
