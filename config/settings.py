@@ -199,6 +199,9 @@ LIVE_ESCALATION = {
     "MESSAGES_PER_ADDRESS_PER_MINUTE": env_number(
         "MESSAGES_PER_ADDRESS_PER_MINUTE", 120, minimum=1
     ),
+    # Customer frames waiting for the database per conversation and process, over all its
+    # sockets (then refused with a "busy" frame): one conversation's backlog stays small.
+    "FRAME_QUEUE_MAX": env_number("FRAME_QUEUE_MAX", 10, minimum=1, maximum=1000),
     # How often an open agent socket re-checks that its user and session are still valid (a
     # revocation also closes it at once through its agent.<id> group).
     "SOCKET_RECHECK_SECONDS": env_number("SOCKET_RECHECK_SECONDS", 30.0, cast=float, minimum=1),

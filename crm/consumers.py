@@ -15,6 +15,7 @@ layer answers again the groups are re-joined and ``connection.state: live`` is s
 """
 
 import asyncio
+import hashlib
 import json
 import logging
 import random
@@ -54,10 +55,10 @@ RATE_WINDOW_SECONDS = 10.0
 TYPING_MIN_INTERVAL_SECONDS = 2.0
 REPLAY_BATCH = 200
 SEEN_IDS_KEPT = 2000
-# Frames waiting for the database, per conversation and process, whatever the number of its
-# sockets: one conversation's backlog never queues more than this in front of the others on the
-# one database thread; past it, frames are refused with a "busy" error frame.
-FRAME_QUEUE_MAX = 10
+# A customer token checked in the database is trusted for this long by this process's other
+# sockets (see TokenChecks).
+TOKEN_CHECK_CACHE_SECONDS = 10.0
+TOKEN_CHECKS_KEPT = 10_000
 # "Alex is viewing": agents' sockets repeat their presence well within this; a tab that
 # crashed (no "left") disappears from colleagues' screens when it runs out.
 PRESENCE_TTL_SECONDS = 30
@@ -216,6 +217,50 @@ def conversation_for_token(conversation_id: int, token: str) -> Conversation | N
     return selectors.conversation_for_customer_token(conversation_id, token)
 
 
+class TokenChecks:
+    """This process checks a conversation's customer token in the database once for all the
+    sockets that present it within TOKEN_CHECK_CACHE_SECONDS, and once for a burst presenting
+    it at the same moment (they await the same pending check): a flood of one conversation's
+    sockets costs the one database thread one query, not one per socket. Wrong tokens are
+    remembered as wrong as well. A token never changes; a change to a channel's allowed origins
+    reaches new sockets within TOKEN_CHECK_CACHE_SECONDS. A failed check is not kept."""
+
+    def __init__(self):
+        self.checks: dict[tuple[int, str], tuple[float, asyncio.Future]] = {}
+
+    async def conversation(self, conversation_id: int, token: str) -> Conversation | None:
+        digest = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+        key = (conversation_id, digest)
+        now = time.monotonic()
+        loop = asyncio.get_running_loop()
+        entry = self.checks.get(key)
+        if entry is None or not self.usable(entry, now, loop):
+            self.forget_expired(now)
+            check = loop.create_task(conversation_for_token(conversation_id, token))
+            entry = self.checks[key] = (now + TOKEN_CHECK_CACHE_SECONDS, check)
+        return await asyncio.shield(entry[1])  # a socket that goes away leaves it to the others
+
+    @staticmethod
+    def usable(entry, now: float, loop) -> bool:
+        expires, check = entry
+        if expires < now or check.get_loop() is not loop:
+            return False
+        return not (check.done() and (check.cancelled() or check.exception() is not None))
+
+    def forget_expired(self, now: float) -> None:
+        if len(self.checks) < TOKEN_CHECKS_KEPT:
+            return
+        self.checks = {key: entry for key, entry in self.checks.items() if entry[0] >= now}
+        if len(self.checks) >= TOKEN_CHECKS_KEPT:  # a flood of distinct tokens: start afresh
+            self.checks = {}
+
+    def clear(self) -> None:
+        self.checks = {}
+
+
+token_checks = TokenChecks()
+
+
 @database_sync_to_async
 def store_customer_message(conversation_id: int, text, client_id: str | None = None) -> dict:
     conversation = Conversation.objects.get(pk=conversation_id)
@@ -341,13 +386,16 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def run_watchdog(self) -> None:
         """Every few seconds (jittered): ``periodic_check`` while the socket is open."""
-        interval = settings.LIVE_ESCALATION["SOCKET_RECHECK_SECONDS"]
+        interval = self.watchdog_interval()
         while not self.closed:
             await asyncio.sleep(interval * (0.8 + random.random() * 0.4))
             try:
                 await self.periodic_check()
             except Exception:  # a failing check is retried next time; the socket stays
                 logger.warning("socket periodic check failed", exc_info=True)
+
+    def watchdog_interval(self) -> float:
+        return settings.LIVE_ESCALATION["SOCKET_RECHECK_SECONDS"]
 
     async def periodic_check(self) -> None:
         """Overridden: what an open socket re-checks now and then."""
@@ -384,8 +432,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 self.frames_done()
 
     def backlog_full(self) -> bool:
-        """Whether this socket's share of the database thread is used up (see FRAME_QUEUE_MAX)."""
-        return self.frame_queue.qsize() >= FRAME_QUEUE_MAX
+        """Whether this socket's share of the database thread is used up (FRAME_QUEUE_MAX)."""
+        return self.frame_queue.qsize() >= settings.LIVE_ESCALATION["FRAME_QUEUE_MAX"]
 
     def frame_queued(self) -> None:
         pass
@@ -688,7 +736,9 @@ class CustomerConsumer(LiveConsumer):
     """``/ws/conversations/<id>/?token=<customer token>[&after=<message id>]``."""
 
     queue_frames = True
-    # Frames waiting for the database, per conversation, over all sockets of this process.
+    # Frames waiting for the database, per conversation, over all sockets of this process: one
+    # conversation's backlog never queues more than FRAME_QUEUE_MAX; past it, frames are
+    # refused with a "busy" error frame (naming their client id).
     pending_by_conversation: Counter = Counter()
     slots: limits.SocketSlots | None = None
 
@@ -705,10 +755,11 @@ class CustomerConsumer(LiveConsumer):
             return
         self.address = limits.scope_client_address(self.scope)
         self.slots = limits.SocketSlots(address=self.address, member=self.channel_name)
-        if await self.slots.take_address() is not None:  # before any database work
-            await self.refuse(CLOSE_TOO_MANY_SOCKETS, "too many sockets per address")
+        refusal = await self.slots.take_address(conversation_id)  # before any database work
+        if refusal is not None:
+            await self.refuse(CLOSE_TOO_MANY_SOCKETS, f"too many sockets per {refusal.scope}")
             return
-        conversation = await conversation_for_token(conversation_id, token)
+        conversation = await token_checks.conversation(conversation_id, token)
         if conversation is None:
             await self.refuse(CLOSE_FORBIDDEN, "forbidden")
             return
@@ -733,16 +784,32 @@ class CustomerConsumer(LiveConsumer):
         await self.send_queue_position()
         await self.send_rating_request()
 
+    async def refuse(self, code: int, reason: str = "") -> None:
+        if self.slots is not None:
+            await self.slots.release()  # at once, not when the close has gone round
+        await super().refuse(code, reason)
+
     async def disconnect(self, code):
         await super().disconnect(code)
         if self.slots is not None:
             await self.slots.release()
 
+    def watchdog_interval(self) -> float:
+        return limits.SLOT_HEARTBEAT_SECONDS  # the slots' heartbeat: well within their expiry
+
     async def periodic_check(self) -> None:
-        await self.slots.refresh()
+        if not await self.slots.refresh():  # this process stalled and the slot went to another
+            await self.close(code=CLOSE_TOO_MANY_SOCKETS)
 
     def backlog_full(self) -> bool:
-        return self.pending_by_conversation[self.conversation_id] >= FRAME_QUEUE_MAX
+        waiting = self.pending_by_conversation[self.conversation_id]
+        return waiting >= settings.LIVE_ESCALATION["FRAME_QUEUE_MAX"]
+
+    async def handle_frame(self, frame: dict) -> None:
+        # One frame of a conversation at a time goes to the database thread, whatever the
+        # number of its sockets: behind a flooded conversation another waits for one store.
+        async with limits.conversation_turns.turn(self.conversation_id):
+            await super().handle_frame(frame)
 
     def frame_queued(self) -> None:
         self.pending_by_conversation[self.conversation_id] += 1
@@ -762,6 +829,13 @@ class CustomerConsumer(LiveConsumer):
         )
         if refusal is None:
             return True
+        if refusal.code == "busy":
+            await self.send_error(
+                "busy",
+                _("Too many frames are waiting; please send again in a moment."),
+                **client_id_of(frame),
+            )
+            return False
         await self.send_error(
             "rate_limited",
             _("Too many messages: at most %(limit)d a minute per %(scope)s. Please wait a moment.")

@@ -112,8 +112,12 @@ def offline_outbound_http():
 
 @pytest.fixture(autouse=True)
 def fresh_socket_limits():
-    """Socket slots and message budgets (crm.limits) are shared state: each test starts empty."""
+    """Socket slots, message budgets (crm.limits) and the customer tokens checked
+    (crm.consumers.token_checks) are shared state: each test starts empty."""
+    from crm.consumers import token_checks
+
     limits.clear_all()
+    token_checks.clear()
     yield
 
 

@@ -3,30 +3,45 @@ product running as in production (uvicorn subprocesses on loopback, the test dat
 and shows it fixed. Like tests/faults, `make faults` runs them and under CI=true `make test`
 collects them; a plain `make test` on a developer's machine leaves them out."""
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-ON_CI = os.environ.get("CI", "").lower() == "true"
+from tests.faults.services import (
+    RedisServer,
+    database_url_of_tests,
+    folder_requested,
+    need,
+    product_env,
+    redis_available,
+    start_uvicorn,
+)
+
 ABUSE_DIR = Path(__file__).resolve().parent
 
 
-def _abuse_requested(config) -> bool:
-    if ON_CI:
-        return True
-    for arg in config.args:
-        path = (config.invocation_params.dir / arg.split("::")[0]).resolve()
-        if path == ABUSE_DIR or ABUSE_DIR in path.parents:
-            return True
-    return False
-
-
 def pytest_ignore_collect(collection_path, config):
-    if collection_path.name.startswith("test_") and not _abuse_requested(config):
+    if collection_path.name.startswith("test_") and not folder_requested(config, ABUSE_DIR):
         return True
     return None
+
+
+def pytest_terminal_summary(terminalreporter):
+    """What each abuse test printed (its figures: refusals, times, the flood's latencies),
+    shown at the end of `make faults` without ``-s``."""
+    lines = []
+    for outcome in ("passed", "failed", "xfailed", "xpassed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if "tests/abuse/" not in report.nodeid or report.when != "call":
+                continue
+            for name, content in report.sections:
+                if name == "Captured stdout call" and content.strip():
+                    lines.append(f"{report.nodeid.split('::')[-1]}: {content.strip()}")
+    if lines:
+        terminalreporter.write_sep("-", "abuse figures")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 @dataclass(frozen=True)
@@ -53,18 +68,7 @@ def product(django_db_setup):
     (channel layer, broker and the shared limits), for the tests of one module; yields the
     port and the Redis URL. Tests use ``django_db(transaction=True)`` so the server sees their
     rows, and ``same_layer`` when what they change in this process must reach its sockets."""
-    from tests.faults.services import (
-        RedisServer,
-        database_url_of_tests,
-        product_env,
-        redis_available,
-        start_uvicorn,
-    )
-
-    if not redis_available():
-        if ON_CI:
-            pytest.fail("CI=true must run the abuse tests, but redis-server is not installed")
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    need(redis_available(), "redis-server is not installed (apt-get install redis-server)")
     redis = RedisServer().start()
     server = None
     try:

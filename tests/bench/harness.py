@@ -262,6 +262,8 @@ class Services:
                     str(port),
                     "--log-level",
                     "warning",
+                    "--ws-per-message-deflate",
+                    "false",  # as the Procfile
                     "--no-access-log",
                 ],
                 f"{log_prefix}-{index}.log",

@@ -22,6 +22,31 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 PG_BIN_ROOT = Path("/usr/lib/postgresql")
+ON_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def folder_requested(config, folder: Path) -> bool:
+    """Whether this pytest run asks for the tests in ``folder``: CI=true runs them all, and so
+    does a path on the command line inside it (`make faults`); a plain `make test` on a
+    developer's machine leaves them out (each starts and breaks real services)."""
+    if ON_CI:
+        return True
+    for arg in config.args:
+        path = (config.invocation_params.dir / arg.split("::")[0]).resolve()
+        if path == folder or folder in path.parents:
+            return True
+    return False
+
+
+def need(condition: bool, what: str) -> None:
+    """Skip without what a test needs; under CI=true that skip is a failure."""
+    if condition:
+        return
+    import pytest
+
+    if ON_CI:
+        pytest.fail(f"CI=true must run the fault and abuse tests, but {what}")
+    pytest.skip(what)
 
 
 def free_port() -> int:
@@ -285,6 +310,8 @@ def start_uvicorn(env: dict) -> tuple[Product, int]:
             str(port),
             "--log-level",
             "warning",
+            "--ws-per-message-deflate",
+            "false",  # as the Procfile
         ],
         env,
         "uvicorn",

@@ -7,17 +7,15 @@ without restarting the ASGI server.
 """
 
 import asyncio
-import contextlib
-import json
-import time
 
 import pytest
 from asgiref.sync import sync_to_async
-from websockets.asyncio.client import connect
 
 from crm.models import Message
+from tests.bench.world import session_cookie
 
 from .services import RedisServer, database_url_of_tests, product_env, start_uvicorn
+from .sockets import open_agent, open_customer
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -25,82 +23,9 @@ pytestmark = [
     pytest.mark.real_celery,
 ]
 
-FRAME_TIMEOUT = 30.0
-
-
-def session_cookie(user) -> str:
-    from django.conf import settings
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-    from django.contrib.sessions.backends.db import SessionStore
-
-    session = SessionStore()
-    session[SESSION_KEY] = str(user.pk)
-    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    session.create()
-    return f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
-
-
-class Socket:
-    """A client socket that keeps every frame it receives, to wait for one by predicate."""
-
-    def __init__(self, ws):
-        self.ws = ws
-        self.frames: list[dict] = []
-        self._new = asyncio.Event()
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self):
-        async for raw in self.ws:
-            self.frames.append(json.loads(raw))
-            self._new.set()
-
-    async def wait_for(self, predicate, what: str, timeout: float = FRAME_TIMEOUT) -> dict:
-        deadline = time.monotonic() + timeout
-        seen = 0
-        while True:
-            for frame in self.frames[seen:]:
-                if predicate(frame):
-                    return frame
-            seen = len(self.frames)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"no frame {what} within {timeout:.0f} s; got {self.frames}")
-            self._new.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._new.wait(), remaining)
-
-    async def send(self, frame: dict) -> None:
-        await self.ws.send(json.dumps(frame))
-
-    async def close(self) -> None:
-        self._reader.cancel()
-        await self.ws.close()
-
 
 def message_with(text: str):
     return lambda f: f["type"] == "message.created" and f["message"]["text"] == text
-
-
-async def open_customer(port, conversation, after=None) -> Socket:
-    url = f"ws://127.0.0.1:{port}/ws/conversations/{conversation.pk}/?token="
-    url += conversation.customer_token + (f"&after={after}" if after else "")
-    ws = await connect(url, origin=f"http://127.0.0.1:{port}", open_timeout=FRAME_TIMEOUT)
-    socket = Socket(ws)
-    await socket.wait_for(lambda f: f["type"] == "conversation.mode", "conversation.mode")
-    return socket
-
-
-async def open_agent(port, cookie) -> Socket:
-    ws = await connect(
-        f"ws://127.0.0.1:{port}/ws/agent/",
-        origin=f"http://127.0.0.1:{port}",
-        additional_headers={"Cookie": cookie},
-        open_timeout=FRAME_TIMEOUT,
-    )
-    socket = Socket(ws)
-    await socket.wait_for(lambda f: f["type"] == "connection.state", "connection.state")
-    return socket
 
 
 @sync_to_async

@@ -4,21 +4,16 @@ SIGTERM an operator would and returns its exit code (SIGKILL to the group if it 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-
-from websockets.asyncio.client import connect
 
 from tests.faults.services import REPO, free_port, kill_group, product_env, wait_for
 
@@ -116,64 +111,3 @@ def metric_value(text: str, sample: str) -> float | None:
         if line.startswith(sample + " "):
             return float(line.rsplit(" ", 1)[1])
     return None
-
-
-class Socket:
-    """A websocket whose incoming JSON frames are collected; ``wait_for`` a matching one."""
-
-    def __init__(self, ws):
-        self.ws = ws
-        self.frames: list[dict] = []
-        self._new = asyncio.Event()
-        self._reader = asyncio.create_task(self._read())
-
-    @classmethod
-    async def open(cls, url: str, *, origin: str, cookie: str | None = None) -> Socket:
-        headers = {"Cookie": cookie} if cookie else None
-        return cls(await connect(url, origin=origin, additional_headers=headers, open_timeout=15))
-
-    async def _read(self):
-        with contextlib.suppress(Exception):
-            async for text in self.ws:
-                self.frames.append(json.loads(text))
-                self._new.set()
-
-    async def wait_for(self, predicate, what: str, timeout: float = 20.0) -> dict:
-        deadline = time.monotonic() + timeout
-        seen = 0
-        while True:
-            for frame in self.frames[seen:]:
-                if predicate(frame):
-                    return frame
-            seen = len(self.frames)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"no frame {what} within {timeout:.0f} s; got {self.frames}")
-            self._new.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._new.wait(), remaining)
-
-    async def send(self, frame: dict) -> None:
-        await self.ws.send(json.dumps(frame))
-
-    async def close(self) -> None:
-        self._reader.cancel()
-        await self.ws.close()
-
-
-async def open_customer(port: int, conversation) -> Socket:
-    socket = await Socket.open(
-        f"ws://127.0.0.1:{port}/ws/conversations/{conversation.pk}/"
-        f"?token={conversation.customer_token}",
-        origin=f"http://127.0.0.1:{port}",
-    )
-    await socket.wait_for(lambda f: f["type"] == "conversation.mode", "conversation.mode")
-    return socket
-
-
-async def open_agent(port: int, cookie: str) -> Socket:
-    socket = await Socket.open(
-        f"ws://127.0.0.1:{port}/ws/agent/", origin=f"http://127.0.0.1:{port}", cookie=cookie
-    )
-    await socket.wait_for(lambda f: f["type"] == "connection.state", "connection.state")
-    return socket

@@ -8,8 +8,9 @@ import pytest
 
 from escalation.models import Escalation
 from tests.faults.services import RedisServer, database_url_of_tests, wait_for
+from tests.faults.sockets import open_customer
 
-from .stack import Node, metric_value, open_customer
+from .stack import Node, metric_value
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -15,8 +15,9 @@ from integrations.services import create_api_token
 from tests.bench.world import session_cookie
 from tests.factories import AgentFactory
 from tests.faults.services import RedisServer, database_url_of_tests
+from tests.faults.sockets import open_agent, open_customer
 
-from .stack import Node, open_agent, open_customer
+from .stack import Node
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

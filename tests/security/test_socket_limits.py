@@ -126,7 +126,7 @@ async def test_a_conversations_backlog_is_bounded_and_shed_with_busy(
 ):
     """While its stores wait for the database, a conversation queues at most FRAME_QUEUE_MAX
     frames over all its sockets; the rest are refused with "busy" (and their client ids)."""
-    monkeypatch.setattr(consumers, "FRAME_QUEUE_MAX", 3)
+    limits_of(FRAME_QUEUE_MAX=3)
     one, two = customer_socket(shop_conversation), customer_socket(shop_conversation)
     await connect_and_drain(one)
     await connect_and_drain(two)
