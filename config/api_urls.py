@@ -112,8 +112,15 @@ urlpatterns = [
     path("v1/", include(v1)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # Swagger UI from drf-spectacular-sidecar's static files, its start-up script served as a
-    # file of its own: no CDN and no inline script (the Content-Security-Policy allows neither).
-    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
+    # file of its own, its page without inline style: no CDN, no inline script or style (the
+    # Content-Security-Policy allows none of them).
+    path(
+        "docs/",
+        SpectacularSwaggerSplitView.as_view(
+            url_name="api:schema", template_name="api/swagger_ui.html"
+        ),
+        name="docs",
+    ),
     path(
         "webhooks/whatsapp/<str:channel_key>/",
         webhooks.WhatsAppWebhookView.as_view(),

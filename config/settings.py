@@ -352,14 +352,15 @@ SECURE_HSTS_PRELOAD = HTTPS_ONLY
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-# Scripts only from our own static files (no inline script, no eval); styles may be inline
-# because widget.js styles itself inside the host page's shadow root and charts size bars with
-# style attributes. Nothing may frame a page, and forms post only to us.
+# Scripts and styles only from our own static files: no inline script, no eval, no <style>
+# element or style attribute (charts are SVG attributes, widget.js styles its shadow root with a
+# constructed stylesheet, htmx's indicator rules are in crm.css). Nothing may frame a page, and
+# forms post only to us.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
-        "style-src": ["'self'", "'unsafe-inline'"],
+        "style-src": ["'self'"],
         "img-src": ["'self'", "data:"],
         "connect-src": ["'self'"],
         "font-src": ["'self'"],

@@ -150,8 +150,7 @@
   var host = el("div");
   host.setAttribute("data-live-escalation", "");
   var root = host.attachShadow ? host.attachShadow({ mode: "open" }) : host;
-  var style = el("style");
-  style.textContent =
+  var css =
     ":host{all:initial}" +
     ".le{position:fixed;right:20px;bottom:20px;z-index:2147483000;font:14px/1.4 system-ui,sans-serif;color:#111}" +
     ".le-launch{background:" + color + ";color:#fff;border:0;border-radius:24px;padding:12px 18px;cursor:pointer;font:inherit;box-shadow:0 4px 12px rgba(0,0,0,.2)}" +
@@ -182,7 +181,18 @@
     ".le-hidden{display:none!important}" +
     ".le-input{flex:1;border:0;padding:12px;font:inherit;resize:none;outline:none}" +
     ".le-send{background:none;border:0;color:" + color + ";font:inherit;font-weight:600;padding:0 14px;cursor:pointer}";
-  root.appendChild(style);
+  // A constructed stylesheet rather than a <style> element: a Content-Security-Policy without
+  // 'unsafe-inline' for styles (ours, and many a host page's) refuses the element, not this.
+  if (root.adoptedStyleSheets !== undefined && window.CSSStyleSheet &&
+      "replaceSync" in CSSStyleSheet.prototype) {
+    var sheet = new CSSStyleSheet();
+    sheet.replaceSync(css);
+    root.adoptedStyleSheets = [sheet];
+  } else {
+    var style = el("style");
+    style.textContent = css;
+    root.appendChild(style);
+  }
 
   var frame = el("div", "le");
   var launch = el("button", "le-launch", TEXT.open);

@@ -236,7 +236,8 @@ def open_page(request, browser, live_server_url, transactional_db):
 
 def _page_problem(page) -> str:
     """What a person must not see on ``page`` now or at any moment since it opened: template
-    syntax (recorded by WATCH_TEMPLATE_SYNTAX, and in the current document), or a script error."""
+    syntax (recorded by WATCH_TEMPLATE_SYNTAX, and in the current document), a script error, or
+    anything the Content-Security-Policy refused."""
     recorded = page.evaluate(
         "(() => { try { return JSON.parse(sessionStorage.getItem('__leTemplateLeaks') || '[]'); }"
         " catch (error) { return window.__leTemplateLeaks || []; } })()"
@@ -253,6 +254,10 @@ def _page_problem(page) -> str:
     errors = [line for line in page.le_console if line.startswith("pageerror")]
     if errors:
         problems.append(f"script errors: {errors}")
+    # Chromium logs what the Content-Security-Policy refused (an inline style or script, eval)
+    refused = [line for line in page.le_console if "Content Security Policy" in line]
+    if refused:
+        problems.append(f"refused by the CSP: {refused[:3]}")
     return "; ".join(problems)
 
 

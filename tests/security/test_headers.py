@@ -1,6 +1,6 @@
-"""A strict Content-Security-Policy on every page (scripts from our own static files only, and
-no inline script to need more), Swagger UI from our own static files, and no caching of pages
-or API answers that carry CRM or customer data."""
+"""A strict Content-Security-Policy on every page (scripts and styles from our own static files
+only, and no inline script or style to need more), Swagger UI from our own static files, and no
+caching of pages or API answers that carry CRM or customer data."""
 
 import re
 
@@ -22,6 +22,7 @@ PAGES = [
     "/admin/",
 ]
 INLINE_HANDLER = re.compile(r"\s(on[a-z]+|hx-on[:\w-]*)\s*=", re.IGNORECASE)
+INLINE_STYLE = re.compile(r"<style\b|\sstyle\s*=", re.IGNORECASE)
 SCRIPT_TAG = re.compile(r"<script\b([^>]*)>", re.IGNORECASE)
 
 
@@ -45,12 +46,14 @@ def test_pages_carry_a_strict_csp_and_have_no_inline_script(manager_client, url,
         part.strip().split(" ", 1) for part in response["Content-Security-Policy"].split(";")
     )
     assert policy["script-src"] == "'self'"
+    assert policy["style-src"] == "'self'"
     assert policy["object-src"] == "'none'"
     assert policy["frame-ancestors"] == "'none'"
     html = response.content.decode()
     for attributes in SCRIPT_TAG.findall(html):
         assert "src=" in attributes, f"an inline <script> on {url}"
     assert not INLINE_HANDLER.findall(html), f"an inline event handler on {url}"
+    assert not INLINE_STYLE.findall(html), f"an inline style on {url}"
 
 
 @pytest.mark.django_db

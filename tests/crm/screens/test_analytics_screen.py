@@ -27,7 +27,7 @@ def test_the_numbers_and_the_charts_agree(manager_client, manager, escalate):
     assert 'data-metric="wait-median">2m 00s<' in html
     assert "<td>2</td><td>120.0</td><td>120.0</td><td>168.0</td>" in html  # wait row, p90
     reasons = html[html.index('id="reasons"') : html.index('id="priorities"')]
-    assert "Frustration" in reasons and "width: 100.0%" in reasons and "width: 50.0%" in reasons
+    assert "Frustration" in reasons and 'width="100.0%"' in reasons and 'width="50.0%"' in reasons
 
 
 def test_channel_and_team_filters_narrow_the_metrics(manager_client, escalate, team):

@@ -298,6 +298,7 @@ def _act_on_everything(sweep: Sweep, world, user) -> None:
 
 def _customer_pages(sweep: Sweep, world) -> None:
     sweep.get("widget-demo", "/widget/demo/")
+    sweep.get("api-docs", "/api/docs/")  # the public Swagger UI page (templates/api/)
     sweep.get("widget-script", "/widget.js")
     sweep.get("widget-config", "/widget/config/?channel=website-demo")
     start = sweep.request(
