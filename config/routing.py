@@ -11,10 +11,11 @@ from channels.auth import AuthMiddlewareStack
 from channels.routing import URLRouter
 from django.urls import path, re_path
 
-from crm.consumers import AgentConsumer, CustomerConsumer, NotFoundConsumer
+from crm.consumers import AgentConsumer, CustomerConsumer, NotFoundConsumer, RefuseWhenFull
 
 websocket_urlpatterns = [
-    path("ws/conversations/<int:conversation_id>/", CustomerConsumer.as_asgi()),
+    # A full conversation or address is refused before a consumer is made (crm.limits caps).
+    path("ws/conversations/<int:conversation_id>/", RefuseWhenFull(CustomerConsumer.as_asgi())),
     path("ws/agent/", AuthMiddlewareStack(AgentConsumer.as_asgi())),
     re_path(r"", NotFoundConsumer.as_asgi()),
 ]

@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, urlparse
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.security.websocket import OriginValidator
 from django.conf import settings
@@ -413,6 +414,15 @@ class LiveConsumer(AsyncWebsocketConsumer):
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
 
+    async def websocket_disconnect(self, message):
+        """As Channels' own, but without its ``aclose_old_connections()`` when frames are queued
+        (see ``dispatch``): for every socket that closed, a flood's refused ones too, that hop
+        waited in front of other customers' stores on the one database thread."""
+        if not self.queue_frames:
+            return await super().websocket_disconnect(message)
+        await self.disconnect(message["code"])
+        raise StopConsumer()
+
     def start_frame_worker(self) -> None:
         if self.queue_frames and self.frame_worker is None:
             self.frame_queue = asyncio.Queue()
@@ -728,6 +738,35 @@ class LiveConsumer(AsyncWebsocketConsumer):
                     if self.include_private_notes and "user_id" in event
                     else {}
                 ),
+            }
+        )
+
+
+class RefuseWhenFull:
+    """In front of the customer socket (``config/routing.py``): a socket to a conversation, or
+    from an address, whose sockets are already at the cap is accepted and closed with 4429 here,
+    for one look in Redis, before a consumer, its channel-layer name and its database work are
+    made for it; a flood of one conversation costs little more than its handshakes. The caps
+    themselves are kept by the consumer's atomic take."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        full = await limits.full_scope(
+            conversation_id=scope["url_route"]["kwargs"]["conversation_id"],
+            address=limits.scope_client_address(scope),
+        )
+        if full is None:
+            return await self.app(scope, receive, send)
+        if (await receive())["type"] != "websocket.connect":
+            return
+        await send({"type": "websocket.accept"})
+        await send(
+            {
+                "type": "websocket.close",
+                "code": CLOSE_TOO_MANY_SOCKETS,
+                "reason": f"too many sockets per {full}",
             }
         )
 

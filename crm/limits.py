@@ -104,6 +104,19 @@ return 1
 
 TAKEN, FULL, OTHER_FULL = 1, 0, -1
 
+# KEYS: slot sets; ARGV: their caps. The 1-based index of the first set already full (its live
+# slots, those not expired, at its cap), or 0. Looks only: nothing is taken or dropped.
+FIRST_FULL_SCRIPT = """
+local now = redis.call('TIME')
+local t = tonumber(now[1]) + tonumber(now[2]) / 1000000
+for i, key in ipairs(KEYS) do
+  if redis.call('ZCOUNT', key, '(' .. t, '+inf') >= tonumber(ARGV[i]) then
+    return i
+  end
+end
+return 0
+"""
+
 
 class _RedisLimiter:
     """One per event loop (a client's connections belong to its loop): the client, its slot
@@ -125,6 +138,7 @@ class _RedisLimiter:
         )
         self.gate = asyncio.Semaphore(LIMITER_CONCURRENCY)
         self.take_slot_script = self.client.register_script(TAKE_SLOT_SCRIPT)
+        self.first_full_script = self.client.register_script(FIRST_FULL_SCRIPT)
 
     async def call(self, operation):
         """``await operation(self)`` when this loop's turn comes. LimiterBusy after waiting
@@ -148,6 +162,9 @@ class _RedisLimiter:
 
     async def release_slot(self, key: str, member: str) -> None:
         await self.client.zrem(key, member)
+
+    async def first_full(self, keys: list[str], caps: list[int]) -> int:
+        return int(await self.first_full_script(keys=keys, args=caps))
 
     async def count(self, keys: list[str]) -> list[int]:
         """Add one to each counter, in one round trip; the new counts."""
@@ -218,6 +235,13 @@ class _LocalLimiter:
                 return TAKEN
             return FULL
 
+    def first_full(self, keys: list[str], caps: list[int]) -> int:
+        with self.lock:
+            for index, (key, cap) in enumerate(zip(keys, caps, strict=True), start=1):
+                if len(self.slots.get(key, ())) >= cap:
+                    return index
+            return 0
+
     def release_slot(self, key: str, member: str) -> None:
         with self.lock:
             held = self.slots.get(key)
@@ -246,6 +270,28 @@ _local = _LocalLimiter()
 
 def _conversation_key(conversation_id) -> str:
     return f"{KEY_PREFIX}sockets:conversation:{conversation_id}"
+
+
+async def full_scope(*, conversation_id: int, address: str) -> str | None:
+    """ "conversation" or "address" when its sockets are already at the cap, else None: a look,
+    nothing taken, so a flood is refused before a consumer is even made for it. Only a hint
+    (the slot is taken atomically later, by the socket that gets past this); None whenever the
+    limiter cannot say at once."""
+    scopes = {
+        "conversation": (_conversation_key(conversation_id), _limits()["SOCKETS_PER_CONVERSATION"]),
+        "address": (f"{KEY_PREFIX}sockets:address:{address}", _limits()["SOCKETS_PER_ADDRESS"]),
+    }
+    keys = [key for key, _cap in scopes.values()]
+    caps = [cap for _key, cap in scopes.values()]
+    limiter = _redis_limiter()
+    try:
+        if limiter is not None:
+            index = await limiter.call(lambda r: r.first_full(keys, caps))
+        else:
+            index = _local.first_full(keys, caps)
+    except Exception:  # busy or unreachable: the consumer's own take decides
+        return None
+    return list(scopes)[index - 1] if index else None
 
 
 class SocketSlots:

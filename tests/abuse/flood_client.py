@@ -1,18 +1,22 @@
 """The attacker of ``test_socket_flood``, run as a process of its own (an attacker is another
-machine): its 200 handshakes and 4,000 frames must not share an event loop with the customer
-whose acknowledgements the test times, or the figure measures the test's own client.
+machine): its handshakes and frames must not share an event loop with the customer whose
+acknowledgements the test times, or the figure would measure the test's own client.
 
-    python -m tests.abuse.flood_client URL ORIGIN ADDRESS SOCKETS MESSAGES TIMEOUT
+    python -m tests.abuse.flood_client URL ORIGIN ADDRESS SOCKETS MESSAGES RETRY TIMEOUT
 
-prints ``started`` once, then one JSON line: how many sockets were accepted, the close codes of
-the refused ones, and what each message got (``acked``, ``rate_limited``, ``busy``, ...)."""
+SOCKETS sockets to one conversation at once. An accepted one sends MESSAGES message frames, reads
+their answers and stays open; a refused one connects again RETRY seconds later, so the flood
+lasts until the parent writes a line to stdin (or TIMEOUT passes). Prints ``started`` once, then
+one JSON line: sockets accepted, close codes of the refusals, handshakes made, and what each
+message got (``acked``, ``rate_limited``, ``busy``, ...)."""
 
 import asyncio
 import json
 import sys
+from collections import Counter
 
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 
 async def first_frame(ws, timeout: float) -> dict | int:
@@ -23,60 +27,76 @@ async def first_frame(ws, timeout: float) -> dict | int:
         return closed.rcvd.code if closed.rcvd else 1006
 
 
-async def flood_one(args, number: int, outcome: dict, all_tried: asyncio.Event) -> None:
-    """One socket; an accepted one stays open until every socket has tried (an attacker keeps
-    what it gets), so the cap is measured on sockets open at once."""
-    ws = await connect(
-        args["url"],
-        origin=args["origin"],
-        additional_headers={"X-Forwarded-For": args["address"]},
-        open_timeout=args["timeout"],
-        max_queue=None,
-    )
-    try:
-        first = await first_frame(ws, args["timeout"])
-        outcome["tried"] += 1
-        if outcome["tried"] == args["sockets"]:
-            all_tried.set()
-        if isinstance(first, int):
-            outcome["closed"].append(first)
-            return
-        outcome["accepted"] += 1
-        for n in range(args["messages"]):
-            frame = {
-                "type": "message",
-                "text": f"flood {number}-{n}",
-                "client_id": f"f{number}x{n}",
-            }
-            await ws.send(json.dumps(frame))
-        answered = 0
-        while answered < args["messages"]:
-            frame = json.loads(await asyncio.wait_for(ws.recv(), args["timeout"]))
-            if frame.get("client_id"):
-                answered += 1
-                kind = "acked" if frame["type"] == "message.created" else frame["code"]
-                outcome["answers"][kind] = outcome["answers"].get(kind, 0) + 1
-        await asyncio.wait_for(all_tried.wait(), args["timeout"] * 4)
-    finally:
-        await ws.close()
+async def flood_one(args, number: int, outcome: dict, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            ws = await connect(
+                args["url"],
+                origin=args["origin"],
+                additional_headers={"X-Forwarded-For": args["address"]},
+                open_timeout=args["timeout"],
+                max_queue=None,
+            )
+        except (OSError, TimeoutError, InvalidHandshake) as error:
+            outcome["failed"][type(error).__name__] += 1
+            await asyncio.sleep(args["retry"])
+            continue
+        outcome["handshakes"] += 1
+        try:
+            first = await first_frame(ws, args["timeout"])
+            if isinstance(first, int):
+                outcome["closed"][first] += 1
+            else:
+                outcome["accepted"] += 1
+                await chat(args, number, ws, outcome)
+                await stop.wait()  # an attacker keeps what it gets
+                return
+        finally:
+            await ws.close()
+        await asyncio.sleep(args["retry"])
+
+
+async def chat(args, number: int, ws, outcome: dict) -> None:
+    for n in range(args["messages"]):
+        frame = {"type": "message", "text": f"flood {number}-{n}", "client_id": f"f{number}x{n}"}
+        await ws.send(json.dumps(frame))
+    answered = 0
+    while answered < args["messages"]:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), args["timeout"]))
+        if frame.get("client_id"):
+            answered += 1
+            outcome["answers"][
+                "acked" if frame["type"] == "message.created" else frame["code"]
+            ] += 1
 
 
 async def flood(args: dict) -> dict:
-    outcome = {"tried": 0, "accepted": 0, "closed": [], "answers": {}}
-    all_tried = asyncio.Event()
+    outcome = {
+        "accepted": 0,
+        "handshakes": 0,
+        "closed": Counter(),
+        "failed": Counter(),
+        "answers": Counter(),
+    }
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    told = loop.run_in_executor(None, sys.stdin.readline)
+    told.add_done_callback(lambda _: stop.set())
+    loop.call_later(args["timeout"], stop.set)
     print("started", flush=True)
-    await asyncio.gather(*(flood_one(args, n, outcome, all_tried) for n in range(args["sockets"])))
+    await asyncio.gather(*(flood_one(args, n, outcome, stop) for n in range(args["sockets"])))
     return outcome
 
 
 def main(argv: list[str]) -> None:
-    url, origin, address, sockets, messages, timeout = argv
+    url, origin, address, sockets, messages, retry, timeout = argv
     args = {
         "url": url,
         "origin": origin,
         "address": address,
         "sockets": int(sockets),
         "messages": int(messages),
+        "retry": float(retry),
         "timeout": float(timeout),
     }
     print(json.dumps(asyncio.run(flood(args))), flush=True)
