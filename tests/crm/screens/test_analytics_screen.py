@@ -103,7 +103,7 @@ def test_customer_satisfaction_by_agent_team_and_reason(
     assert "2 ratings" in csat and "50% rated 4 or 5" in csat
     by_agent = csat[csat.index('id="csat-by-agent"') : csat.index('id="csat-by-team"')]
     assert by_agent.index("Marina") < by_agent.index(manager.agent_profile.display_name)
-    assert "width: 80.0%" in by_agent and "width: 40.0%" in by_agent  # 4 and 2 of 5
+    assert 'width="80.0%"' in by_agent and 'width="40.0%"' in by_agent  # 4 and 2 of 5
     assert team.name in csat[csat.index('id="csat-by-team"') :]
     by_reason = csat[csat.index('id="csat-by-reason"') :]
     assert "Asked for a person" in by_reason and "Frustration" in by_reason
