@@ -215,7 +215,9 @@ def _log_outage(error: BaseException) -> None:
 
 
 class _LocalLimiter:
-    """Slots and budgets counted in this process. Slots have no expiry: they die with it."""
+    """Slots and budgets counted in this process. Slots have no expiry: they die with it.
+    Every slot this process holds is noted here, also those taken in Redis (``note_slot``), so
+    that while Redis is unreachable the count starts from this process's open sockets, not 0."""
 
     def __init__(self):
         self.lock = threading.Lock()  # tests run event loops in several threads
@@ -234,6 +236,10 @@ class _LocalLimiter:
                 held.add(member)
                 return TAKEN
             return FULL
+
+    def note_slot(self, key: str, member: str) -> None:
+        with self.lock:
+            self.slots.setdefault(key, set()).add(member)
 
     def first_full(self, keys: list[str], caps: list[int]) -> int:
         with self.lock:
@@ -336,13 +342,19 @@ class SocketSlots:
         limiter = _redis_limiter()
         if limiter is not None:
             try:
-                return await limiter.call(lambda r: r.take_slot(key, self.member, cap, unless_full))
+                taken = await limiter.call(
+                    lambda r: r.take_slot(key, self.member, cap, unless_full)
+                )
             except LimiterBusy:
                 raise
             except Exception as error:
                 if not _unreachable(error):
                     raise
                 _log_outage(error)
+            else:
+                if taken == TAKEN:  # also counted here, should Redis become unreachable
+                    _local.note_slot(key, self.member)
+                return taken
         return _local.take_slot(key, self.member, cap, unless_full)
 
     async def refresh(self) -> bool:

@@ -122,17 +122,25 @@ async def test_messages_past_the_conversations_budget_are_refused_by_client_id(
 
 
 async def test_a_conversations_backlog_is_bounded_and_shed_with_busy(
-    shop_conversation, slow_store, limits_of, monkeypatch
+    shop_conversation, slow_store, limits_of
 ):
     """While its stores wait for the database, a conversation queues at most FRAME_QUEUE_MAX
     frames over all its sockets; the rest are refused with "busy" (and their client ids)."""
     limits_of(FRAME_QUEUE_MAX=3)
     one, two = customer_socket(shop_conversation), customer_socket(shop_conversation)
-    await connect_and_drain(one)
-    await connect_and_drain(two)
+    for communicator in (one, two):
+        await connect_and_drain(communicator)
+        # Its connect has more database reads after the mode frame (queue place, rating); a
+        # bad frame is answered only once they are done, before the store below blocks them.
+        await communicator.send_to(text_data="not json")
+        await frames_until(communicator, lambda f: f.get("code") == "bad_json")
     for n in range(3):
         await one.send_json_to({"type": "message", "text": f"m{n}", "client_id": f"a{n}"})
-    await asyncio.sleep(0.2)
+    waiting = consumers.CustomerConsumer.pending_by_conversation
+    for _ in range(300):  # each frame spends its budget in Redis first: wait until all three wait
+        if waiting[shop_conversation.pk] == 3:
+            break
+        await asyncio.sleep(0.05)
     await two.send_json_to({"type": "message", "text": "shed", "client_id": "b0"})
     busy = (await frames_until(two, lambda f: f["type"] == "error"))[-1]
     assert (busy["code"], busy["client_id"]) == ("busy", "b0")
