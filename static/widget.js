@@ -181,18 +181,21 @@
     ".le-hidden{display:none!important}" +
     ".le-input{flex:1;border:0;padding:12px;font:inherit;resize:none;outline:none}" +
     ".le-send{background:none;border:0;color:" + color + ";font:inherit;font-weight:600;padding:0 14px;cursor:pointer}";
-  // A constructed stylesheet rather than a <style> element: a Content-Security-Policy without
-  // 'unsafe-inline' for styles (ours, and many a host page's) refuses the element, not this.
-  if (root.adoptedStyleSheets !== undefined && window.CSSStyleSheet &&
-      "replaceSync" in CSSStyleSheet.prototype) {
-    var sheet = new CSSStyleSheet();
-    sheet.replaceSync(css);
-    root.adoptedStyleSheets = [sheet];
-  } else {
-    var style = el("style");
-    style.textContent = css;
-    root.appendChild(style);
+  // Constructed stylesheets rather than <style> elements: a Content-Security-Policy without
+  // 'unsafe-inline' for styles (ours, and many a host page's) refuses the element, not these.
+  function addStyles(text) {
+    if (root.adoptedStyleSheets !== undefined && window.CSSStyleSheet &&
+        "replaceSync" in CSSStyleSheet.prototype) {
+      var sheet = new CSSStyleSheet();
+      sheet.replaceSync(text);
+      root.adoptedStyleSheets = root.adoptedStyleSheets.concat([sheet]);
+    } else {
+      var style = el("style");
+      style.textContent = text;
+      root.appendChild(style);
+    }
   }
+  addStyles(css);
 
   var frame = el("div", "le");
   var launch = el("button", "le-launch", TEXT.open);
@@ -401,16 +404,15 @@
       again: "Start a new conversation",
       stay: "Or just write below to keep chatting.",
     };
-    var css = el("style");
-    css.textContent =
+    addStyles(
       ".le-rating{display:none;border-top:1px solid #e5e7eb;padding:10px 14px;background:#f9fafb}" +
       ".le-rating.shown{display:block}.le-rating p{margin:0 0 6px}" +
       ".le-stars{display:flex;gap:6px;margin-bottom:6px}" +
       ".le-star{flex:1;border:1px solid #d1d5db;background:#fff;border-radius:8px;padding:6px 0;font:inherit;cursor:pointer}" +
       ".le-star[aria-pressed=true]{background:" + color + ";border-color:" + color + ";color:#fff}" +
       ".le-comment{width:100%;box-sizing:border-box;border:1px solid #d1d5db;border-radius:8px;padding:6px;font:inherit;resize:none}" +
-      ".le-rate,.le-again{margin-top:6px;background:" + color + ";color:#fff;border:0;border-radius:8px;padding:6px 12px;font:inherit;cursor:pointer}";
-    root.appendChild(css);
+      ".le-rate,.le-again{margin-top:6px;background:" + color + ";color:#fff;border:0;border-radius:8px;padding:6px 12px;font:inherit;cursor:pointer}"
+    );
     var card = el("div", "le-rating");
     card.setAttribute("role", "group");
     var prompt = el("p", "le-rating-prompt");
