@@ -49,3 +49,18 @@ class VerdictAlreadyGiven(DomainError):
 class ReplayAlreadyRunning(DomainError):
     code = "replay_already_running"
     status = 409
+
+
+class InvalidRating(DomainError):
+    code = "invalid_rating"
+    status = 400
+
+
+class RatingNotRequested(DomainError):
+    code = "rating_not_requested"
+    status = 409
+
+
+class AlreadyRated(DomainError):
+    code = "already_rated"
+    status = 409

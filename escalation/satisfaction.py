@@ -18,30 +18,14 @@ from django.utils.translation import gettext as _
 
 from crm import customer_texts, realtime
 from crm import services as crm_services
-from crm.errors import DomainError
 from crm.models import PROVIDER_CHANNELS, Message, agent_name
 
-from .errors import EscalationNotFound
+from .errors import AlreadyRated, EscalationNotFound, InvalidRating, RatingNotRequested
 from .models import Escalation, EscalationEvent, SatisfactionRating
 
 MAX_COMMENT_CHARS = 1000
 # "4", " 4 ", "4." or "4!" — a reply that is the number and nothing else.
 RATING_REPLY = re.compile(r"^\s*([1-5])\s*[.!]?\s*$")
-
-
-class InvalidRating(DomainError):
-    code = "invalid_rating"
-    status = 400
-
-
-class RatingNotRequested(DomainError):
-    code = "rating_not_requested"
-    status = 409
-
-
-class AlreadyRated(DomainError):
-    code = "already_rated"
-    status = 409
 
 
 def rating_request_event(escalation: Escalation) -> dict:

@@ -8,7 +8,7 @@ import pytest
 from crm import services as crm_services
 from crm.models import Message
 from escalation import satisfaction, services
-from escalation.errors import EscalationNotFound
+from escalation.errors import AlreadyRated, EscalationNotFound, InvalidRating, RatingNotRequested
 from escalation.models import (
     Escalation,
     EscalationEvent,
@@ -16,7 +16,6 @@ from escalation.models import (
     Priority,
     SatisfactionRating,
 )
-from escalation.satisfaction import AlreadyRated, InvalidRating, RatingNotRequested
 from escalation.tasks import sweep_unanalysed_messages
 from tests.factories import ChannelFactory, ConversationFactory
 from tests.races import race
