@@ -273,20 +273,33 @@
     });
   }
 
+  // The agent is filling in a form on the panel (a hand-back note, a close reason): a live
+  // refresh would throw the text away, so it waits until the menu is closed.
+  function panelInUse(panel) {
+    return panel.querySelector("details[open]") || panel.contains(document.activeElement);
+  }
+
   function refreshPanel() {
     // Never swap the panel under an action in flight: its answer (or error toast) would be
     // delivered to a detached form and lost.
     var panel = document.getElementById("conversation-panel");
     if (!panel) return;
-    // Nor under a form the agent is filling in (a hand-back note, a close reason): a swap
-    // would throw the text away; the refresh waits until the menu is closed.
-    if (panel.classList.contains("htmx-request") || panel.querySelector(".htmx-request") ||
-        panel.querySelector("details[open]") || panel.contains(document.activeElement)) {
+    if (panel.classList.contains("htmx-request") || panel.querySelector(".htmx-request") || panelInUse(panel)) {
       setTimeout(refreshPanel, 500);
       return;
     }
     htmx.trigger(body, "le-panel");
   }
+
+  // A refresh already on its way when the agent opened a menu is not swapped in either.
+  body.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    if (target && target.id === "conversation-panel" && event.detail.requestConfig &&
+        event.detail.requestConfig.verb === "get" && panelInUse(target)) {
+      event.detail.shouldSwap = false;
+      setTimeout(refreshPanel, 500);
+    }
+  });
 
   function syncReplyBox() {
     var panel = document.getElementById("conversation-panel");
