@@ -3,7 +3,8 @@
  *
  *   <script src="https://support.example.com/widget.js" data-channel="CHANNEL_KEY" async></script>
  *
- * Optional attributes: data-title (header text), data-color (#rrggbb accent).
+ * Optional attributes: data-title (header text), data-color (#rrggbb accent), data-language
+ * (en, es, pt, fr, de or it; by default the browser's preferred language, else English).
  * No dependencies. Every text from the server is shown with textContent, never as HTML.
  * The conversation id and its customer token are kept in localStorage per channel key, so a
  * reload resumes the conversation. The socket reconnects by itself (exponential back-off with
@@ -39,33 +40,141 @@
   var color = script.getAttribute("data-color") || "";
   if (!/^#[0-9a-fA-F]{3,8}$/.test(color)) color = "#2563eb";
 
-  var TEXT = {
-    title: script.getAttribute("data-title") || "Chat with us",
-    placeholder: "Type your message…",
-    send: "Send",
-    open: "Chat",
-    close: "Close",
-    ai: "Our assistant",
-    awaiting_agent: "Waiting for an agent…",
-    queue_place: "You are number {position} — about {minutes}",
-    minute: "1 minute",
-    minutes: "{n} minutes",
-    agent: "Now speaking with ",
-    resolved: "Resolved — write here if you need anything else",
-    closed: "This conversation is closed. Write to start again.",
-    connecting: "Connecting…",
-    offline: "Reconnecting…",
-    degraded: "Live updates paused; checking for new messages…",
-    typing: " is typing…",
-    failed: "Could not start the chat. Please try again.",
-    sending: "Sending…",
-    not_sent: "Not sent",
-    prechat_intro: "Before we start, tell us who you are.",
-    prechat_name: "Your name",
-    prechat_email: "Your email",
-    prechat_start: "Start chat",
-    prechat_skip: "Skip",
+  // The widget's own words, in the six languages of the server's customer texts
+  // (crm/customer_texts.py), picked from data-language or the browser's languages; English
+  // for any other. What the server says (handoff, queue place, closing) comes in the language
+  // of the conversation.
+  var LABELS = {
+    en: {
+      title: "Chat with us", placeholder: "Type your message…", send: "Send", open: "Chat",
+      close: "Close", ai: "Our assistant", awaiting_agent: "Waiting for an agent…",
+      queue_place: "You are number {position} — about {minutes}", minute: "1 minute",
+      minutes: "{n} minutes", agent: "Now speaking with ",
+      resolved: "Resolved — write here if you need anything else",
+      closed: "This conversation is closed. Write to start again.",
+      connecting: "Connecting…", offline: "Reconnecting…",
+      degraded: "Live updates paused; checking for new messages…", typing: " is typing…",
+      failed: "Could not start the chat. Please try again.", sending: "Sending…",
+      not_sent: "Not sent", prechat_intro: "Before we start, tell us who you are.",
+      prechat_name: "Your name", prechat_email: "Your email", prechat_start: "Start chat",
+      prechat_skip: "Skip", rating_comment: "Anything to add? (optional)",
+      rating_send: "Send rating", rating_choose: "Choose a number from 1 to 5.",
+      rating_thanks: "Thank you for your feedback!", rating_again: "Start a new conversation",
+      rating_stay: "Or just write below to keep chatting.",
+    },
+    es: {
+      title: "Chatea con nosotros", placeholder: "Escribe tu mensaje…", send: "Enviar",
+      open: "Chat", close: "Cerrar", ai: "Nuestro asistente",
+      awaiting_agent: "Esperando a una persona del equipo…",
+      queue_place: "Eres el número {position} — unos {minutes}", minute: "1 minuto",
+      minutes: "{n} minutos", agent: "Ahora hablas con ",
+      resolved: "Resuelto — escribe aquí si necesitas algo más",
+      closed: "Esta conversación está cerrada. Escribe para empezar de nuevo.",
+      connecting: "Conectando…", offline: "Reconectando…",
+      degraded: "Actualizaciones en pausa; buscando mensajes nuevos…",
+      typing: " está escribiendo…", failed: "No se pudo iniciar el chat. Inténtalo de nuevo.",
+      sending: "Enviando…", not_sent: "No enviado",
+      prechat_intro: "Antes de empezar, dinos quién eres.", prechat_name: "Tu nombre",
+      prechat_email: "Tu correo electrónico", prechat_start: "Empezar el chat",
+      prechat_skip: "Omitir", rating_comment: "¿Algo que añadir? (opcional)",
+      rating_send: "Enviar valoración", rating_choose: "Elige un número del 1 al 5.",
+      rating_thanks: "¡Gracias por tu opinión!", rating_again: "Empezar una nueva conversación",
+      rating_stay: "O escribe abajo para seguir hablando.",
+    },
+    pt: {
+      title: "Fale connosco", placeholder: "Escreva a sua mensagem…", send: "Enviar",
+      open: "Chat", close: "Fechar", ai: "O nosso assistente",
+      awaiting_agent: "À espera de uma pessoa da equipa…",
+      queue_place: "Você é o número {position} — cerca de {minutes}", minute: "1 minuto",
+      minutes: "{n} minutos", agent: "Agora está a falar com ",
+      resolved: "Resolvido — escreva aqui se precisar de mais alguma coisa",
+      closed: "Esta conversa está encerrada. Escreva para começar de novo.",
+      connecting: "A ligar…", offline: "A restabelecer a ligação…",
+      degraded: "Atualizações em pausa; a procurar mensagens novas…",
+      typing: " está a escrever…", failed: "Não foi possível iniciar o chat. Tente novamente.",
+      sending: "A enviar…", not_sent: "Não enviada",
+      prechat_intro: "Antes de começar, diga-nos quem é.", prechat_name: "O seu nome",
+      prechat_email: "O seu e-mail", prechat_start: "Iniciar chat", prechat_skip: "Saltar",
+      rating_comment: "Algo a acrescentar? (opcional)", rating_send: "Enviar avaliação",
+      rating_choose: "Escolha um número de 1 a 5.", rating_thanks: "Obrigado pela sua opinião!",
+      rating_again: "Iniciar uma nova conversa",
+      rating_stay: "Ou escreva abaixo para continuar a conversa.",
+    },
+    fr: {
+      title: "Discutez avec nous", placeholder: "Écrivez votre message…", send: "Envoyer",
+      open: "Chat", close: "Fermer", ai: "Notre assistant",
+      awaiting_agent: "En attente d'un membre de l'équipe…",
+      queue_place: "Vous êtes numéro {position} — environ {minutes}", minute: "1 minute",
+      minutes: "{n} minutes", agent: "Vous parlez maintenant avec ",
+      resolved: "Résolu — écrivez ici si vous avez besoin d'autre chose",
+      closed: "Cette conversation est terminée. Écrivez pour en commencer une autre.",
+      connecting: "Connexion…", offline: "Reconnexion…",
+      degraded: "Mises à jour en pause ; recherche de nouveaux messages…",
+      typing: " écrit…", failed: "Impossible de démarrer le chat. Veuillez réessayer.",
+      sending: "Envoi…", not_sent: "Non envoyé",
+      prechat_intro: "Avant de commencer, dites-nous qui vous êtes.", prechat_name: "Votre nom",
+      prechat_email: "Votre e-mail", prechat_start: "Démarrer le chat", prechat_skip: "Passer",
+      rating_comment: "Quelque chose à ajouter ? (facultatif)", rating_send: "Envoyer la note",
+      rating_choose: "Choisissez un chiffre de 1 à 5.",
+      rating_thanks: "Merci pour votre avis !", rating_again: "Commencer une nouvelle conversation",
+      rating_stay: "Ou écrivez ci-dessous pour continuer la discussion.",
+    },
+    de: {
+      title: "Chatten Sie mit uns", placeholder: "Ihre Nachricht…", send: "Senden",
+      open: "Chat", close: "Schließen", ai: "Unser Assistent",
+      awaiting_agent: "Warten auf eine Person aus dem Team…",
+      queue_place: "Sie sind Nummer {position} — etwa {minutes}", minute: "1 Minute",
+      minutes: "{n} Minuten", agent: "Sie sprechen jetzt mit ",
+      resolved: "Gelöst — schreiben Sie hier, wenn Sie noch etwas brauchen",
+      closed: "Dieses Gespräch ist beendet. Schreiben Sie, um ein neues zu beginnen.",
+      connecting: "Verbinden…", offline: "Verbindung wird wiederhergestellt…",
+      degraded: "Live-Aktualisierung pausiert; neue Nachrichten werden abgerufen…",
+      typing: " schreibt…", failed: "Der Chat konnte nicht starten. Bitte versuchen Sie es erneut.",
+      sending: "Wird gesendet…", not_sent: "Nicht gesendet",
+      prechat_intro: "Bevor wir beginnen: Wer sind Sie?", prechat_name: "Ihr Name",
+      prechat_email: "Ihre E-Mail-Adresse", prechat_start: "Chat starten",
+      prechat_skip: "Überspringen", rating_comment: "Möchten Sie etwas ergänzen? (optional)",
+      rating_send: "Bewertung senden", rating_choose: "Wählen Sie eine Zahl von 1 bis 5.",
+      rating_thanks: "Danke für Ihre Rückmeldung!", rating_again: "Neues Gespräch beginnen",
+      rating_stay: "Oder schreiben Sie unten weiter.",
+    },
+    it: {
+      title: "Chatta con noi", placeholder: "Scrivi il tuo messaggio…", send: "Invia",
+      open: "Chat", close: "Chiudi", ai: "Il nostro assistente",
+      awaiting_agent: "In attesa di una persona del team…",
+      queue_place: "Sei il numero {position} — circa {minutes}", minute: "1 minuto",
+      minutes: "{n} minuti", agent: "Ora stai parlando con ",
+      resolved: "Risolto — scrivi qui se ti serve altro",
+      closed: "Questa conversazione è chiusa. Scrivi per iniziarne una nuova.",
+      connecting: "Connessione…", offline: "Riconnessione…",
+      degraded: "Aggiornamenti in pausa; controllo dei nuovi messaggi…",
+      typing: " sta scrivendo…", failed: "Impossibile avviare la chat. Riprova.",
+      sending: "Invio…", not_sent: "Non inviato",
+      prechat_intro: "Prima di iniziare, dicci chi sei.", prechat_name: "Il tuo nome",
+      prechat_email: "La tua email", prechat_start: "Inizia la chat", prechat_skip: "Salta",
+      rating_comment: "Qualcosa da aggiungere? (facoltativo)", rating_send: "Invia valutazione",
+      rating_choose: "Scegli un numero da 1 a 5.", rating_thanks: "Grazie per il tuo parere!",
+      rating_again: "Inizia una nuova conversazione",
+      rating_stay: "Oppure scrivi qui sotto per continuare.",
+    },
   };
+
+  // data-language="de" first, then the browser's preferred languages in order: "pt-BR" → "pt".
+  function widgetLanguage() {
+    var wanted = [script.getAttribute("data-language") || ""].concat(
+      navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language || ""]);
+    for (var i = 0; i < wanted.length; i++) {
+      var primary = String(wanted[i] || "").toLowerCase().split(/[-_]/)[0];
+      if (Object.prototype.hasOwnProperty.call(LABELS, primary)) return primary;
+    }
+    return "en";
+  }
+  var language = widgetLanguage();
+  var TEXT = {};
+  Object.keys(LABELS.en).forEach(function (key) {
+    TEXT[key] = LABELS[language][key] || LABELS.en[key];
+  });
+  TEXT.title = script.getAttribute("data-title") || TEXT.title;
 
   var RECONNECT_MIN_MS = 1000;
   var RECONNECT_MAX_MS = 30000;
@@ -198,6 +307,7 @@
   addStyles(css);
 
   var frame = el("div", "le");
+  frame.lang = language;
   var launch = el("button", "le-launch", TEXT.open);
   launch.type = "button";
   var panel = el("div", "le-panel");
@@ -396,14 +506,6 @@
 
   // --- the end of a conversation: rate it 1–5 (and a comment), then go on or start anew ----
   var rating = (function () {
-    var RATING_TEXT = {
-      comment: "Anything to add? (optional)",
-      send: "Send rating",
-      choose: "Choose a number from 1 to 5.",
-      thanks: "Thank you for your feedback!",
-      again: "Start a new conversation",
-      stay: "Or just write below to keep chatting.",
-    };
     addStyles(
       ".le-rating{display:none;border-top:1px solid #e5e7eb;padding:10px 14px;background:#f9fafb}" +
       ".le-rating.shown{display:block}.le-rating p{margin:0 0 6px}" +
@@ -420,13 +522,13 @@
     var comment = el("textarea", "le-comment");
     comment.rows = 2;
     comment.maxLength = 1000;
-    comment.placeholder = RATING_TEXT.comment;
-    comment.setAttribute("aria-label", RATING_TEXT.comment);
-    var send = el("button", "le-rate", RATING_TEXT.send);
+    comment.placeholder = TEXT.rating_comment;
+    comment.setAttribute("aria-label", TEXT.rating_comment);
+    var send = el("button", "le-rate", TEXT.rating_send);
     send.type = "button";
-    var thanks = el("p", "le-thanks", RATING_TEXT.thanks);
-    var stay = el("p", "le-stay", RATING_TEXT.stay);
-    var again = el("button", "le-again", RATING_TEXT.again);
+    var thanks = el("p", "le-thanks", TEXT.rating_thanks);
+    var stay = el("p", "le-stay", TEXT.rating_stay);
+    var again = el("button", "le-again", TEXT.rating_again);
     again.type = "button";
     var escalation = null, score = 0, rated = {};
     for (var n = 1; n <= 5; n++) {
@@ -473,7 +575,7 @@
     }
     send.addEventListener("click", function () {
       if (!conversation || !escalation) return;
-      if (!score) { showNote(RATING_TEXT.choose, true); return; }
+      if (!score) { showNote(TEXT.rating_choose, true); return; }
       var id = escalation;
       send.disabled = true;
       fetch(server + "/widget/conversations/" + conversation.id + "/rating/", {

@@ -196,13 +196,14 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def open_page(request, browser, live_server_url, transactional_db):
-    """``open_page(name)`` → a page in its own browser context (its own cookies); every page
-    is screenshotted into test-artifacts/ when the test fails."""
+    """``open_page(name)`` → a page in its own browser context (its own cookies; ``locale``:
+    the browser's language, en-US by default); every page is screenshotted into
+    test-artifacts/ when the test fails."""
     contexts = []
 
-    def make(name: str):
+    def make(name: str, locale: str = "en-US"):
         context = browser.new_context(
-            base_url=live_server_url, viewport={"width": 1280, "height": 900}
+            base_url=live_server_url, viewport={"width": 1280, "height": 900}, locale=locale
         )
         context.set_default_timeout(WAIT_MS)
         context.add_init_script(WATCH_TEMPLATE_SYNTAX)

@@ -36,8 +36,11 @@ def customer_asks_for_a_person(customer):
 
 
 def test_a_customer_is_resolved_reads_the_closing_in_german_and_rates_it(open_page, world):
-    customer = open_page("customer")
+    customer = open_page("customer", locale="de-DE")
     customer_asks_for_a_person(customer)
+    # The widget's own words follow the browser's language, the server's the conversation's
+    assert customer.locator(".le-send").inner_text() == "Senden"
+    assert customer.locator(".le-input").get_attribute("placeholder") == "Ihre Nachricht…"
     assert "etwa" in customer.locator(".le-system").first.inner_text()  # the plural phrase
 
     agent = open_page("agent")
@@ -66,6 +69,7 @@ def test_a_customer_is_resolved_reads_the_closing_in_german_and_rates_it(open_pa
     assert "sprechen jetzt mit" not in customer.locator(".le-status").inner_text()
     customer.click(".le-star[data-score='4']")
     customer.fill(".le-comment", "Schnell und freundlich")
+    assert customer.locator(".le-rate").inner_text() == "Bewertung senden"
     customer.click(".le-rate")
     customer.wait_for_selector(".le-rating.shown .le-thanks")
     customer.wait_for_selector(".le-system:has-text('Danke für Ihre Rückmeldung!')")
