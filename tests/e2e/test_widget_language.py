@@ -72,7 +72,8 @@ def test_data_language_wins_over_the_browser(open_page, channel):
     customer.evaluate(
         """() => {
             window.__liveEscalationWidget = false;
-            document.querySelectorAll('[data-live-escalation], script[data-channel]').forEach(n => n.remove());
+            const old = '[data-live-escalation], script[data-channel]';
+            document.querySelectorAll(old).forEach(n => n.remove());
             const tag = document.createElement('script');
             tag.src = '/widget.js';
             tag.dataset.channel = 'shop';
