@@ -538,6 +538,12 @@ def send_template_message(
     )
 
 
+def forget_wait_notice(*, conversation: Conversation) -> None:
+    """A new wait begins: its handoff message gives the estimate the next updates are measured
+    from, not what the customer was told while waiting an earlier time."""
+    WaitNotice.objects.filter(conversation=conversation).delete()
+
+
 @transaction.atomic
 def post_wait_update(
     *,

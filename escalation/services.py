@@ -222,6 +222,7 @@ def escalate_conversation(
             wait_minutes=selectors.estimated_wait_minutes(escalation),
         )
     crm_services.post_system_message(conversation=conversation, text=notice)
+    crm_services.forget_wait_notice(conversation=conversation)
     ticket_services.open_ticket_for_escalation(escalation=escalation)
     alerts.notify_agents_of_escalation(escalation=escalation)
     emit_escalation_event("escalation.created", escalation)

@@ -2,8 +2,10 @@
 once, pushed to the widget as the queue moves, and sent to WhatsApp/Instagram customers only
 when the estimate moved enough, rate-limited, by a Celery task."""
 
+import json
 from datetime import timedelta
 
+import httpx
 import pytest
 from asgiref.sync import sync_to_async
 from django.utils import timezone
@@ -12,6 +14,7 @@ from crm import services as crm_services
 from crm.models import Message, WaitNotice
 from escalation import selectors, services
 from escalation.models import Escalation, Priority
+from integrations import transport
 from tests.crm.test_customer_socket import (  # noqa: F401 (close_db_connections is a fixture)
     TIMEOUT,
     close_db_connections,
@@ -110,6 +113,75 @@ def test_whatsapp_customers_are_told_only_when_the_estimate_moved_enough_and_not
     services.take_over_escalation(escalation_id=escalation.pk, agent=AgentFactory())
     WaitNotice.objects.filter(pk=notice.pk).update(sent_at=timezone.now() - timedelta(hours=1))
     assert post(1, 30) is None  # no longer waiting
+
+
+def instagram_provider(sent):
+    def provider(request):
+        sent.append(json.loads(request.content)["message"]["text"])
+        return httpx.Response(200, json={"message_id": f"mid.{len(sent)}"})
+
+    return httpx.MockTransport(provider)
+
+
+@pytest.mark.django_db
+def test_an_instagram_customer_hears_through_the_provider_when_the_queue_moves_them_up(
+    settings, django_capture_on_commit_callbacks
+):
+    # The whole path: a take-over announces queue_changed, escalation's listener queues the
+    # announcement after commit, the update is stored and sent through Instagram's API.
+    settings.LIVE_ESCALATION = {
+        **settings.LIVE_ESCALATION,
+        "WAIT_UPDATE_MIN_CHANGE_MINUTES": 3,
+        "WAIT_UPDATE_MIN_INTERVAL_SECONDS": 300,
+    }
+    team = TeamFactory(name="Support")
+    instagram = ChannelFactory(kind="instagram", access_token="t", provider_account_id="17")
+    ahead = ConversationFactory(channel=instagram, external_id="ig-ahead", team=team)
+    mine = ConversationFactory(channel=instagram, external_id="ig-mine", team=team)
+    sent = []
+    with transport.use_transport(instagram_provider(sent)):
+        with django_capture_on_commit_callbacks(execute=True):
+            first = escalate(ahead)
+        with django_capture_on_commit_callbacks(execute=True):
+            escalate(mine)
+        # Only the handoff messages so far: the announcement recorded what they said.
+        assert len(sent) == 2 and not any(text.startswith("You are number") for text in sent)
+        assert WaitNotice.objects.get(conversation=mine).position == 2
+        WaitNotice.objects.filter(conversation=mine).update(
+            sent_at=timezone.now() - timedelta(hours=1)
+        )
+        with django_capture_on_commit_callbacks(execute=True):
+            services.take_over_escalation(escalation_id=first.pk, agent=AgentFactory(teams=[team]))
+    update = Message.objects.get(conversation=mine, text__startswith="You are number")
+    assert update.text.startswith("You are number 1 in the queue — about ")
+    assert update.delivery_status == Message.Delivery.SENT
+    assert sent[-1] == update.text
+    assert not Message.objects.filter(conversation=ahead, text__startswith="You are number")
+
+
+@pytest.mark.django_db
+def test_a_new_wait_is_measured_from_its_own_handoff_message_not_an_earlier_wait(
+    django_capture_on_commit_callbacks,
+):
+    whatsapp = ChannelFactory(kind="whatsapp", access_token="t", provider_account_id="1")
+    conversation = ConversationFactory(channel=whatsapp, external_id="34600")
+    # Told long ago, while waiting an earlier time, that they were number 7, 90 minutes away.
+    WaitNotice.objects.create(
+        conversation=conversation,
+        position=7,
+        wait_minutes=90,
+        sent_at=timezone.now() - timedelta(days=3),
+    )
+    accepted = httpx.Response(200, json={"messages": [{"id": "wamid.1"}]})
+    with (
+        transport.use_transport(httpx.MockTransport(lambda request: accepted)),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        escalate(conversation)
+    # The handoff message gave the estimate; nothing repeats it at once.
+    assert not Message.objects.filter(conversation=conversation, text__startswith="You are number")
+    notice = WaitNotice.objects.get(conversation=conversation)
+    assert (notice.position, notice.wait_minutes) != (7, 90)
 
 
 @pytest.mark.postgres
