@@ -190,4 +190,16 @@ def test_the_inbox_is_usable_at_1280_pixels(open_page, world):
         box = page.locator(selector).bounding_box()
         assert box and box["x"] >= 0 and box["x"] + box["width"] <= 1280, selector
         assert box["width"] > 200, selector
+    # Side by side, none over another, none cutting off its own content.
+    panes = [page.locator(s).bounding_box() for s in (".inbox-lists-pane", ".conv-main")]
+    panes.append(page.locator(".conv-side").bounding_box())
+    for left, right in zip(panes, panes[1:], strict=False):
+        assert left["x"] + left["width"] <= right["x"]
+    for selector in (".inbox-lists-pane", ".conv-main", ".conv-side", "#messages"):
+        assert page.locator(selector).evaluate("e => e.scrollWidth <= e.clientWidth"), selector
+    # What an agent acts on is on screen without scrolling sideways.
+    for selector in ("#count-queued", "#take-over", "#send-reply", ".contact-card"):
+        box = page.locator(selector).bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 1280, selector
+        assert page.locator(selector).is_visible(), selector
     assert errors == []

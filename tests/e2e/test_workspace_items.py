@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from crm import services as crm_services
 from crm.models import Message, MessageTemplate
+from escalation import satisfaction
 from escalation import services as escalation_services
 from escalation.models import Escalation, Priority
 from tests.factories import (
@@ -151,17 +152,40 @@ def test_hand_back_with_a_note_and_the_assistant_answers_from_it(open_page, tran
     assert agent_errors == [] and customer_errors == []
 
 
-def test_search_by_text_then_the_contact_page(open_page, transactional_db):
+def test_search_by_name_email_or_text_then_the_contact_page(open_page, transactional_db):
     marina = AgentFactory(display_name="Marina", username="marina")
-    conversation = ConversationFactory(contact__name="Jamie Patel")
+    conversation = ConversationFactory(contact__name="Jamie Patel", contact__email="jp@shop.test")
     escalation = off_the_browser_thread(
         handled, conversation, marina, text="My parcel 7781 never arrived"
     )
-    ConversationFactory(contact__name="Ana Ruiz")
+
+    def resolved_and_rated():
+        escalation_services.resolve_escalation(escalation_id=escalation.pk, agent=marina)
+        satisfaction.rate_escalation(
+            conversation_id=conversation.pk,
+            escalation_id=escalation.pk,
+            score=4,
+            comment="Quick, thanks",
+        )
+
+    off_the_browser_thread(resolved_and_rated)
+    ConversationFactory(contact__name="Ana Ruiz", contact__email="ana@shop.test")
 
     page = open_page("marina")
     errors = watch_console(page)
     sign_in(page, marina, next_url="/crm/inbox/")
+    # By name and by email, from the search page's own box.
+    for query in ("jamie pat", "JP@SHOP"):
+        page.goto("/crm/search/")
+        page.fill("#search-q", query)
+        page.press("#search-q", "Enter")
+        page.wait_for_selector("#search-results")
+        rows = page.locator("#search-results .search-result")
+        assert rows.count() == 1 and "Jamie Patel" in rows.first.inner_text(), query
+        assert "jp@shop.test" in rows.first.inner_text()
+
+    # By message text, from the inbox's box.
+    page.goto("/crm/inbox/")
     page.fill("#inbox-search-q", "parcel 7781")
     page.press("#inbox-search-q", "Enter")
     page.wait_for_url("**/crm/search/?q=parcel+7781")
@@ -172,6 +196,10 @@ def test_search_by_text_then_the_contact_page(open_page, transactional_db):
     assert f"#{conversation.pk}" in page.locator("#contact-conversations").inner_text()
     ticket = Escalation.objects.get(pk=escalation.pk).ticket
     assert ticket.reference in page.locator("#contact-tickets").inner_text()
+    rating = page.locator("#contact-ratings li[data-rating]")
+    assert rating.count() == 1
+    assert "4/5" in rating.inner_text() and "Quick, thanks" in rating.inner_text()
+    assert f"Conversation #{conversation.pk}" in rating.inner_text()
     page.locator("#contact-conversations a", has_text=f"#{conversation.pk}").click()
     page.wait_for_url(f"**/crm/conversations/{conversation.pk}/")
     page.wait_for_selector("#messages .sender-customer:has-text('parcel 7781')")
