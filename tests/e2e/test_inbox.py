@@ -169,9 +169,20 @@ def test_two_agents_in_the_inbox_counts_shortcuts_canned_reply_and_collision(ope
     alex.wait_for_selector(f'#conversation[data-conversation-id="{second.conversation_id}"]')
     marina.wait_for_selector("#presence", state="hidden")
 
-    # Deep links keep working.
-    marina.goto(f"/crm/conversations/{first.conversation_id}/")
-    marina.wait_for_selector("#conversation-panel")
+    # Deep links keep working: the inbox on a list and a conversation, and the separate pages.
+    marina.goto(f"/crm/inbox/?list=resolved&c={first.conversation_id}")
+    marina.wait_for_selector('#inbox-lists [data-list="resolved"][aria-selected="true"]')
+    marina.wait_for_selector(f'#conversation[data-conversation-id="{first.conversation_id}"]')
+    assert "Jamie Patel" in marina.locator("#inbox-items").inner_text()
+    marina.goto("/crm/live-escalation/")
+    marina.wait_for_selector(f'.queue-row[data-escalation-id="{second.pk}"]')
+    assert marina.locator(f'.queue-row[data-escalation-id="{first.pk}"]').count() == 0
+    ticket = Escalation.objects.get(pk=first.pk).ticket
+    marina.goto(f"/crm/tickets/{ticket.pk}/")
+    assert marina.locator("#ticket-status").inner_text() == "Resolved"
+    marina.click("#ticket-conversation")
+    marina.wait_for_url(f"**/crm/conversations/{first.conversation_id}/")
+    marina.wait_for_selector("#conversation-panel .status-text:has-text('Resolved')")
     for page in (marina, alex):
         assert_clean(page)
     assert Escalation.objects.get(pk=first.pk).status == "resolved"
