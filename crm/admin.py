@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin
 
+from escalation.routing import services as routing_services
 from escalation.routing.validation import agent_capacity_errors
 
 from . import customer_texts, services
@@ -61,6 +62,20 @@ class AgentProfileAdmin(admin.ModelAdmin):
     search_fields = ["display_name", "user__username", "user__email"]
     filter_horizontal = ["teams"]
     list_select_related = ["user"]
+
+    # Availability is changed by the routing service once the teams are saved (save_related),
+    # as from the API: the availability hook runs, and an agent coming online or given more
+    # room gets the waiting work of their automatic teams.
+    def save_model(self, request, obj, form, change):
+        if change and "availability" in form.changed_data:
+            obj.availability = form.initial["availability"]
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        routing_services.update_agent_routing(
+            profile=form.instance, availability=form.cleaned_data["availability"]
+        )
 
 
 class ContactIdentityInline(admin.TabularInline):

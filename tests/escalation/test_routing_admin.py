@@ -8,6 +8,8 @@ from crm.models import AgentProfile
 from escalation.models import RoutingRule, TeamRouting
 from tests.factories import AgentFactory, TeamFactory
 
+from .routing_helpers import conversation_for, escalate
+
 pytestmark = pytest.mark.django_db
 
 
@@ -84,6 +86,34 @@ def test_capacity_zero_for_an_agent_of_an_automatic_team_is_a_form_error(admin_c
     assert "Capacity 0 with automatic assignment" in response.content.decode()
     profile.refresh_from_db()
     assert profile.capacity == 5
+
+
+def test_setting_an_agent_online_in_the_admin_gives_them_waiting_work(
+    admin_client, django_capture_on_commit_callbacks
+):
+    team = TeamFactory(name="Orders")
+    TeamRouting.objects.create(team=team, mode="automatic", offer_first=False)
+    alex = AgentFactory(display_name="Alex", teams=[team], availability="away")
+    waiting = escalate(conversation_for(team))
+    profile = AgentProfile.objects.get(user=alex)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            reverse("admin:crm_agentprofile_change", args=[profile.pk]),
+            {
+                "user": alex.pk,
+                "display_name": "Alex",
+                "role": "agent",
+                "teams": [team.pk],
+                "availability": "online",
+                "notify_via": "in_app",
+                "capacity": 2,
+            },
+        )
+    assert response.status_code == 302
+    profile.refresh_from_db()
+    assert (profile.availability, profile.capacity) == ("online", 2)
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.claimed_by) == ("claimed", alex)
 
 
 def test_a_rule_with_unknown_codes_is_a_form_error(admin_client):
