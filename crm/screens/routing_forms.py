@@ -92,9 +92,15 @@ class TeamRoutingForm(forms.Form):
     }
 
 
+# A team id that is not in the list: the team was deleted while the page was open.
+DELETED_TEAM = {"invalid_choice": _("That team no longer exists (deleted?): choose another.")}
+
+
 class RoutingRuleForm(forms.Form):
     name = forms.CharField(label=_("Name"), max_length=100)
-    team = forms.ModelChoiceField(label=_("Team"), queryset=Team.objects.all())
+    team = forms.ModelChoiceField(
+        label=_("Team"), queryset=Team.objects.all(), error_messages=DELETED_TEAM
+    )
     reasons = forms.MultipleChoiceField(
         label=_("Reasons"),
         choices=Reason.choices,
@@ -125,7 +131,10 @@ class RoutingRuleForm(forms.Form):
 
 class RoutingDefaultsForm(forms.Form):
     default_team = forms.ModelChoiceField(
-        label=_("Default team"), queryset=Team.objects.all(), required=False
+        label=_("Default team"),
+        queryset=Team.objects.all(),
+        required=False,
+        error_messages=DELETED_TEAM,
     )
     sla_urgent = forms.IntegerField(label=_("Urgent (s)"), min_value=10)
     sla_high = forms.IntegerField(label=_("High (s)"), min_value=10)

@@ -1,6 +1,8 @@
 """The routing screens: the queue's SLA, after-hours and offer cells, accepting and declining
 from the queue, and Settings → Routing (teams, rules, defaults) with clear errors."""
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
 
@@ -11,12 +13,12 @@ from tests.factories import AgentFactory, ChannelFactory, ConversationFactory, T
 pytestmark = pytest.mark.django_db
 
 
-def _escalate_for(team):
+def _escalate_for(team, reason="request"):
     from escalation import services
 
     escalation, _ = services.escalate_conversation(
         conversation=ConversationFactory(channel=ChannelFactory(default_team=team)),
-        reason="request",
+        reason=reason,
         priority="high",
         triggered_by="detection",
     )
@@ -83,6 +85,19 @@ def test_declining_from_the_queue(client, agent):
     assert client.post(reverse("crm:decline-offer", args=[escalation.pk])).status_code == 302
     escalation.refresh_from_db()
     assert escalation.offered_to is None
+
+
+def test_the_queue_shows_a_breached_sla_in_red_without_javascript(client, agent):
+    from escalation.routing import services as routing_services
+
+    escalation = _escalate_for(TeamFactory(name="Orders"))
+    routing_services.mark_sla_breach(
+        escalation_id=escalation.pk, now=escalation.sla_due_at + timedelta(seconds=1)
+    )
+    client.force_login(agent)
+    page = client.get(reverse("crm:queue")).content.decode()
+    assert '<span class="sla sla-red"' in page and "SLA breached</span>" in page
+    assert page.count('class="sla sla-red"') == 1
 
 
 def test_the_queue_says_after_hours(client, agent):
@@ -206,11 +221,36 @@ def test_a_manager_adds_orders_moves_switches_off_and_deletes_rules(manager_clie
 
 
 def test_a_rule_for_a_team_that_was_deleted_is_refused(manager_client):
+    # The page was opened with the team in its list; the team was deleted before the save.
+    gone = TeamFactory(name="Returns")
+    gone_id = gone.pk
+    gone.delete()
     response = manager_client.post(
-        reverse("crm:routing-rule-add"), {"rule-name": "Ghost", "rule-team": "999999"}
+        reverse("crm:routing-rule-add"), {"rule-name": "Ghost", "rule-team": str(gone_id)}
     )
     assert response.status_code == 400
-    assert "Select a valid choice" in response.content.decode()
+    assert "That team no longer exists (deleted?): choose another." in response.content.decode()
+    assert not RoutingRule.objects.exists()
+
+
+def test_a_default_team_that_was_deleted_is_refused(manager_client):
+    gone = TeamFactory(name="Returns")
+    gone_id = gone.pk
+    gone.delete()
+    response = manager_client.post(
+        reverse("crm:routing-defaults"),
+        {
+            "defaults-default_team": str(gone_id),
+            "defaults-sla_urgent": "90",
+            "defaults-sla_high": "300",
+            "defaults-sla_normal": "900",
+            "defaults-sla_low": "3600",
+            "defaults-sentiment_raise_step": "0.25",
+        },
+    )
+    assert response.status_code == 400
+    assert "That team no longer exists (deleted?): choose another." in response.content.decode()
+    assert RoutingSettings.load().default_team is None
 
 
 def test_a_manager_saves_the_defaults(manager_client):
@@ -234,8 +274,6 @@ def test_a_manager_saves_the_defaults(manager_client):
 
 
 def test_analytics_shows_sla_attainment_and_first_reply(client, manager, agent):
-    from datetime import timedelta
-
     from crm import services as crm_services
     from escalation import services
 
@@ -243,7 +281,7 @@ def test_analytics_shows_sla_attainment_and_first_reply(client, manager, agent):
     in_time = _escalate_for(team)
     services.take_over_escalation(escalation_id=in_time.pk, agent=agent)
     crm_services.send_agent_message(conversation=in_time.conversation, agent=agent, text="Hi!")
-    late = _escalate_for(team)
+    late = _escalate_for(team, reason="sentiment")
     Escalation.objects.filter(pk=late.pk).update(
         sla_due_at=late.escalated_at - timedelta(seconds=1)
     )
@@ -255,4 +293,7 @@ def test_analytics_shows_sla_attainment_and_first_reply(client, manager, agent):
     assert "1 of 2 picked up in time" in page
     assert '<th scope="row">Orders</th><td>1 / 2</td><td>50%</td>' in page
     assert '<th scope="row">High</th><td>1 / 2</td>' in page
+    assert "<caption>By reason</caption>" in page
+    assert '<th scope="row">Asked for a person</th><td>1 / 1</td><td>100%</td>' in page
+    assert '<th scope="row">Frustration</th><td>0 / 1</td><td>0%</td>' in page
     assert "(1 reply)" in page
