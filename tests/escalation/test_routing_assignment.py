@@ -162,6 +162,9 @@ def test_declining_moves_the_offer_on(django_capture_on_commit_callbacks):
 
 
 def test_direct_assignment_claims_at_once_and_tells_the_agent():
+    WebhookSubscription.objects.create(
+        url="https://hooks.example/x", events=["escalation.offered", "escalation.assigned"]
+    )
     team = automatic_team(offer_first=False)
     (marina,) = team_agents(team, 1)
     escalation = escalate(conversation_for(team))
@@ -171,6 +174,9 @@ def test_direct_assignment_claims_at_once_and_tells_the_agent():
     assigned = escalation.events.get(kind=Kind.ASSIGNED)
     assert assigned.actor is None
     assert Notification.objects.filter(recipient=marina, kind=Notification.Kind.ASSIGNED).exists()
+    delivered = WebhookDelivery.objects.values_list("event", "payload")
+    assert [event for event, _payload in delivered] == ["escalation.assigned"]
+    assert delivered[0][1]["escalation"]["assigned_to"]["id"] == marina.pk
 
 
 def test_no_agent_gets_more_than_capacity():

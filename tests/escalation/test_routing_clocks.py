@@ -237,3 +237,25 @@ def test_the_sweeps_route_a_team_that_opened_and_age_what_waited():
     assert tasks.age_priorities() == 1
     waiting.refresh_from_db()
     assert waiting.priority == Priority.NORMAL
+
+
+def test_celery_beat_drives_the_offer_timeouts_pushes_ageing_and_breaches():
+    """No timer runs inside a request: these four sweeps are Celery beat's (and the embedded
+    beat's under `make run`, which reads the same schedule)."""
+    from config.celery import app
+
+    every = {entry["task"]: entry["schedule"] for entry in app.conf.beat_schedule.values()}
+    sweeps = {
+        f"escalation.routing.tasks.{name}"
+        for name in (
+            "expire_offers",
+            "route_waiting_escalations",
+            "age_priorities",
+            "mark_sla_breaches",
+        )
+    }
+    assert sweeps <= set(every)
+    # docs/routing.md promises an offer moves at most one sweep (5 s) after its timeout.
+    assert every["escalation.routing.tasks.expire_offers"] <= 5
+    app.loader.import_default_modules()
+    assert sweeps <= set(app.tasks)

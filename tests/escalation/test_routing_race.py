@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from crm.models import AgentProfile
 from escalation import services
+from escalation.errors import AlreadyClaimed
 from escalation.models import Escalation, EscalationEvent, TeamRouting
 from escalation.routing import services as routing
 from escalation.routing.errors import OfferNotYours
@@ -127,3 +128,35 @@ def test_accept_racing_the_timeout_has_one_outcome():
             assert escalation.events.filter(kind=EscalationEvent.Kind.OFFER_EXPIRED).count() == 1
             services.cancel_escalation(escalation_id=escalation.pk)  # make room for the next
             AgentProfile.objects.filter(user=marina).update(availability="online")
+
+
+def test_an_accept_racing_a_take_over_by_hand_leaves_one_agent():
+    """The pull flow and the push flow at once: the offered agent accepts while a colleague
+    clicks Take Over. One of them holds it, once; the other is told who won or that the offer
+    moved on."""
+    team = automatic_team()
+    marina, alex = team_agents(team, 2, capacity=5)
+    AgentProfile.objects.filter(user=alex).update(availability="away")  # offers go to Marina
+    for _ in range(6):
+        escalation = escalate(conversation_for(team))  # offered to Marina on commit
+        escalation.refresh_from_db()
+        assert escalation.offered_to == marina
+
+        def work(i, escalation_id=escalation.pk):
+            if i == 0:
+                return routing.accept_offer(escalation_id=escalation_id, agent=marina)
+            return services.take_over_escalation(escalation_id=escalation_id, agent=alex)
+
+        accepted, taken = race(work, 2)
+        escalation.refresh_from_db()
+        assert escalation.status == Status.CLAIMED and escalation.offered_to is None
+        claims = escalation.events.filter(kind=EscalationEvent.Kind.CLAIMED)
+        assert claims.count() == 1
+        if isinstance(accepted, Escalation):
+            assert escalation.claimed_by == marina
+            assert isinstance(taken, AlreadyClaimed), taken
+        else:
+            assert escalation.claimed_by == alex
+            assert isinstance(accepted, OfferNotYours), accepted
+            assert isinstance(taken, Escalation), taken
+        services.resolve_escalation(escalation_id=escalation.pk, agent=escalation.claimed_by)
