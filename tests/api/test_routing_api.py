@@ -87,10 +87,16 @@ def test_automatic_with_every_agent_at_capacity_zero_is_refused(manager, team):
     assert "capacity above 0" in error_of(response)["fields"]["mode"][0]
 
 
-def test_changing_routing_needs_the_manage_scope(api, team):
+def test_changing_routing_needs_the_manage_scope(api, agent, team):
     response = api.patch(f"/api/v1/teams/{team.pk}/", {"mode": "automatic"}, format="json")
     assert response.status_code == 403
     assert api.get(f"/api/v1/teams/{team.pk}/").status_code == 200
+    # An agent's own read+write token cannot raise their capacity or change their teams.
+    response = api.patch(f"/api/v1/agents/{agent.pk}/", {"capacity": 50}, format="json")
+    assert response.status_code == 403
+    assert error_of(response)["code"] == "insufficient_scope"
+    assert AgentProfile.objects.get(user=agent).capacity != 50
+    assert api.get(f"/api/v1/agents/{agent.pk}/").status_code == 200
 
 
 def test_a_manager_sets_an_agents_capacity_teams_and_availability(manager, team):
