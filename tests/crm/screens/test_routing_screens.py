@@ -108,7 +108,22 @@ def test_the_queue_says_after_hours(client, agent):
         after_hours_until="2999-01-01T09:00:00+00:00"
     )
     client.force_login(agent)
-    assert "After hours" in client.get(reverse("crm:queue")).content.decode()
+    page = client.get(reverse("crm:queue")).content.decode()
+    assert "After hours</div>" in page
+    # The reopening in the server's zone, named (not "UTC" whatever the zone).
+    assert "The team is closed; it opens Tue 09:00 UTC" in page
+
+
+def test_the_after_hours_reopening_is_named_in_the_servers_zone(client, agent, settings):
+    settings.TIME_ZONE = "Europe/Berlin"
+    team = TeamFactory(name="Billing")
+    escalation = _escalate_for(team)
+    Escalation.objects.filter(pk=escalation.pk).update(
+        after_hours_until="2999-01-01T09:00:00+00:00"
+    )
+    client.force_login(agent)
+    page = client.get(reverse("crm:queue")).content.decode()
+    assert "The team is closed; it opens Tue 10:00 CET" in page
 
 
 def test_routing_settings_are_for_managers(client, agent, manager):
