@@ -123,6 +123,7 @@ def parse_args(argv):
         args.queue_sizes = "1000,5000"
         args.queue_repeats = min(args.queue_repeats, 5)
         args.routing_escalations = min(args.routing_escalations, 200)
+        args.routing_agents = min(args.routing_agents, 20)  # 100 slots < 200: capacity reached
     args.only = [b.strip() for b in args.only.split(",") if b.strip()]
     unknown = set(args.only) - set(BENCHMARKS)
     if unknown:

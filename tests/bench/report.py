@@ -349,11 +349,11 @@ def table_rows(results: dict) -> list[list[str]]:
                 f"routing: {routing['agents']} agents x {routing['escalations']} escalations, "
                 "escalation -> assignment",
                 f"p50 {ms(a['p50'])}, p95 {ms(a['p95'])} "
-                f"({routing['assigned_on_arrival']} on arrival: p50 "
+                f"({routing['assigned_on_arrival']} within 1 s: p50 "
                 f"{ms(arrival['p50'])}, p95 {ms(arrival['p95'])})",
                 f"{ms(f['p50'])} / {ms(f['p95'])}",
                 f"{routing['ratio_p50']}x" if routing["ratio_p50"] else "",
-                "all assigned, 0 over capacity, 0 double",
+                "all assigned, capacity reached, 0 over it, 0 double",
                 _met(routing["ok"]),
             ]
         )
