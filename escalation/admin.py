@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 
 from crm.errors import DomainError
+from crm.models import Team
 
 from . import services
 from .models import (
@@ -15,6 +16,7 @@ from .models import (
     TeamRouting,
 )
 from .routing import services as routing_services
+from .routing.validation import DELETED_TEAM_CHOICE
 
 
 class EscalationEventInline(admin.TabularInline):
@@ -163,8 +165,18 @@ class ReplayJobAdmin(admin.ModelAdmin):
 # as the Settings screen and the API; a bad value is a form error on its field).
 
 
+class NamesADeletedTeam:
+    """A team choice no longer in the list (deleted while the form was open) says so."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.related_model is Team:
+            field.error_messages["invalid_choice"] = DELETED_TEAM_CHOICE
+        return field
+
+
 @admin.register(TeamRouting)
-class TeamRoutingAdmin(admin.ModelAdmin):
+class TeamRoutingAdmin(NamesADeletedTeam, admin.ModelAdmin):
     list_display = [
         "team",
         "mode",
@@ -184,7 +196,7 @@ class TeamRoutingAdmin(admin.ModelAdmin):
 
 
 @admin.register(RoutingRule)
-class RoutingRuleAdmin(admin.ModelAdmin):
+class RoutingRuleAdmin(NamesADeletedTeam, admin.ModelAdmin):
     list_display = ["position", "name", "team", "is_active", "reasons", "topics", "channel_kinds"]
     list_display_links = ["name"]
     list_editable = ["position", "is_active"]
@@ -197,7 +209,7 @@ class RoutingRuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(RoutingSettings)
-class RoutingSettingsAdmin(admin.ModelAdmin):
+class RoutingSettingsAdmin(NamesADeletedTeam, admin.ModelAdmin):
     list_display = ["__str__", "default_team"]
 
     def has_add_permission(self, request):

@@ -10,6 +10,7 @@ from crm.codes import Priority, Reason
 from crm.models import ChannelKind, Team
 from escalation.routing import hours
 from escalation.routing.models import ROUTING_TOPICS, TeamRouting
+from escalation.routing.validation import DELETED_TEAM_CHOICE
 
 PRIORITY_CODES = Priority.codes()
 
@@ -92,8 +93,7 @@ class TeamRoutingForm(forms.Form):
     }
 
 
-# A team id that is not in the list: the team was deleted while the page was open.
-DELETED_TEAM = {"invalid_choice": _("That team no longer exists (deleted?): choose another.")}
+DELETED_TEAM = {"invalid_choice": DELETED_TEAM_CHOICE}
 
 
 class RoutingRuleForm(forms.Form):

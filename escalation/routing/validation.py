@@ -3,6 +3,7 @@ each returns ``{field: [messages]}`` (empty when fine)."""
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 from crm.models import AgentProfile, Team
 
@@ -10,6 +11,8 @@ from . import hours
 from .models import CHANNEL_CODES, REASON_CODES, TOPIC_CODES, clean_sla_targets
 
 MAX_ACCEPT_TIMEOUT = 3600
+# A form's team choice that is no longer in the list: deleted while the page was open.
+DELETED_TEAM_CHOICE = _lazy("That team no longer exists (deleted?): choose another.")
 
 
 def _collect(errors: dict, field: str, check):

@@ -5,7 +5,7 @@ import pytest
 from django.urls import reverse
 
 from crm.models import AgentProfile
-from escalation.models import RoutingRule, TeamRouting
+from escalation.models import RoutingRule, RoutingSettings, TeamRouting
 from tests.factories import AgentFactory, TeamFactory
 
 from .routing_helpers import conversation_for, escalate
@@ -63,6 +63,17 @@ def test_a_valid_team_routing_saves_through_the_service(admin_client):
     )
     assert response.status_code == 302
     assert TeamRouting.objects.get(team=team).sla_targets == {"urgent": 60}
+
+
+def test_an_automatic_team_whose_agents_all_have_capacity_zero_is_a_form_error(admin_client):
+    team = TeamFactory(name="Orders")
+    AgentFactory(teams=[team], capacity=0)
+    response = admin_client.post(
+        reverse("admin:escalation_teamrouting_add"), _team_routing_form(team, mode="automatic")
+    )
+    assert response.status_code == 200
+    assert "every agent of this team has capacity 0" in response.content.decode()
+    assert not TeamRouting.objects.exists()
 
 
 def test_capacity_zero_for_an_agent_of_an_automatic_team_is_a_form_error(admin_client):
@@ -134,6 +145,46 @@ def test_a_rule_with_unknown_codes_is_a_form_error(admin_client):
     assert response.status_code == 200
     assert "Unknown reasons: shouting" in response.content.decode()
     assert not RoutingRule.objects.exists()
+
+
+def test_a_rule_for_a_team_deleted_while_the_form_was_open_is_a_clear_form_error(admin_client):
+    gone = TeamFactory(name="Returns")
+    gone_id = gone.pk
+    gone.delete()
+    response = admin_client.post(
+        reverse("admin:escalation_routingrule_add"),
+        {
+            "name": "Ghost",
+            "position": 1,
+            "is_active": "on",
+            "reasons": "[]",
+            "topics": "[]",
+            "channel_kinds": "[]",
+            "languages": "[]",
+            "team": gone_id,
+        },
+    )
+    assert response.status_code == 200
+    assert "That team no longer exists (deleted?): choose another." in response.content.decode()
+    assert not RoutingRule.objects.exists()
+
+
+def test_a_default_team_deleted_while_the_form_was_open_is_a_clear_form_error(admin_client):
+    settings_row = RoutingSettings.load()
+    gone = TeamFactory(name="Returns")
+    gone_id = gone.pk
+    gone.delete()
+    response = admin_client.post(
+        reverse("admin:escalation_routingsettings_change", args=[settings_row.pk]),
+        {
+            "default_team": gone_id,
+            "sla_targets": '{"urgent": 120, "high": 300, "normal": 900, "low": 3600}',
+            "ageing_seconds": "{}",
+            "sentiment_raise_step": "0.2",
+        },
+    )
+    assert response.status_code == 200
+    assert "That team no longer exists (deleted?): choose another." in response.content.decode()
 
 
 def test_deleting_a_team_named_by_a_rule_is_refused_and_says_why(admin_client):
