@@ -10,7 +10,7 @@ from django.utils import timezone
 from crm.models import AgentProfile
 from escalation.models import Escalation, TeamRouting
 from escalation.routing import tasks
-from tests.factories import AgentFactory, ChannelFactory, TeamFactory
+from tests.factories import AgentFactory, ChannelFactory, ConversationFactory, TeamFactory
 
 from .conftest import error_of, token_client
 
@@ -181,3 +181,39 @@ def test_an_automatic_team_routes_end_to_end_through_the_api(
     assert accepted.status_code == 200
     assert accepted.json()["assigned_to"]["id"] == winner.pk
     assert accepted.json()["status"] == "claimed"
+
+
+def test_queue_rows_carry_the_routing_fields_with_the_matched_rule(api, team):
+    from escalation import services
+    from escalation.routing import services as routing_services
+
+    rule = routing_services.save_rule(name="Angry customers", reasons=["sentiment"], team=team)
+    opening_day = (timezone.now() + timedelta(days=3)).strftime("%a").lower()
+    TeamRouting.objects.create(  # closed now: open only on a weekday three days away
+        team=team,
+        time_zone="UTC",
+        weekly_hours=[{"day": opening_day, "opens": "09:00", "closes": "17:00"}],
+    )
+    escalation, _created = services.escalate_conversation(
+        conversation=ConversationFactory(),
+        reason="sentiment",
+        priority="high",
+        triggered_by="detection",
+    )
+    unmatched, _created = services.escalate_conversation(
+        conversation=ConversationFactory(),
+        reason="request",
+        priority="low",
+        triggered_by="detection",
+    )
+
+    rows = {row["id"]: row for row in api.get("/api/v1/escalations/").json()["results"]}
+    row = rows[escalation.pk]
+    assert row["routing_rule"] == {"id": rule.pk, "name": "Angry customers"}
+    assert row["team"]["id"] == team.pk
+    assert (row["assigned_to"], row["offered_to"], row["sla_breached"]) == (None, None, False)
+    assert row["sla_due_at"] and row["after_hours_until"]
+    assert rows[unmatched.pk]["routing_rule"] is None
+    assert rows[unmatched.pk]["after_hours_until"] is None
+    detail = api.get(f"/api/v1/escalations/{escalation.pk}/").json()
+    assert detail["routing_rule"] == row["routing_rule"]
