@@ -192,13 +192,15 @@ def receive_customer_message(
         conversation.closed_at = None
         conversation.save(update_fields=["mode", "assigned_agent", "closed_at", "updated_at"])
         realtime.publish_mode(conversation)
+    if not provider_message_id:  # nothing unique to collide on: no savepoint (two round trips)
+        return _store_message(conversation=conversation, sender=Message.Sender.CUSTOMER, text=text)
     try:
         with transaction.atomic():
             message = _store_message(
                 conversation=conversation,
                 sender=Message.Sender.CUSTOMER,
                 text=text,
-                provider_message_id=provider_message_id or None,
+                provider_message_id=provider_message_id,
             )
     except IntegrityError:  # the same provider id arrived concurrently
         return Message.objects.get(

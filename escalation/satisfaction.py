@@ -190,10 +190,10 @@ def take_rating_reply(*, message: Message) -> bool:
     prompt is their rating: stored (with the message), and True, so the caller neither
     analyses it nor lets the assistant answer. Anything else, or a second reply, is False and
     the message goes on as usual. Inside the storing transaction (``message_stored``)."""
-    if message.sender != Message.Sender.CUSTOMER or message.channel.kind not in PROVIDER_CHANNELS:
+    if message.sender != Message.Sender.CUSTOMER:
         return False
-    match = RATING_REPLY.match(message.text)
-    if match is None:
+    match = RATING_REPLY.match(message.text)  # before the channel: no query for most messages
+    if match is None or message.channel.kind not in PROVIDER_CHANNELS:
         return False
     escalation = awaiting_reply_rating(message.conversation_id, message)
     if escalation is None:

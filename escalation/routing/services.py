@@ -393,6 +393,10 @@ def record_follow_up_email(*, message) -> None:
     it has none); the ticket stays open. Inside the message's transaction."""
     if message.sender != message.Sender.CUSTOMER:
         return
+    # The text first: most messages hold no address, and need no query on every store.
+    address = next((m for m in EMAIL_IN_TEXT.findall(message.text) if _is_email(m)), None)
+    if address is None:
+        return
     escalation = Escalation.objects.filter(
         conversation_id=message.conversation_id,
         status=Status.QUEUED,
@@ -400,9 +404,6 @@ def record_follow_up_email(*, message) -> None:
         follow_up_email="",
     ).first()
     if escalation is None:
-        return
-    address = next((m for m in EMAIL_IN_TEXT.findall(message.text) if _is_email(m)), None)
-    if address is None:
         return
     updated = Escalation.objects.filter(pk=escalation.pk, follow_up_email="").update(
         follow_up_email=address
