@@ -70,7 +70,7 @@ def _alert(escalation, *, kind: str, dedupe_key: str, text: str) -> list[Notific
     )
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # inside the handoff's transaction: no savepoint of its own
 def notify_agents_of_escalation(*, escalation) -> list[Notification]:
     """One notification per available agent of the escalation's team (every available agent
     when it has no team; the team's agents and the managers by email when nobody is available),

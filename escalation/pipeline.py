@@ -75,49 +75,53 @@ def analyze_and_act(*, message_id: int, act: bool = True) -> MessageAnalysis | N
     result = detect(turns, detector_settings(conversation.assistant))
     metrics.detector_latency.labels(result.backend).observe(result.duration_ms / 1000)
     decision = result.decision
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                analysis = MessageAnalysis.objects.create(
-                    message=message,
-                    backend=result.backend,
-                    signals=result.signals,
-                    should_escalate=decision.escalate,
-                    would_escalate=result.would_escalate,
-                    reason=decision.reason or "",
-                    priority=Priority.from_code(decision.priority) if decision.priority else None,
-                    detail=decision.detail[:300],
-                    summary=result.summary,
-                    duration_ms=result.duration_ms,
+    analysis = None
+    try:
+        # The analysis is the transaction's first write, so a duplicate (another worker stored
+        # this message's analysis first) can end the whole transaction: no savepoint needed.
+        with transaction.atomic():
+            analysis = MessageAnalysis.objects.create(
+                message=message,
+                backend=result.backend,
+                signals=result.signals,
+                should_escalate=decision.escalate,
+                would_escalate=result.would_escalate,
+                reason=decision.reason or "",
+                priority=Priority.from_code(decision.priority) if decision.priority else None,
+                detail=decision.detail[:300],
+                summary=result.summary,
+                duration_ms=result.duration_ms,
+            )
+            logger.info(
+                "message %s analysed by %s in %.1f ms: %s",
+                message_id,
+                result.backend,
+                result.duration_ms,
+                f"escalate ({decision.reason})" if decision.escalate else "no escalation",
+            )
+            if not act:
+                return analysis
+            if conversation.mode == Conversation.Mode.AWAITING_AGENT:
+                # Waiting and more upset than before: priority rises at once (routing's rule).
+                raise_priority_on_worse_sentiment(
+                    conversation_id=conversation.pk,
+                    intensity=float((result.signals.get("sentiment") or {}).get("intensity") or 0),
                 )
-        except IntegrityError:
+            escalated = False
+            if decision.escalate:
+                escalated = _escalate_from_detection(conversation, result)
+            if escalated:  # registered after the handoff's broadcasts, so it times them too
+                transaction.on_commit(
+                    lambda: metrics.handoff_latency.observe(
+                        (timezone.now() - message.created_at).total_seconds()
+                    )
+                )
+            if not escalated and conversation.mode == Conversation.Mode.AI:
+                transaction.on_commit(lambda: answer_customer.delay(message_id), robust=True)
+    except IntegrityError:
+        if analysis is None:
             return None  # another worker stored this message's analysis first
-        logger.info(
-            "message %s analysed by %s in %.1f ms: %s",
-            message_id,
-            result.backend,
-            result.duration_ms,
-            f"escalate ({decision.reason})" if decision.escalate else "no escalation",
-        )
-        if not act:
-            return analysis
-        if conversation.mode == Conversation.Mode.AWAITING_AGENT:
-            # Waiting and more upset than before: priority rises at once (routing's rule).
-            raise_priority_on_worse_sentiment(
-                conversation_id=conversation.pk,
-                intensity=float((result.signals.get("sentiment") or {}).get("intensity") or 0),
-            )
-        escalated = False
-        if decision.escalate:
-            escalated = _escalate_from_detection(conversation, result)
-        if escalated:  # registered after the handoff's broadcasts, so it times them too
-            transaction.on_commit(
-                lambda: metrics.handoff_latency.observe(
-                    (timezone.now() - message.created_at).total_seconds()
-                )
-            )
-        if not escalated and conversation.mode == Conversation.Mode.AI:
-            transaction.on_commit(lambda: answer_customer.delay(message_id), robust=True)
+        raise
     return analysis
 
 

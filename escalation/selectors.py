@@ -358,14 +358,15 @@ def customer_moods(conversation_id: int, *, limit: int = CONTEXT_TURNS) -> list[
     return [mood_of((signals or {}).get("sentiment")) for signals in reversed(rows)]
 
 
-def handoff_card(conversation, reason: str | None, *, problem: str = ""):
+def handoff_card(conversation, reason: str | None, *, problem: str = "", turns=None):
     """The handoff card of ``conversation`` now: its last turns, the customer's moods, and what
-    the contact already gave (name, email, phone), so the agent does not ask again."""
+    the contact already gave (name, email, phone), so the agent does not ask again. ``turns``:
+    ``conversation_turns(conversation.pk)`` when the caller has just read them."""
     from .detection.summary import build_handoff_card
 
     contact = conversation.contact
     return build_handoff_card(
-        conversation_turns(conversation.pk),
+        conversation_turns(conversation.pk) if turns is None else turns,
         reason,
         moods=customer_moods(conversation.pk),
         known={"name": contact.name, "email": contact.email, "phone": contact.phone},

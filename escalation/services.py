@@ -169,8 +169,8 @@ def escalate_conversation(
     )
     team, rule = routing_rules.choose_team(conversation=conversation, facts=facts)
     now = timezone.now()
-    card = selectors.handoff_card(conversation, reason, problem=summary)
-    escalation = Escalation.objects.create(
+    card = selectors.handoff_card(conversation, reason, problem=summary, turns=turns)
+    escalation = Escalation(
         conversation=conversation,
         status=Status.QUEUED,
         reason=reason,
@@ -189,8 +189,8 @@ def escalate_conversation(
         wait_sentiment=((signals or {}).get("sentiment") or {}).get("intensity"),
         after_hours_until=routing_clocks.reopens_at(team.pk if team else None, now),
     )
-    escalation.sla_due_at = routing_clocks.sla_due_at(escalation)
-    escalation.save(update_fields=["sla_due_at"])
+    escalation.sla_due_at = routing_clocks.sla_due_at(escalation)  # in the INSERT, not after it
+    escalation.save(force_insert=True)
     _event(
         escalation,
         EscalationEvent.Kind.ESCALATED,
