@@ -130,6 +130,15 @@ def _forget_pool_process(pid=None, **kwargs):
     forget_process(pid)
 
 
+@signals.worker_process_shutdown.connect
+@signals.worker_shutdown.connect
+def _send_last_broadcasts(**kwargs):
+    """A pool process may end without running atexit: its outbox goes out first."""
+    from crm.realtime import flush_sends
+
+    flush_sends()
+
+
 @signals.task_prerun.connect
 @signals.task_postrun.connect
 def _reuse_database_connection(task=None, **kwargs):

@@ -7,10 +7,12 @@ Groups (names are stable; see ARCHITECTURE.md):
 - ``agent.<user id>``: one agent's sockets (notifications, assignments).
 
 The database is the truth and the socket is a notification: a frame that fails to go out is
-replayed from the database on reconnect (``?after=<message id>``).
+replayed from the database on reconnect (``?after=<message id>``). After-commit publishes do not
+wait for Redis: they go through this process's outbox, in order (``send_soon``).
 """
 
 import asyncio
+import atexit
 import logging
 import os
 import threading
@@ -41,16 +43,21 @@ def agent_group(user_id: int) -> str:
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_pid: int | None = None
 _loop_lock = threading.Lock()
+_outbox: asyncio.Queue | None = None  # the after-commit events of this process, in order
+OUTBOX_LIMIT = 10_000  # past this (Redis down for a long while) new events are dropped, logged
 
 
 def _sender_loop() -> asyncio.AbstractEventLoop:
     """One long-lived event loop per process (re-made after a fork), so sync callers such as
-    Celery workers reuse one Redis connection instead of opening one per send."""
-    global _loop, _loop_pid
+    Celery workers reuse one Redis connection instead of opening one per send. It also runs
+    the outbox: one task sending the after-commit events one at a time, in order."""
+    global _loop, _loop_pid, _outbox
     with _loop_lock:
         if _loop is None or _loop.is_closed() or _loop_pid != os.getpid():
             _loop, _loop_pid = asyncio.new_event_loop(), os.getpid()
+            _outbox = asyncio.Queue(maxsize=OUTBOX_LIMIT)
             threading.Thread(target=_loop.run_forever, name="realtime-sender", daemon=True).start()
+            asyncio.run_coroutine_threadsafe(_send_outbox(_outbox), _loop)
         return _loop
 
 
@@ -80,8 +87,63 @@ def send_now(group: str, event: dict) -> bool:
     return True
 
 
+def send_soon(group: str, event: dict) -> None:
+    """Send one event to a group without waiting for it: with Redis, it joins this process's
+    outbox, which sends in the order given (a failure is logged, as ``send_now`` does). The
+    caller (the database thread of an ASGI process, a Celery task) goes on at once: a customer
+    message's analysis is queued without waiting for its two broadcasts, and a handoff's worker
+    does not wait for its eight. Other layers (in-memory: their queues belong to the server's
+    own loop) are sent to at once."""
+    layer = get_channel_layer()
+    if not isinstance(layer, RedisChannelLayer):
+        send_now(group, event)
+        return
+    loop = _sender_loop()
+    loop.call_soon_threadsafe(_enqueue, _outbox, layer, group, event)
+
+
+def _enqueue(outbox: asyncio.Queue, layer, group: str, event: dict) -> None:
+    try:
+        outbox.put_nowait((layer, group, event))
+    except asyncio.QueueFull:
+        logger.warning("realtime outbox full; %s not pushed to %s", event["type"], group)
+
+
+async def _send_outbox(outbox: asyncio.Queue) -> None:
+    while True:
+        layer, group, event = await outbox.get()
+        try:
+            for attempt in (1, 2):  # once more: a pooled connection fails once after a restart
+                try:
+                    await asyncio.wait_for(layer.group_send(group, event), SEND_TIMEOUT_SECONDS)
+                    break
+                except Exception:
+                    if attempt == 2:
+                        logger.warning(
+                            "channel layer unavailable; %s not pushed to %s", event["type"], group
+                        )
+        finally:
+            outbox.task_done()
+
+
+def flush_sends(timeout: float = SEND_TIMEOUT_SECONDS) -> None:
+    """Wait (at most ``timeout`` seconds) until this process's outbox is sent: before a
+    process exits, so that its last after-commit events still go out."""
+    with _loop_lock:
+        loop, outbox = _loop, _outbox
+        if loop is None or loop.is_closed() or _loop_pid != os.getpid():
+            return
+    try:
+        asyncio.run_coroutine_threadsafe(outbox.join(), loop).result(timeout=timeout)
+    except Exception:
+        logger.warning("realtime outbox not sent within %.0f s at exit", timeout)
+
+
+atexit.register(flush_sends)
+
+
 def publish_on_commit(group: str, event: dict) -> None:
-    transaction.on_commit(lambda: send_now(group, event))
+    transaction.on_commit(lambda: send_soon(group, event))
 
 
 def customer_message_payload(message) -> dict:

@@ -23,7 +23,7 @@ def test_a_broker_outage_does_not_cancel_the_broadcasts_after_commit(
 ):
     conversation = ConversationFactory(channel=ChannelFactory(kind="whatsapp"))
     pushed = []
-    monkeypatch.setattr(realtime, "send_now", lambda group, event: pushed.append(group) or True)
+    monkeypatch.setattr(realtime, "send_soon", lambda group, event: pushed.append(group) or True)
     monkeypatch.setattr(tasks.deliver_message, "delay", broker_down)
 
     with django_capture_on_commit_callbacks(execute=True):

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 def sent(monkeypatch):
     pushed = []
     monkeypatch.setattr(
-        realtime, "send_now", lambda group, event: pushed.append((group, event["type"])) or True
+        realtime, "send_soon", lambda group, event: pushed.append((group, event["type"])) or True
     )
     return pushed
 

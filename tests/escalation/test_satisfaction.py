@@ -86,7 +86,7 @@ def test_the_widget_gets_the_prompt_after_commit(
     from crm import realtime
 
     pushed = []
-    monkeypatch.setattr(realtime, "send_now", lambda group, event: pushed.append((group, event)))
+    monkeypatch.setattr(realtime, "send_soon", lambda group, event: pushed.append((group, event)))
     escalation = taken(conversation, agent, first_words="Quiero hablar con una persona por favor")
     with django_capture_on_commit_callbacks(execute=True):
         services.resolve_escalation(escalation_id=escalation.pk, agent=agent)

@@ -29,7 +29,7 @@ def sent(monkeypatch):
     """Every event pushed to the channel layer, as (group, type)."""
     pushed = []
     monkeypatch.setattr(
-        realtime, "send_now", lambda group, event: pushed.append((group, event["type"])) or True
+        realtime, "send_soon", lambda group, event: pushed.append((group, event["type"])) or True
     )
     return pushed
 
