@@ -3,6 +3,7 @@
 import logging
 
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from crm import logcontext, metrics
@@ -65,9 +66,10 @@ def analyze_and_act(*, message_id: int, act: bool = True) -> MessageAnalysis | N
     message = (
         Message.objects.select_related("conversation__assistant")
         .filter(pk=message_id, sender=Message.Sender.CUSTOMER)
+        .annotate(analysed=Exists(MessageAnalysis.objects.filter(message_id=OuterRef("pk"))))
         .first()
     )
-    if message is None or MessageAnalysis.objects.filter(message_id=message_id).exists():
+    if message is None or message.analysed:  # one query, on the way to detection
         return None
     conversation = message.conversation
     logcontext.bind_conversation(conversation.pk)
