@@ -117,11 +117,12 @@ def sentences(text: str) -> list[str]:
     return parts[-MAX_SENTENCES:] if len(parts) > 1 else []
 
 
-def _strongest_sentence(current: dict, text: str, model: DetectorModel, embed: Embed) -> None:
-    parts = sentences(text)
+def _strongest_sentence(
+    current: dict, parts: list[str], model: DetectorModel, vectors: np.ndarray
+) -> None:
     if not parts:
         return
-    for part in analyse_messages(parts, model, embed(parts)):
+    for part in analyse_messages(parts, model, vectors):
         if current["request"][1] != "declined" and part["request"][0] > current["request"][0]:
             current["request"] = (part["request"][0], part["request"][1] + ", sentence")
         for topic, p in part["topics"].items():
@@ -153,12 +154,15 @@ def compute_signals(
     history, current_turn = turns[:last], turns[last]
     customer_texts = [t.text for t in customer_turns(history)]
     assistant_texts = [t.text for t in history if t.role == "assistant" and t.text.strip()]
-    # One encoder call for every text this decision reads (the cache answers for earlier turns).
+    # One encoder call for every text this decision reads (the cache answers for earlier turns):
+    # the current message's sentences go with it, so the engine runs once per message.
     looked_at = customer_texts[-LOOP_LOOKBACK:]
     answers = assistant_texts[-(LOOP_LOOKBACK + 1) :]
-    vectors = embed([*looked_at, current_turn.text, *answers])
+    parts = sentences(current_turn.text)
+    vectors = embed([*looked_at, current_turn.text, *answers, *parts])
     customer_vectors, current_vector = vectors[: len(looked_at)], vectors[len(looked_at)]
-    answer_vectors = vectors[len(looked_at) + 1 :]
+    answer_vectors = vectors[len(looked_at) + 1 : len(looked_at) + 1 + len(answers)]
+    part_vectors = vectors[len(looked_at) + 1 + len(answers) :]
     earlier_count = min(EARLIER_TURNS, len(looked_at))
     analysed = analyse_messages(
         [*looked_at[len(looked_at) - earlier_count :], current_turn.text],
@@ -166,7 +170,7 @@ def compute_signals(
         vectors[len(looked_at) - earlier_count : len(looked_at) + 1],
     )
     earlier, current = analysed[:-1], analysed[-1]
-    _strongest_sentence(current, current_turn.text, model, embed)
+    _strongest_sentence(current, parts, model, part_vectors)
 
     # Sentiment: the current message, carried context, and whether it has been building up.
     carried = max((e["intensity"] for e in earlier), default=0.0) * 0.6
