@@ -116,6 +116,15 @@ def _task_done(task_id=None, task=None, state=None, **kwargs):
 
 
 @signals.worker_process_init.connect
+def _send_broadcasts_inline(**kwargs):
+    """A pool process sends its after-commit events itself, the agent's queue.added first
+    (crm.realtime.inline_sends says why)."""
+    from crm import realtime
+
+    realtime.inline_sends = True
+
+
+@signals.worker_process_init.connect
 def _warm_up_detector(**kwargs):
     """Each pool process loads the detector's models before its first task, not during it."""
     from config.scheduler import warm_up_detector

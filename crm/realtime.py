@@ -87,15 +87,22 @@ def send_now(group: str, event: dict) -> bool:
     return True
 
 
+# Celery pool processes send after-commit events inline (set in config/celery.py): a handoff
+# task's first event, queue.added, is the one an agent waits for, and a sender thread working
+# beside the rest of the task competes with it for the interpreter lock (measured in one process:
+# the escalation row → queue.added hop about 1–3 ms later through the outbox than inline).
+inline_sends = False
+
+
 def send_soon(group: str, event: dict) -> None:
     """Send one event to a group without waiting for it: with Redis, it joins this process's
     outbox, which sends in the order given (a failure is logged, as ``send_now`` does). The
-    caller (the database thread of an ASGI process, a Celery task) goes on at once: a customer
-    message's analysis is queued without waiting for its two broadcasts, and a handoff's worker
-    does not wait for its eight. Other layers (in-memory: their queues belong to the server's
-    own loop) are sent to at once."""
+    caller, an ASGI process's one database thread, goes on at once: a customer message's
+    analysis is queued without waiting for its two broadcasts, and the next store starts
+    sooner. Other layers (in-memory: their queues belong to the server's own loop), and
+    processes that set ``inline_sends``, send at once."""
     layer = get_channel_layer()
-    if not isinstance(layer, RedisChannelLayer):
+    if inline_sends or not isinstance(layer, RedisChannelLayer):
         send_now(group, event)
         return
     loop = _sender_loop()

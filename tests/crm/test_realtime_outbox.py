@@ -58,3 +58,15 @@ def test_a_rolled_back_transaction_sends_nothing():
     events = asyncio.run(_receive(layer, channel, 1))
     assert [event["number"] for event in events] == [2]
     assert asyncio.run(_nothing_for(layer, channel, 0.3))
+
+
+def test_a_celery_pool_process_sends_its_events_inline(monkeypatch):
+    from config.celery import _send_broadcasts_inline
+
+    sent_inline = []
+    monkeypatch.setattr(realtime, "inline_sends", False)
+    monkeypatch.setattr(realtime, "send_now", lambda group, event: sent_inline.append(group))
+    _send_broadcasts_inline()  # the worker_process_init handler
+    with transaction.atomic():
+        realtime.publish_on_commit(GROUP, {"type": "test.event", "number": 1})
+    assert sent_inline == [GROUP]
