@@ -41,6 +41,7 @@ def _floor(samples: int) -> dict:
 
 def run_routing(*, agents: int, escalations: int, capacity: int, producers: int, progress) -> dict:
     from config.celery import app as celery_app
+    from crm import realtime
     from crm.models import AgentProfile, Team
     from escalation import services
     from escalation.models import Escalation, EscalationEvent, Priority, TeamRouting
@@ -49,6 +50,10 @@ def run_routing(*, agents: int, escalations: int, capacity: int, producers: int,
     from .world import make_agents, make_channel, make_conversations
 
     celery_app.conf.task_always_eager = True
+    # The tasks run here as a worker's would, and a worker sends its broadcasts inline
+    # (config/celery.py): through this process's outbox, the queue-place fan-out of 1,000
+    # waiting customers overflowed it.
+    realtime.inline_sends = True
     team = Team.objects.create(name=f"Bench routing {time.time_ns()}")
     TeamRouting.objects.create(
         team=team, mode="automatic", strategy="least_busy", offer_first=False
