@@ -7,8 +7,9 @@ acknowledgements the test times, or the figure would measure the test's own clie
 SOCKETS sockets to one conversation at once. An accepted one sends MESSAGES message frames, reads
 their answers and stays open; a refused one connects again RETRY seconds later, so the flood
 lasts until the parent writes a line to stdin (or TIMEOUT passes). Prints ``started`` once, then
-one JSON line: sockets accepted, close codes of the refusals, handshakes made, and what each
-message got (``acked``, ``rate_limited``, ``busy``, ...)."""
+one JSON line: sockets accepted, the most held at once, close codes of the refusals and of
+accepted sockets the server closed before the end, handshakes made, and what each message got
+(``acked``, ``rate_limited``, ``busy``, ...)."""
 
 import asyncio
 import json
@@ -47,13 +48,36 @@ async def flood_one(args, number: int, outcome: dict, stop: asyncio.Event) -> No
             if isinstance(first, int):
                 outcome["closed"][first] += 1
             else:
-                outcome["accepted"] += 1
-                await chat(args, number, ws, outcome)
-                await stop.wait()  # an attacker keeps what it gets
-                return
+                await hold(args, number, ws, outcome, stop)
+                if stop.is_set():
+                    return
         finally:
             await ws.close()
         await asyncio.sleep(args["retry"])
+
+
+async def hold(args, number: int, ws, outcome: dict, stop: asyncio.Event) -> None:
+    """An accepted socket: chat, then keep it (an attacker keeps what it gets) until told to
+    stop or until the server closes it (counted in ``dropped`` by close code; the caller then
+    connects again). ``peak_open``: the most accepted sockets held at one time."""
+    outcome["accepted"] += 1
+    outcome["open"] += 1
+    outcome["peak_open"] = max(outcome["peak_open"], outcome["open"])
+    try:
+        try:
+            await chat(args, number, ws, outcome)
+        except ConnectionClosed:
+            pass
+        else:
+            closed = asyncio.ensure_future(ws.wait_closed())
+            stopped = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({closed, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in (closed, stopped):
+                waiter.cancel()
+    finally:
+        outcome["open"] -= 1
+    if not stop.is_set():
+        outcome["dropped"][ws.close_code if ws.close_code is not None else 1006] += 1
 
 
 async def chat(args, number: int, ws, outcome: dict) -> None:
@@ -73,6 +97,9 @@ async def chat(args, number: int, ws, outcome: dict) -> None:
 async def flood(args: dict) -> dict:
     outcome = {
         "accepted": 0,
+        "open": 0,
+        "peak_open": 0,
+        "dropped": Counter(),
         "handshakes": 0,
         "closed": Counter(),
         "failed": Counter(),

@@ -158,14 +158,22 @@ async def test_a_socket_flood_is_capped_and_another_customer_chats_on(product):
     print(
         f"\nflood: {FLOOD_SOCKETS} sockets to one conversation for {elapsed:.1f} s, refused ones "
         f"again every {FLOOD_RETRY_SECONDS} s: {outcome['handshakes']} handshakes, "
-        f"{outcome['accepted']} accepted, refused {dict(closed)}, failed {outcome['failed']}; "
+        f"{outcome['accepted']} accepted (at most {outcome['peak_open']} at once; closed by the "
+        f"server before the end {outcome['dropped']}), refused {dict(closed)}, failed "
+        f"{outcome['failed']}; "
         f"{sum(answers.values())} messages answered {dict(answers)}, {len(stored_flood)} stored\n"
         f"second customer's acknowledgement ({len(unloaded)} messages each): unloaded p50 "
         f"{statistics.median(unloaded):.1f} ms p99 {p99(unloaded):.1f} ms; during the flood "
         f"({during} sent while it ran) p50 {statistics.median(loaded):.1f} ms p99 "
         f"{p99(loaded):.1f} ms"
     )
-    assert outcome["accepted"] == limits["SOCKETS_PER_CONVERSATION"]
+    # The cap is reached and never passed at once. An accepted socket the server closed before
+    # the end (its close code is printed) frees its slot for the next handshake, so each accept
+    # beyond the cap must follow such a close.
+    assert outcome["peak_open"] == limits["SOCKETS_PER_CONVERSATION"]
+    assert outcome["accepted"] <= limits["SOCKETS_PER_CONVERSATION"] + sum(
+        outcome["dropped"].values()
+    )
     assert set(closed) == {"4429"}  # JSON keys
     assert sum(closed.values()) >= FLOOD_SOCKETS - limits["SOCKETS_PER_CONVERSATION"]
     # A minute's budget, or two if the flood straddled a window boundary; never the 4,000.
