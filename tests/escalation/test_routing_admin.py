@@ -37,6 +37,19 @@ def _team_routing_form(team, **overrides):
     }
 
 
+def _agent_form(user, team, **overrides):
+    """The admin's agent profile form for ``user``, online in ``team``."""
+    return {
+        "user": user.pk,
+        "display_name": user.agent_profile.display_name,
+        "role": "agent",
+        "teams": [team.pk],
+        "availability": "online",
+        "notify_via": "in_app",
+        **overrides,
+    }
+
+
 def test_overlapping_hours_and_an_unknown_zone_are_form_errors(admin_client):
     team = TeamFactory(name="Orders")
     response = admin_client.post(
@@ -83,15 +96,7 @@ def test_capacity_zero_for_an_agent_of_an_automatic_team_is_a_form_error(admin_c
     profile = AgentProfile.objects.get(user=alex)
     response = admin_client.post(
         reverse("admin:crm_agentprofile_change", args=[profile.pk]),
-        {
-            "user": alex.pk,
-            "display_name": "Alex",
-            "role": "agent",
-            "teams": [team.pk],
-            "availability": "online",
-            "notify_via": "in_app",
-            "capacity": 0,
-        },
+        _agent_form(alex, team, capacity=0),
     )
     assert response.status_code == 200
     assert "Capacity 0 with automatic assignment" in response.content.decode()
@@ -110,15 +115,7 @@ def test_setting_an_agent_online_in_the_admin_gives_them_waiting_work(
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(
             reverse("admin:crm_agentprofile_change", args=[profile.pk]),
-            {
-                "user": alex.pk,
-                "display_name": "Alex",
-                "role": "agent",
-                "teams": [team.pk],
-                "availability": "online",
-                "notify_via": "in_app",
-                "capacity": 2,
-            },
+            _agent_form(alex, team, capacity=2),
         )
     assert response.status_code == 302
     profile.refresh_from_db()
