@@ -5,11 +5,14 @@ import ipaddress
 import os
 import shutil
 import socket
+import time
 
 import httpx
 import pytest
 from django.conf import settings
+from django.core.management.base import CommandError
 from django.db import connection
+from django.test import TransactionTestCase
 
 from config.celery import app as celery_app
 from crm import limits
@@ -79,6 +82,33 @@ def loopback_only_resolver():
     socket.getaddrinfo = _loopback_only_getaddrinfo
     yield
     socket.getaddrinfo = _true_getaddrinfo
+
+
+def _flush_again_after_a_deadlock(original):
+    """A transactional test ends with a flush (TRUNCATE of every table, each lock taken in turn)
+    while a live server of the test (uvicorn, its embedded beat) may still be in a transaction
+    over two of those tables: PostgreSQL then breaks the deadlock by failing the flush, and the
+    next test would start on the last one's rows. Once the server's transaction ends, the flush
+    goes through: try it again."""
+
+    def teardown(self):
+        for attempt in range(1, 4):
+            try:
+                return original(self)
+            except CommandError as error:
+                if attempt == 3 or "deadlock detected" not in str(error.__cause__):
+                    raise
+                time.sleep(0.2 * attempt)
+
+    return teardown
+
+
+@pytest.fixture(autouse=True, scope="session")
+def flush_survives_a_live_servers_transaction():
+    original = TransactionTestCase._fixture_teardown
+    TransactionTestCase._fixture_teardown = _flush_again_after_a_deadlock(original)
+    yield
+    TransactionTestCase._fixture_teardown = original
 
 
 # Webhook deliveries resolve their receiver's name (integrations.transport): in tests, names
