@@ -12,6 +12,14 @@ class TeamFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"Team {n}")
 
 
+def deleted_team_id() -> int:
+    """The id of a team that existed and was deleted (a form still naming it was open)."""
+    gone = TeamFactory(name="Returns")
+    gone_id = gone.pk
+    gone.delete()
+    return gone_id
+
+
 class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = get_user_model()

@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from crm.models import AgentProfile
 from escalation.models import RoutingRule, RoutingSettings, TeamRouting
-from tests.factories import AgentFactory, TeamFactory
+from tests.factories import AgentFactory, TeamFactory, deleted_team_id
 
 from .routing_helpers import conversation_for, escalate
 
@@ -145,9 +145,7 @@ def test_a_rule_with_unknown_codes_is_a_form_error(admin_client):
 
 
 def test_a_rule_for_a_team_deleted_while_the_form_was_open_is_a_clear_form_error(admin_client):
-    gone = TeamFactory(name="Returns")
-    gone_id = gone.pk
-    gone.delete()
+    gone_id = deleted_team_id()
     response = admin_client.post(
         reverse("admin:escalation_routingrule_add"),
         {
@@ -168,9 +166,7 @@ def test_a_rule_for_a_team_deleted_while_the_form_was_open_is_a_clear_form_error
 
 def test_a_default_team_deleted_while_the_form_was_open_is_a_clear_form_error(admin_client):
     settings_row = RoutingSettings.load()
-    gone = TeamFactory(name="Returns")
-    gone_id = gone.pk
-    gone.delete()
+    gone_id = deleted_team_id()
     response = admin_client.post(
         reverse("admin:escalation_routingsettings_change", args=[settings_row.pk]),
         {

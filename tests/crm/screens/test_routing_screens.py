@@ -8,7 +8,13 @@ from django.urls import reverse
 
 from escalation.models import Escalation, RoutingRule, RoutingSettings, TeamRouting
 from escalation.routing import services as routing
-from tests.factories import AgentFactory, ChannelFactory, ConversationFactory, TeamFactory
+from tests.factories import (
+    AgentFactory,
+    ChannelFactory,
+    ConversationFactory,
+    TeamFactory,
+    deleted_team_id,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -237,9 +243,7 @@ def test_a_manager_adds_orders_moves_switches_off_and_deletes_rules(manager_clie
 
 def test_a_rule_for_a_team_that_was_deleted_is_refused(manager_client):
     # The page was opened with the team in its list; the team was deleted before the save.
-    gone = TeamFactory(name="Returns")
-    gone_id = gone.pk
-    gone.delete()
+    gone_id = deleted_team_id()
     response = manager_client.post(
         reverse("crm:routing-rule-add"), {"rule-name": "Ghost", "rule-team": str(gone_id)}
     )
@@ -249,9 +253,7 @@ def test_a_rule_for_a_team_that_was_deleted_is_refused(manager_client):
 
 
 def test_a_default_team_that_was_deleted_is_refused(manager_client):
-    gone = TeamFactory(name="Returns")
-    gone_id = gone.pk
-    gone.delete()
+    gone_id = deleted_team_id()
     response = manager_client.post(
         reverse("crm:routing-defaults"),
         {
