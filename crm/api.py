@@ -5,7 +5,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.response import Response
@@ -22,7 +22,7 @@ from integrations.throttles import (
     CustomerMessageThrottle,
 )
 
-from . import realtime, selectors, services
+from . import customer_texts, realtime, selectors, services
 from .errors import DomainError
 from .models import AgentProfile, ChannelKind, Conversation, Message
 
@@ -55,7 +55,39 @@ class VisitorContextSerializer(serializers.Serializer):
     time_zone = serializers.CharField(help_text="The browser's IANA time zone.")
 
 
+class QueuePlaceSerializer(serializers.Serializer):
+    position = serializers.IntegerField(help_text="1 is next in the team's queue.")
+    wait_minutes = serializers.IntegerField(
+        help_text="The estimated wait in whole minutes, at least 1; the team's closed hours "
+        "are counted in."
+    )
+    text = serializers.CharField(
+        help_text="What the website widget tells the customer, in their language: 'You are "
+        "number 3 in the queue — about 4 minutes.'"
+    )
+
+
+def waiting_places(conversations) -> dict:
+    """The queue places of those of ``conversations`` waiting for an agent, by id."""
+    from escalation.selectors import queue_places_of
+
+    return queue_places_of(
+        c.pk for c in conversations if c.mode == Conversation.Mode.AWAITING_AGENT
+    )
+
+
+class ConversationPageSerializer(serializers.ListSerializer):
+    def to_representation(self, data):
+        # The page's queue places in one go: a fixed number of queries, not a set per row.
+        conversations = list(data)
+        self.context["queue_places"] = waiting_places(conversations)
+        return super().to_representation(conversations)
+
+
 class ConversationSerializer(serializers.Serializer):
+    class Meta:
+        list_serializer_class = ConversationPageSerializer
+
     id = serializers.IntegerField()
     mode = serializers.ChoiceField(choices=Conversation.Mode.choices)
     channel = ChannelSummarySerializer()
@@ -70,6 +102,36 @@ class ConversationSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     last_message_at = serializers.DateTimeField(allow_null=True)
     closed_at = serializers.DateTimeField(allow_null=True)
+    queue = serializers.SerializerMethodField(
+        help_text="Where the customer stands while waiting for an agent (the widget's 'You "
+        "are number N' line); null when not waiting."
+    )
+
+    @extend_schema_field(QueuePlaceSerializer(allow_null=True))
+    def get_queue(self, conversation):
+        places = self.context.get("queue_places")
+        if places is None:  # one conversation, not a page
+            places = waiting_places([conversation])
+        place = places.get(conversation.pk)
+        if place is None:
+            return None
+        # The widget's sentence (escalation.services.queue_position_event), each language's
+        # wording read once per page.
+        wordings = self.context.setdefault("queue_wordings", {})
+        language = customer_texts.supported(place.language)
+        if language not in wordings:
+            wordings[language] = customer_texts.text_for("queue_place", language)
+        return {
+            "position": place.position,
+            "wait_minutes": place.wait_minutes,
+            "text": customer_texts.render(
+                "queue_place",
+                language,
+                template=wordings[language],
+                position=place.position,
+                wait_minutes=place.wait_minutes,
+            ),
+        }
 
 
 class ConversationCreatedSerializer(ConversationSerializer):

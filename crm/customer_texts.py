@@ -322,13 +322,14 @@ def text_for(kind: str, language: str | None) -> str:
     return override or DEFAULTS[kind][code]
 
 
-def render(kind: str, language: str | None, **values) -> str:
+def render(kind: str, language: str | None, *, template: str | None = None, **values) -> str:
     """The text of ``kind`` in the customer's language, placeholders filled. ``wait_minutes``
-    also fills ``{wait}`` with the language's plural phrase."""
+    also fills ``{wait}`` with the language's plural phrase. ``template``: ``text_for(kind,
+    language)`` when the caller read it already (rendering many, no query each)."""
     code = supported(language)
     if "wait_minutes" in values:
         values.setdefault("wait", wait_phrase(int(values["wait_minutes"]), code))
-    return fill(text_for(kind, code), **values)
+    return fill(template if template is not None else text_for(kind, code), **values)
 
 
 def validate(kind: str, text: str) -> str:

@@ -63,8 +63,14 @@ def reopens_at(team_id: int | None, at: datetime | None = None) -> datetime | No
 
 def wait_in_open_time(team_id: int | None, seconds: float, *, now: datetime | None = None) -> float:
     """``seconds`` of work from now, stretched over the closed hours in between."""
+    return stretch_over_closed_hours(team_hours(team_id), seconds, now=now)
+
+
+def stretch_over_closed_hours(
+    business: hours.Hours, seconds: float, *, now: datetime | None = None
+) -> float:
+    """``wait_in_open_time`` for hours already read (a caller estimating many teams' waits)."""
     now = now or timezone.now()
-    business = team_hours(team_id)
     if business.always_open:
         return seconds
     end = business.add_open_seconds(now, seconds)

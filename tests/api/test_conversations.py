@@ -256,3 +256,60 @@ def test_customer_token_cannot_post_as_the_agent(anonymous, conversation):
     anonymous.credentials(HTTP_X_CUSTOMER_TOKEN=conversation.customer_token)
     url = f"{URL}{conversation.pk}/agent-messages/"
     assert anonymous.post(url, {"text": "I am the agent"}, format="json").status_code == 401
+
+
+def _escalate(conversation, priority="normal"):
+    from escalation import services as escalation_services
+    from escalation.models import Priority
+
+    return escalation_services.escalate_conversation(
+        conversation=conversation,
+        reason="request",
+        priority=Priority.parse(priority),
+        triggered_by="detection",
+    )[0]
+
+
+def test_a_waiting_conversation_says_where_the_customer_stands(
+    api, anonymous, agent, api_channel, settings
+):
+    """What the widget shows ("You are number 2 …") reaches API integrators and the customer's
+    own bridge too; null once nobody is waiting."""
+    settings.LIVE_ESCALATION = {**settings.LIVE_ESCALATION, "DEFAULT_PICKUP_SECONDS": 120}
+    _escalate(ConversationFactory(channel=api_channel))
+    waiting = ConversationFactory(channel=api_channel)
+    escalation = _escalate(waiting)
+    chatting = ConversationFactory(channel=api_channel)
+
+    body = api.get(f"{URL}{waiting.pk}/").json()
+    assert body["mode"] == "awaiting_agent"
+    assert body["queue"] == {
+        "position": 2,
+        "wait_minutes": 4,
+        "text": "You are number 2 in the queue — about 4 minutes.",
+    }
+    anonymous.credentials(HTTP_X_CUSTOMER_TOKEN=waiting.customer_token)
+    assert anonymous.get(f"{URL}{waiting.pk}/").json()["queue"] == body["queue"]
+    assert api.get(f"{URL}{chatting.pk}/").json()["queue"] is None
+
+    rows = {row["id"]: row["queue"] for row in api.get(URL).json()["results"]}
+    assert rows[waiting.pk] == body["queue"] and rows[chatting.pk] is None
+
+    from escalation import services as escalation_services
+
+    escalation_services.take_over_escalation(escalation_id=escalation.pk, agent=agent)
+    assert api.get(f"{URL}{waiting.pk}/").json()["queue"] is None
+
+
+def test_the_list_reads_queue_places_in_a_fixed_number_of_queries(
+    api, api_channel, django_assert_max_num_queries
+):
+    for _ in range(2):
+        _escalate(ConversationFactory(channel=api_channel))
+    with django_assert_max_num_queries(30) as few:
+        api.get(URL)
+    for _ in range(6):
+        _escalate(ConversationFactory(channel=api_channel))
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        results = api.get(URL).json()["results"]
+    assert len(results) == 8 and all(row["queue"] for row in results)

@@ -241,3 +241,58 @@ async def test_the_widget_socket_gets_its_place_on_connect_and_as_the_queue_move
     frames = await frames_until(socket, lambda f: f["type"] == "queue.position")
     assert frames[-1]["position"] == 1
     await socket.disconnect()
+
+
+@pytest.mark.django_db
+def test_places_of_some_conversations_agree_with_one_at_a_time(settings):
+    """The API's list reads a page's places at once; each must be what the conversation's
+    own reading says (the widget and the API's detail), closed hours counted in."""
+    from escalation.models import TeamRouting
+
+    settings.LIVE_ESCALATION = {**settings.LIVE_ESCALATION, "DEFAULT_PICKUP_SECONDS": 120}
+    billing, night = TeamFactory(name="Billing"), TeamFactory(name="Night")
+    far_day = (timezone.now() + timedelta(days=3)).strftime("%a").lower()
+    TeamRouting.objects.create(
+        team=night,
+        time_zone="UTC",
+        weekly_hours=[{"day": far_day, "opens": "09:00", "closes": "17:00"}],
+    )
+    AgentFactory(teams=[billing])
+    AgentFactory(teams=[billing])
+    AgentFactory()  # online, in no team: counts for the team-less queue only
+    waiting = [
+        escalate(ConversationFactory(team=billing)),
+        escalate(ConversationFactory(team=billing), Priority.URGENT),
+        escalate(ConversationFactory(team=billing)),
+        escalate(ConversationFactory(team=night)),
+        escalate(ConversationFactory(team=night), Priority.HIGH),
+        escalate(ConversationFactory()),
+        escalate(ConversationFactory()),
+    ]
+    not_waiting = ConversationFactory()
+    asked = [e.conversation_id for e in waiting[1:]] + [not_waiting.pk]  # not the first
+
+    places = selectors.queue_places_of(asked)
+
+    assert set(places) == {e.conversation_id for e in waiting[1:]}
+    for conversation_id, place in places.items():
+        assert place == selectors.queue_place(conversation_id)
+    assert places[waiting[2].conversation_id].position == 3  # the first one is still ahead
+    assert places[waiting[3].conversation_id].wait_minutes > 24 * 60  # closed for days
+    assert selectors.queue_places_of([]) == {} and selectors.queue_places_of([not_waiting.pk]) == {}
+
+
+@pytest.mark.django_db
+def test_places_of_a_page_take_a_fixed_number_of_queries(django_assert_max_num_queries):
+    from escalation.models import TeamRouting
+
+    teams = [TeamFactory(name=f"Team {i}") for i in range(3)]
+    for team in teams:
+        TeamRouting.objects.create(team=team, time_zone="UTC")
+    few = [escalate(ConversationFactory(team=teams[0])).conversation_id]
+    with django_assert_max_num_queries(6):
+        selectors.queue_places_of(few)
+    many = [escalate(ConversationFactory(team=team)).conversation_id for team in teams * 4]
+    many += [escalate(ConversationFactory()).conversation_id for _ in range(3)]
+    with django_assert_max_num_queries(6):
+        assert len(selectors.queue_places_of(few + many)) == 16
