@@ -71,12 +71,13 @@ def _alert(escalation, *, kind: str, dedupe_key: str, text: str) -> list[Notific
 
 
 @transaction.atomic(savepoint=False)  # inside the handoff's transaction: no savepoint of its own
-def notify_agents_of_escalation(*, escalation) -> list[Notification]:
+def notify_agents_of_escalation(*, escalation, is_new: bool = False) -> list[Notification]:
     """One notification per available agent of the escalation's team (every available agent
     when it has no team; the team's agents and the managers by email when nobody is available),
     in-app and/or email as each prefers. Idempotent per (agent, time in the queue): a second call
-    adds nothing, a hop back to the queue notifies again."""
-    releases = escalation.events.filter(kind=EscalationEvent.Kind.RELEASED).count()
+    adds nothing, a hop back to the queue notifies again. ``is_new``: the escalation was created
+    in this transaction, so it has never been released (no query to count its releases)."""
+    releases = 0 if is_new else escalation.events.filter(kind=EscalationEvent.Kind.RELEASED).count()
     key = f"escalation:{escalation.pk}" + (f":{releases}" if releases else "")
     text = _("%(contact)s needs an agent: %(reason)s, %(priority)s priority") % {
         "contact": escalation.conversation.contact,

@@ -9,6 +9,7 @@ Lock order, everywhere: conversation → escalation → ticket. ``crm.services``
 conversation alone, so no two of these transactions can wait on each other in a cycle.
 """
 
+import functools
 import logging
 from datetime import timedelta
 
@@ -23,6 +24,7 @@ from crm import customer_texts, metrics, realtime
 from crm import services as crm_services
 from crm.models import PROVIDER_CHANNELS, Conversation, agent_name
 from integrations.payloads import emit_escalation_event
+from integrations.services import subscriptions_read_once
 from tickets import services as ticket_services
 from tickets.models import Ticket
 
@@ -40,6 +42,7 @@ from .models import Escalation, EscalationEvent, HandoffVerdict, Priority, Reaso
 from .routing import clocks as routing_clocks
 from .routing import rules as routing_rules
 from .routing import tasks as routing_tasks
+from .routing.models import RoutingSettings
 
 Status = Escalation.Status
 logger = logging.getLogger(__name__)
@@ -92,6 +95,7 @@ def _require_owner(escalation: Escalation, agent) -> None:
 
 
 @transaction.atomic
+@subscriptions_read_once()  # its three or four webhook events read the subscriptions once
 def escalate_conversation(
     *,
     conversation: Conversation,
@@ -167,7 +171,12 @@ def escalate_conversation(
         channel_kind=conversation.channel.kind,
         language=routing_rules.guess_language(customer_lines),
     )
-    team, rule = routing_rules.choose_team(conversation=conversation, facts=facts)
+    # The routing settings and the team's routing row, each read once for the whole handoff.
+    load_settings = functools.cache(RoutingSettings.load)
+    team, rule = routing_rules.choose_team(
+        conversation=conversation, facts=facts, load_settings=load_settings
+    )
+    clock = routing_clocks.TeamClock(team.pk if team else None, load_settings=load_settings)
     now = timezone.now()
     card = selectors.handoff_card(conversation, reason, problem=summary, turns=turns)
     escalation = Escalation(
@@ -187,9 +196,9 @@ def escalate_conversation(
         escalated_at=now,
         priority_changed_at=now,
         wait_sentiment=((signals or {}).get("sentiment") or {}).get("intensity"),
-        after_hours_until=routing_clocks.reopens_at(team.pk if team else None, now),
+        after_hours_until=clock.reopens_at(now),
     )
-    escalation.sla_due_at = routing_clocks.sla_due_at(escalation)  # in the INSERT, not after it
+    escalation.sla_due_at = clock.sla_due_at(escalation)  # in the INSERT, not after it
     escalation.save(force_insert=True)
     _event(
         escalation,
@@ -219,12 +228,12 @@ def escalate_conversation(
         notice = customer_texts.render(
             "handoff",
             escalation.language,
-            wait_minutes=selectors.estimated_wait_minutes(escalation),
+            wait_minutes=selectors.estimated_wait_minutes(escalation, clock=clock),
         )
     crm_services.post_system_message(conversation=conversation, text=notice)
     crm_services.forget_wait_notice(conversation=conversation)
     ticket_services.open_ticket_for_escalation(escalation=escalation)
-    alerts.notify_agents_of_escalation(escalation=escalation)
+    alerts.notify_agents_of_escalation(escalation=escalation, is_new=True)
     emit_escalation_event("escalation.created", escalation)
     _route_after_commit(escalation.pk)
     return escalation, True

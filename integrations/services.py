@@ -13,6 +13,8 @@ import logging
 import re
 import time
 import uuid
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -231,6 +233,36 @@ def delete_webhook_subscription(*, subscription: WebhookSubscription) -> None:
 # --- Events and deliveries ----------------------------------------------------------------------
 
 
+# The active subscriptions as read by the first event of a ``subscriptions_read_once`` block
+# (UNREAD until then); None outside any block, where every event reads them.
+_UNREAD = object()
+_read_once: ContextVar = ContextVar("webhook_subscriptions_read_once", default=None)
+
+
+@contextmanager
+def subscriptions_read_once():
+    """Inside this block (one service's transaction, in one thread), the events emitted read
+    the active subscriptions once, at the first event, instead of once each: a handoff emits
+    three or four. Nothing outlives the block, so no process ever holds a stale list: a
+    subscription committed before the block's first event gets every event of the block, as
+    before; one committed during the block gets none of them (before, it got the later ones)."""
+    token = _read_once.set(_UNREAD)
+    try:
+        yield
+    finally:
+        _read_once.reset(token)
+
+
+def _active_subscriptions() -> list[WebhookSubscription]:
+    cached = _read_once.get()
+    if cached is not None and cached is not _UNREAD:
+        return cached
+    active = list(WebhookSubscription.objects.filter(is_active=True))
+    if cached is _UNREAD:
+        _read_once.set(active)
+    return active
+
+
 def emit_event(name: str, payload) -> list[WebhookDelivery]:
     """Record ``name`` for every active subscription that wants it and send after commit.
 
@@ -239,7 +271,7 @@ def emit_event(name: str, payload) -> list[WebhookDelivery]:
     """
     if name not in WebhookEvent.values:
         raise ValueError(f"Unknown webhook event {name!r}")
-    subscriptions = [s for s in WebhookSubscription.objects.filter(is_active=True) if s.wants(name)]
+    subscriptions = [s for s in _active_subscriptions() if s.wants(name)]
     if not subscriptions:
         return []
     if callable(payload):

@@ -31,39 +31,55 @@ def team_hours(team_id: int | None) -> hours.Hours:
     return routing.business_hours() if routing is not None else ALWAYS_OPEN
 
 
-def sla_target_seconds(*, team_id: int | None, priority: int, routing=None, defaults=None) -> int:
-    """The team's target for this priority, else the default target."""
-    code = Priority(priority).code
-    routing = routing if routing is not None else team_routing(team_id)
-    if routing is not None and code in (routing.sla_targets or {}):
-        return int(routing.sla_targets[code])
-    defaults = defaults if defaults is not None else RoutingSettings.load().sla_targets
-    return int(defaults.get(code) or DEFAULT_SLA_TARGETS[code])
+class TeamClock:
+    """One team's hours and takeover targets, its routing row read once: for a transaction
+    that asks several times (the handoff asks whether the team is open, when the SLA falls
+    due and how long the wait is). ``load_settings`` reads the routing settings, called only
+    when the team sets no target for a priority (the handoff passes one that reads once)."""
+
+    def __init__(self, team_id: int | None, *, load_settings=RoutingSettings.load):
+        self.team_id = team_id
+        self.routing = team_routing(team_id)
+        self.hours = self.routing.business_hours() if self.routing is not None else ALWAYS_OPEN
+        self._load_settings = load_settings
+
+    def sla_due_at(self, escalation) -> datetime | None:
+        """When the takeover target for its priority falls due, counting the team's open hours
+        only (None: the team never opens)."""
+        code = Priority(escalation.priority).code
+        if self.routing is not None and code in (self.routing.sla_targets or {}):
+            target = int(self.routing.sla_targets[code])
+        else:
+            defaults = self._load_settings().sla_targets
+            target = int(defaults.get(code) or DEFAULT_SLA_TARGETS[code])
+        return self.hours.add_open_seconds(escalation.escalated_at, target)
+
+    def reopens_at(self, at: datetime | None = None) -> datetime | None:
+        """None when the team is open at ``at``; else when it opens next (far future: never)."""
+        at = at or timezone.now()
+        if self.hours.is_open(at):
+            return None
+        return self.hours.next_opening(at) or at + timedelta(days=hours.HORIZON_DAYS)
+
+    def wait_in_open_time(self, seconds: float, *, now: datetime | None = None) -> float:
+        """``seconds`` of work from now, stretched over the closed hours in between."""
+        return stretch_over_closed_hours(self.hours, seconds, now=now)
 
 
 def sla_due_at(escalation) -> datetime | None:
     """When the takeover target for its priority falls due, counting the team's open hours
     only (None: the team never opens)."""
-    routing = team_routing(escalation.team_id)
-    target = sla_target_seconds(
-        team_id=escalation.team_id, priority=escalation.priority, routing=routing
-    )
-    business = routing.business_hours() if routing is not None else ALWAYS_OPEN
-    return business.add_open_seconds(escalation.escalated_at, target)
+    return TeamClock(escalation.team_id).sla_due_at(escalation)
 
 
 def reopens_at(team_id: int | None, at: datetime | None = None) -> datetime | None:
     """None when the team is open at ``at``; else when it opens next (far future: never)."""
-    at = at or timezone.now()
-    business = team_hours(team_id)
-    if business.is_open(at):
-        return None
-    return business.next_opening(at) or at + timedelta(days=hours.HORIZON_DAYS)
+    return TeamClock(team_id).reopens_at(at)
 
 
 def wait_in_open_time(team_id: int | None, seconds: float, *, now: datetime | None = None) -> float:
     """``seconds`` of work from now, stretched over the closed hours in between."""
-    return stretch_over_closed_hours(team_hours(team_id), seconds, now=now)
+    return TeamClock(team_id).wait_in_open_time(seconds, now=now)
 
 
 def stretch_over_closed_hours(

@@ -109,13 +109,14 @@ def rule_matches(rule: RoutingRule, facts: RoutingFacts) -> bool:
     )
 
 
-def choose_team(*, conversation, facts: RoutingFacts):
+def choose_team(*, conversation, facts: RoutingFacts, load_settings=RoutingSettings.load):
     """``(team, rule)``: the first matching active rule's team, else the conversation's team,
-    the channel's default team or the default team (rule None). Two queries."""
+    the channel's default team or the default team (rule None). Two queries at most (the
+    settings through ``load_settings``)."""
     for rule in RoutingRule.objects.filter(is_active=True).select_related("team"):
         if rule_matches(rule, facts):
             return rule.team, rule
     team = conversation.team or conversation.channel.default_team
     if team is None:
-        team = RoutingSettings.load().default_team
+        team = load_settings().default_team
     return team, None
