@@ -136,6 +136,16 @@ def start_conversation(
     return conversation
 
 
+def check_prechat(*, channel: Channel, name: str, email: str) -> None:
+    """``PrechatRequired`` naming the first field a required pre-chat form misses (the
+    caller checked the email's shape). Reads nothing, stores nothing."""
+    if channel.prechat_form == Channel.PrechatForm.REQUIRED:
+        if not name.strip():
+            raise PrechatRequired("name", _("Please tell us your name."))
+        if not email.strip():
+            raise PrechatRequired("email", _("Please give us your email address."))
+
+
 @transaction.atomic  # a refused first message leaves no contact behind
 def start_widget_conversation(
     *,
@@ -149,11 +159,7 @@ def start_widget_conversation(
     pre-chat form (the caller checked the email's shape); a required form refuses a missing
     field with ``PrechatRequired`` naming it. Always a new contact: the email is what the visitor
     claims, unverified, so it never files them under an existing contact (and its history)."""
-    if channel.prechat_form == Channel.PrechatForm.REQUIRED:
-        if not name.strip():
-            raise PrechatRequired("name", _("Please tell us your name."))
-        if not email.strip():
-            raise PrechatRequired("email", _("Please give us your email address."))
+    check_prechat(channel=channel, name=name, email=email)
     contact = create_contact(name=name.strip(), email=email.strip())
     return start_conversation(channel=channel, contact=contact, text=text, context=context)
 

@@ -10,6 +10,7 @@ urlpatterns = [
     path("widget.js", widget.widget_script, name="widget-script"),
     path("widget/demo/", widget.widget_demo, name="widget-demo"),
     path("widget/config/", widget.widget_config, name="widget-config"),
+    path("widget/prechat/", widget.check_prechat, name="widget-prechat"),
     path(
         "widget/conversations/",
         widget.start_widget_conversation,

@@ -220,6 +220,84 @@ def widget_config(request):
     return with_cors(JsonResponse({"prechat": {"mode": mode, "fields": fields}}), origin)
 
 
+class Refused(Exception):
+    """A refusal found while reading a request: the view answers ``response``."""
+
+    def __init__(self, response: HttpResponse):
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def _visitor_body(request, origin: str | None) -> tuple[dict, dict]:
+    """The JSON body of a start or a pre-chat check, and its ``channel``, ``name`` and
+    ``email`` bounded and stripped, the email's shape checked; else ``Refused``."""
+
+    def refuse(code: str, message: str, **extra):
+        raise Refused(refusal(origin, 400, code, message, **extra))
+
+    try:
+        body = load_client_json(request.body or b"")
+    except JsonTooDeep as too_deep:
+        refuse(
+            "too_deep",
+            _("The body nests deeper than %(limit)d levels.") % {"limit": too_deep.limit},
+        )
+    except ValueError:
+        refuse("bad_json", _("The body must be a JSON object."))
+    if not isinstance(body, dict):
+        refuse("bad_json", _("The body must be a JSON object."))
+    fields = {}
+    for name, limit in (("channel", 40), ("name", 200), ("email", 254)):
+        value = body.get(name, "")
+        if value is None:
+            value = ""
+        if not isinstance(value, str) or len(value) > limit:
+            refuse(
+                "invalid_field",
+                _("%(field)s must be text of at most %(limit)d characters.")
+                % {"field": name, "limit": limit},
+                field=name,
+            )
+        fields[name] = value.strip()
+    if not fields["channel"]:
+        refuse("invalid_field", _("channel is required."), field="channel")
+    if fields["email"]:
+        try:
+            validate_email(fields["email"])
+        except ValidationError:
+            refuse(
+                "invalid_field",
+                _("Please check your email address: it does not look valid."),
+                field="email",
+            )
+    return body, fields
+
+
+@csrf_exempt
+def check_prechat(request):
+    """``POST /widget/prechat/`` {"channel", "name"?, "email"?} → 204 when a start would take
+    them; else the start's 400s (``invalid_field``, ``prechat_required``, naming the field).
+    Stores nothing: the widget sends the fields with the first message, so a form filled in
+    and left without writing leaves no empty conversation behind."""
+    if request.method == "OPTIONS":
+        return preflight(request)
+    if request.method != "POST":
+        return error(405, "method_not_allowed", _("Use POST."))
+    origin = request.headers.get("Origin")
+    try:
+        _body, fields = _visitor_body(request, origin)
+    except Refused as refused:
+        return refused.response
+    channel, refused = _website_channel(fields["channel"], origin)
+    if refused is not None:
+        return refused
+    try:
+        crm_services.check_prechat(channel=channel, name=fields["name"], email=fields["email"])
+    except PrechatRequired as exc:
+        return with_cors(error(400, exc.code, exc.message, field=exc.field), origin)
+    return with_cors(HttpResponse(status=204), origin)
+
+
 @csrf_exempt
 def start_widget_conversation(request):
     """``POST /widget/conversations/`` {"channel", "name"?, "email"?, "text"?, "page_url"?,
@@ -237,46 +315,9 @@ def start_widget_conversation(request):
         response["Retry-After"] = str(START_RATE_WINDOW_SECONDS)
         return response
     try:
-        body = load_client_json(request.body or b"")
-    except JsonTooDeep as too_deep:
-        return refusal(
-            origin,
-            400,
-            "too_deep",
-            _("The body nests deeper than %(limit)d levels.") % {"limit": too_deep.limit},
-        )
-    except ValueError:
-        return refusal(origin, 400, "bad_json", _("The body must be a JSON object."))
-    if not isinstance(body, dict):
-        return refusal(origin, 400, "bad_json", _("The body must be a JSON object."))
-    fields = {}
-    for name, limit in (("channel", 40), ("name", 200), ("email", 254)):
-        value = body.get(name, "")
-        if value is None:
-            value = ""
-        if not isinstance(value, str) or len(value) > limit:
-            return refusal(
-                origin,
-                400,
-                "invalid_field",
-                _("%(field)s must be text of at most %(limit)d characters.")
-                % {"field": name, "limit": limit},
-                field=name,
-            )
-        fields[name] = value.strip()
-    if not fields["channel"]:
-        return refusal(origin, 400, "invalid_field", _("channel is required."), field="channel")
-    if fields["email"]:
-        try:
-            validate_email(fields["email"])
-        except ValidationError:
-            return refusal(
-                origin,
-                400,
-                "invalid_field",
-                _("Please check your email address: it does not look valid."),
-                field="email",
-            )
+        body, fields = _visitor_body(request, origin)
+    except Refused as refused:
+        return refused.response
     try:
         context = clean_visitor_context(body)
     except InvalidVisitorContext as exc:

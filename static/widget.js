@@ -12,8 +12,10 @@
  * is down or the server says "degraded", the widget polls the messages endpoint instead.
  *
  * Before the first message the widget asks the server how to start (GET /widget/config/): a
- * channel with a pre-chat form shows it (name and email; "optional" may be skipped), and the
- * server's refusal of a field (a bad email) is shown under that field. Every start also reports
+ * channel with a pre-chat form shows it (name and email; "optional" may be skipped), the server
+ * checks it (POST /widget/prechat/, nothing stored) and its refusal of a field (a bad email) is
+ * shown under that field; the answers go with the first message, which starts the conversation
+ * (a form filled in and then left behind leaves nothing on the server). Every start also reports
  * the page address, the referrer, the browser language and the time zone: context for the agent,
  * checked by the server; if it refuses one of them, the chat starts without that context.
  *
@@ -198,6 +200,9 @@
   var connection = "idle"; // idle | connecting | live | degraded | offline
   var prechatMode = null; // "off" | "optional" | "required" once the server said; null before
   var prechatSkipped = false;
+  // The form's answers once the server checked them: sent with the first message, so a form
+  // filled in and then left behind stores nothing.
+  var prechatFields = null;
   var CONTEXT_FIELDS = { page_url: true, referrer: true, language: true, time_zone: true };
 
   // --- storage ---------------------------------------------------------------------------
@@ -600,6 +605,7 @@
       forget();
       input.focus();
       prechatSkipped = false; // a new conversation: the channel's pre-chat form, if any, again
+      prechatFields = null;
       askPrechatIfNeeded();
     });
     panel.insertBefore(card, note);
@@ -608,7 +614,7 @@
 
   // --- the pre-chat form ------------------------------------------------------------------
   function askPrechatIfNeeded() {
-    if (conversation || prechatSkipped) return;
+    if (conversation || prechatSkipped || prechatFields) return;
     if (prechatMode !== null) {
       showPrechat(prechatMode !== "off");
       return;
@@ -618,7 +624,7 @@
       .then(function (body) {
         var mode = body && body.prechat && body.prechat.mode;
         prechatMode = mode === "optional" || mode === "required" ? mode : "off";
-        if (!conversation && !prechatSkipped) showPrechat(prechatMode !== "off");
+        if (!conversation && !prechatSkipped && !prechatFields) showPrechat(prechatMode !== "off");
       })
       .catch(function () { /* no form: the first message starts the chat as before */ });
   }
@@ -641,20 +647,24 @@
     if (field) field.input.focus();
   }
 
+  // The server checks the form (POST /widget/prechat/, nothing stored); the conversation
+  // starts with the first message, carrying the answers.
   function submitPrechat() {
     showFieldError(null, "");
     prechatStart.disabled = true;
-    postStart({ name: prechatName.input.value.trim(), email: prechatEmail.input.value.trim() })
-      .then(function (result) {
-        if (result.ok) {
-          began(result.body);
+    var fields = { name: prechatName.input.value.trim(), email: prechatEmail.input.value.trim() };
+    fetch(server + "/widget/prechat/", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ channel: channelKey, name: fields.name, email: fields.email }),
+    })
+      .then(function (response) {
+        if (response.ok) {
+          prechatFields = fields;
           showPrechat(false);
           return;
         }
-        var body = result.body || {};
-        var field = body.field === "name" ? prechatName : body.field === "email" ? prechatEmail : null;
-        if (field) showFieldError(field, body.message || TEXT.failed);
-        else showNote(body.message || TEXT.failed, true);
+        return response.json().then(function (body) { showStartRefusal(body || {}); });
       })
       .catch(function () { showNote(TEXT.failed, true); })
       .then(function () { prechatStart.disabled = false; });
@@ -746,16 +756,31 @@
     socket.send(JSON.stringify({ type: "typing" }));
   }
 
+  // A refusal of the form's fields shows under the field; anything else as a note.
+  function showStartRefusal(body) {
+    var field = body.field === "name" ? prechatName : body.field === "email" ? prechatEmail : null;
+    if (field) showFieldError(field, body.message || TEXT.failed);
+    else showNote(body.message || TEXT.failed, true);
+  }
+
   function startConversation(text) {
     sendButton.disabled = true;
-    postStart({ text: text })
+    var fields = { text: text };
+    if (prechatFields) {
+      fields.name = prechatFields.name;
+      fields.email = prechatFields.email;
+    }
+    postStart(fields)
       .then(function (result) {
-        if (!result.ok && result.body && result.body.code === "prechat_required") {
-          prechatMode = "required"; // the channel changed its mind since the page loaded
+        var body = result.body || {};
+        if (!result.ok && (body.code === "prechat_required" || body.field === "name" || body.field === "email")) {
+          // the channel changed its mind since the form (or the page) was shown: ask again
+          if (body.code === "prechat_required") prechatMode = "required";
           prechatSkipped = false;
+          prechatFields = null;
           input.value = text;
           showPrechat(true);
-          showFieldError(result.body.field === "email" ? prechatEmail : prechatName, result.body.message);
+          showStartRefusal(body);
           return;
         }
         if (!result.ok) throw { shown: (result.body && result.body.message) || TEXT.failed };

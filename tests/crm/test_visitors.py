@@ -147,6 +147,42 @@ def test_the_form_starts_the_chat_with_who_and_where_before_any_message(client, 
     assert (conversation.browser_language, conversation.time_zone) == ("pt-BR", "America/Sao_Paulo")
 
 
+def check(client, body, *, origin=SITE):
+    extra = {"HTTP_ORIGIN": origin} if origin else {}
+    return client.post(
+        "/widget/prechat/", data=json.dumps(body), content_type="application/json", **extra
+    )
+
+
+def test_the_widget_checks_the_form_without_storing_anything(client, required_channel):
+    """The widget asks the server about the form, then starts the conversation with the first
+    message: a form filled in and left behind leaves no empty conversation (and no contact)."""
+    ChannelFactory(key="shop", allowed_origins=["https://shop.example"])
+    fine = {"channel": "required", "name": "Jamie Patel", "email": "jamie@example.com"}
+    response = check(client, fine)
+    assert response.status_code == 204 and response["Access-Control-Allow-Origin"] == SITE
+    refused = [
+        ({**fine, "email": "jamie@nowhere"}, "invalid_field", "email"),
+        ({**fine, "email": ""}, "prechat_required", "email"),
+        ({**fine, "name": " "}, "prechat_required", "name"),
+        ({**fine, "name": "x" * 201}, "invalid_field", "name"),
+        ({**fine, "channel": "nope"}, "channel_not_found", "channel"),
+    ]
+    for body, code, field in refused:
+        response = check(client, body)
+        assert response.status_code == 400, body
+        assert (response.json()["code"], response.json()["field"]) == (code, field)
+    assert check(client, {"channel": "shop"}).status_code == 204  # no form: nothing required
+    foreign = check(client, {"channel": "shop"}, origin="https://evil.example")
+    assert foreign.status_code == 403 and "Access-Control-Allow-Origin" not in foreign
+    assert client.get("/widget/prechat/").status_code == 405
+    bad_json = client.post("/widget/prechat/", data="[", content_type="application/json")
+    assert bad_json.status_code == 400 and bad_json.json()["code"] == "bad_json"
+    deep = client.post("/widget/prechat/", data="[" * 99 + "]" * 99, content_type="text/plain")
+    assert deep.status_code == 400 and deep.json()["code"] == "too_deep"
+    assert not Contact.objects.exists() and not Conversation.objects.exists()
+
+
 def test_a_malformed_context_is_refused_and_nothing_is_stored(client, db):
     ChannelFactory(key="shop")
     response = start(client, {"channel": "shop", "text": "Hi", "page_url": "javascript:alert(1)"})

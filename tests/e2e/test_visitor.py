@@ -55,6 +55,8 @@ def test_a_required_form_refuses_a_bad_email_then_the_agent_sees_who_and_where(
     customer.click(".le-prechat-start")
     customer.wait_for_selector(".le-input", state="visible")
     assert not customer.locator(".le-prechat").is_visible()
+    # The form was checked, nothing stored: a customer who leaves now leaves nothing behind.
+    assert Conversation.objects.count() == 0
     customer.fill(".le-input", "I want to speak to a person about order 5512")
     customer.press(".le-input", "Enter")
     customer.wait_for_selector(".le-customer:has-text('order 5512')")

@@ -301,6 +301,13 @@ def _customer_pages(sweep: Sweep, world) -> None:
     sweep.get("api-docs", "/api/docs/")  # the public Swagger UI page (templates/api/)
     sweep.get("widget-script", "/widget.js")
     sweep.get("widget-config", "/widget/config/?channel=website-demo")
+    sweep.request(
+        "post",
+        "widget-prechat",
+        "/widget/prechat/",
+        '{"channel": "website-demo", "name": "Jamie", "email": "jamie@example.com"}',
+        content_type="application/json",
+    )
     start = sweep.request(
         "post",
         "widget-start-conversation",
