@@ -16,13 +16,14 @@ with the agent in front). Nothing here locks an agent while holding a conversati
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -456,25 +457,70 @@ TEAM_FIELDS = (
 )
 
 
+# What a waiting escalation's clocks (its reopening, its SLA due time) are computed from.
+CLOCK_FIELDS = ("time_zone", "weekly_hours", "holidays", "sla_targets")
+
+
 @transaction.atomic
 def update_team_routing(*, team: Team, **changes) -> TeamRouting:
     """Change a team's routing (any of TEAM_FIELDS). Raises ValidationError naming each bad
     field (overlapping hours, unknown time zone, automatic with no capacity...). A team that
-    becomes automatic routes its waiting escalations after commit."""
+    becomes automatic routes its waiting escalations after commit; new hours, holidays, time
+    zone or targets re-set the clocks of its waiting escalations (``reset_waiting_clocks``)."""
     unknown = set(changes) - set(TEAM_FIELDS)
     if unknown:
         raise ValidationError({name: [_("Not a routing setting.")] for name in unknown})
     routing, _created = TeamRouting.objects.select_for_update().get_or_create(team=team)
     was_automatic = routing.is_automatic
+    clocks_before = [getattr(routing, name) for name in CLOCK_FIELDS]
     for name, value in changes.items():
         setattr(routing, name, value)
     errors = team_routing_errors(routing)
     if errors:
         raise ValidationError(errors)
     routing.save()
+    if [getattr(routing, name) for name in CLOCK_FIELDS] != clocks_before:
+        reset_waiting_clocks(team_id=team.pk)
     if routing.is_automatic and not was_automatic:
         transaction.on_commit(_sweep_after_commit, robust=True)
     return routing
+
+
+def reset_waiting_clocks(*, team_id: int, now=None) -> int:
+    """Inside the caller's transaction, after the team's hours or targets changed: its queued
+    escalations read their clocks again, as escalating now would. One escalated after hours
+    reopens at the team's next opening (now, if the team is open now and its reopening was
+    still ahead); one not yet breached falls due at its target counted in the new open hours.
+    Locks the rows (id order), so an ageing or a take-over waits and then sees the new values.
+    Returns how many changed; the queue updates live."""
+    now = now or timezone.now()
+    clock = clocks.TeamClock(team_id, load_settings=functools.cache(RoutingSettings.load))
+    opens = clock.reopens_at(now)  # None: open now
+    waiting = (
+        Escalation.objects.select_for_update(of=("self",))
+        .filter(team_id=team_id, status=Status.QUEUED)
+        .filter(Q(after_hours_until__isnull=False) | Q(sla_breached_at__isnull=True))
+        .order_by("id")
+    )
+    changed = 0
+    for escalation in waiting:
+        fields = []
+        if escalation.after_hours_until is not None:
+            # Open now: a reopening still ahead is now; one already past stays as it was.
+            reopens = opens if opens is not None else min(escalation.after_hours_until, now)
+            if reopens != escalation.after_hours_until:
+                escalation.after_hours_until = reopens
+                fields.append("after_hours_until")
+        if escalation.sla_breached_at is None:
+            due = clock.sla_due_at(escalation)
+            if due != escalation.sla_due_at:
+                escalation.sla_due_at = due
+                fields.append("sla_due_at")
+        if fields:
+            escalation.save(update_fields=fields)
+            realtime.publish_queue_event("updated", escalation.pk)
+            changed += 1
+    return changed
 
 
 def _sweep_after_commit() -> None:

@@ -2,14 +2,14 @@
 after-hours escalations (the customer is told when the team is back, may leave an email, and
 the wait estimate counts the closed hours)."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from django.utils import timezone
 
 from crm import services as crm_services
 from crm.models import Message
-from escalation import selectors
+from escalation import selectors, services
 from escalation.models import Escalation, EscalationEvent, Priority, TeamRouting
 from escalation.routing import services as routing
 from escalation.routing import tasks
@@ -259,3 +259,70 @@ def test_celery_beat_drives_the_offer_timeouts_pushes_ageing_and_breaches():
     assert every["escalation.routing.tasks.expire_offers"] <= 5
     app.loader.import_default_modules()
     assert sweeps <= set(app.tasks)
+
+
+def _day(offset: int):
+    return (timezone.now() + timedelta(days=offset)).date()
+
+
+def _at_nine(offset: int) -> datetime:
+    return datetime.combine(_day(offset), time(9), tzinfo=UTC)
+
+
+def _hours(*offsets):
+    return [
+        {"day": _day(o).strftime("%a").lower(), "opens": "09:00", "closes": "17:00"}
+        for o in offsets
+    ]
+
+
+def _clocks(escalation):
+    escalation.refresh_from_db()
+    return escalation.after_hours_until, escalation.sla_due_at
+
+
+def test_new_hours_holidays_and_targets_move_the_clocks_of_the_teams_waiting_escalations():
+    """The reopening and the SLA due time are computed at escalation; a manager who changes
+    the hours, a holiday or a target changes them for everyone still waiting, not for the
+    escalations taken already or of other teams, nor a due time already breached."""
+    team = TeamFactory(name="Billing")
+    closed_all_week_but(team, day_offset=3)
+    waiting = escalate(conversation_for(team))
+    taken = escalate(conversation_for(team))
+    services.take_over_escalation(escalation_id=taken.pk, agent=AgentFactory(teams=[team]))
+    breached = escalate(conversation_for(team))
+    Escalation.objects.filter(pk=breached.pk).update(sla_breached_at=timezone.now())
+    elsewhere = TeamFactory(name="Sales")
+    closed_all_week_but(elsewhere, day_offset=3)
+    other = escalate(conversation_for(elsewhere))
+    assert _clocks(waiting) == (_at_nine(3), _at_nine(3) + timedelta(minutes=15))
+    untouched = {e.pk: _clocks(e) for e in (taken, other)}
+    breached_due = _clocks(breached)[1]
+
+    routing.update_team_routing(team=team, weekly_hours=_hours(1, 3))  # open tomorrow too
+    assert _clocks(waiting) == (_at_nine(1), _at_nine(1) + timedelta(minutes=15))
+    assert _clocks(breached) == (_at_nine(1), breached_due)
+
+    routing.update_team_routing(team=team, holidays=[_day(1).isoformat()])  # not tomorrow
+    assert _clocks(waiting) == (_at_nine(3), _at_nine(3) + timedelta(minutes=15))
+
+    routing.update_team_routing(team=team, sla_targets={"normal": 600})
+    assert _clocks(waiting) == (_at_nine(3), _at_nine(3) + timedelta(minutes=10))
+
+    routing.update_team_routing(team=team, weekly_hours=[])  # open around the clock now
+    reopened, due = _clocks(waiting)
+    assert reopened <= timezone.now() and not waiting.is_after_hours
+    assert due == waiting.escalated_at + timedelta(minutes=10)
+
+    assert {e.pk: _clocks(e) for e in (taken, other)} == untouched
+    assert _clocks(breached)[1] == breached_due
+
+
+def test_a_reopening_already_past_stays_when_the_team_is_open():
+    team = TeamFactory(name="Billing")
+    closed_all_week_but(team, day_offset=3)
+    escalation = escalate(conversation_for(team))
+    opened = timezone.now() - timedelta(hours=1)  # the team opened an hour ago
+    Escalation.objects.filter(pk=escalation.pk).update(after_hours_until=opened)
+    routing.update_team_routing(team=team, weekly_hours=[])
+    assert _clocks(escalation)[0] == opened

@@ -160,3 +160,40 @@ def test_an_accept_racing_a_take_over_by_hand_leaves_one_agent():
             assert isinstance(accepted, OfferNotYours), accepted
             assert isinstance(taken, Escalation), taken
         services.resolve_escalation(escalation_id=escalation.pk, agent=escalation.claimed_by)
+
+
+def test_new_hours_racing_priorities_that_age_leave_each_due_time_of_both():
+    """A manager saves new hours while the ageing sweep raises the waiting escalations: each
+    due time ends counted in the new hours at the raised priority, whichever committed first
+    (both lock the escalation row before reading what they compute from)."""
+    from escalation.models import Priority
+    from escalation.routing.clocks import TeamClock
+    from tests.factories import TeamFactory
+
+    def weekday(offset):
+        return (timezone.now() + timedelta(days=offset)).strftime("%a").lower()
+
+    def hours(*offsets):
+        return [{"day": weekday(o), "opens": "09:00", "closes": "17:00"} for o in offsets]
+
+    for _round in range(3):
+        team = TeamFactory()
+        TeamRouting.objects.create(team=team, time_zone="UTC", weekly_hours=hours(3))
+        waiting = [escalate(conversation_for(team), priority=Priority.LOW) for _ in range(6)]
+        Escalation.objects.filter(team=team).update(
+            priority_changed_at=timezone.now() - timedelta(hours=2)
+        )
+
+        def work(i, team=team, waiting=waiting):
+            if i == 0:
+                return routing.update_team_routing(team=team, weekly_hours=hours(1, 3))
+            return routing.age_escalation(escalation_id=waiting[i - 1].pk)
+
+        outcomes = race(work, len(waiting) + 1)
+
+        assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
+        clock = TeamClock(team.pk)
+        for escalation in Escalation.objects.filter(team=team):
+            assert escalation.priority == Priority.NORMAL
+            assert escalation.sla_due_at == clock.sla_due_at(escalation), escalation
+            assert escalation.after_hours_until == clock.reopens_at()
