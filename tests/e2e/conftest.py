@@ -326,6 +326,31 @@ def wait_live(page):
     page.wait_for_selector('#live-state[data-state="live"]')
 
 
+@pytest.fixture
+def escalate(transactional_db):
+    """``escalate(conversation, text=..., reason=..., priority=..., detail=...)`` → the
+    escalation: the customer's ``text`` stored, then the conversation escalated as detection
+    does, off the browser's thread (the services publish through the channel layer)."""
+    from crm import services as crm_services
+    from escalation import services as escalation_services
+    from escalation.models import Escalation, Priority
+
+    def run(conversation, *, text: str, reason="request", priority=Priority.NORMAL, detail=""):
+        def work():
+            crm_services.receive_customer_message(conversation=conversation, text=text)
+            return escalation_services.escalate_conversation(
+                conversation=conversation,
+                reason=reason,
+                priority=priority,
+                triggered_by=Escalation.Trigger.DETECTION,
+                detail=detail,
+            )[0]
+
+        return off_the_browser_thread(work)
+
+    return run
+
+
 def off_the_browser_thread(function, *args, **kwargs):
     """Run ``function`` in a fresh thread and return its result: Playwright's loop lives in
     this thread, so a service publishing to the channel layer (async_to_sync) must run apart."""

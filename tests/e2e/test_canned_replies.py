@@ -7,11 +7,10 @@ import pytest
 
 from crm import services as crm_services
 from crm.models import AgentProfile, CannedReply
-from escalation import services as escalation_services
-from escalation.models import Escalation, Priority
+from escalation.models import Escalation
 from tests.factories import AgentFactory, ConversationFactory, TeamFactory
 
-from .conftest import assert_page_clean, off_the_browser_thread, sign_in, wait_for_js, wait_live
+from .conftest import assert_page_clean, sign_in, wait_for_js, wait_live
 from .test_inbox import watch_console
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.redis]
@@ -20,7 +19,7 @@ BODY = "Hi {contact.first_name}, {agent.name} here: {ticket.reference} is with t
 
 
 def test_a_team_reply_written_in_settings_is_found_by_title_inserted_and_counted(
-    open_page, transactional_db
+    open_page, escalate
 ):
     billing = TeamFactory(name="Billing")
     morgan = AgentFactory(
@@ -37,17 +36,9 @@ def test_a_team_reply_written_in_settings_is_found_by_title_inserted_and_counted
         actor=morgan, team=support, shortcut="parcel-lost", title="Parcel lost", body="Sorry."
     )
 
-    def escalate():
-        conversation = ConversationFactory(contact__name="Jamie Patel", team=billing)
-        crm_services.receive_customer_message(conversation=conversation, text="Where is it?")
-        return escalation_services.escalate_conversation(
-            conversation=conversation,
-            reason="request",
-            priority=Priority.NORMAL,
-            triggered_by=Escalation.Trigger.DETECTION,
-        )[0]
-
-    escalation = off_the_browser_thread(escalate)
+    escalation = escalate(
+        ConversationFactory(contact__name="Jamie Patel", team=billing), text="Where is it?"
+    )
 
     manager = open_page("morgan")
     manager_errors = watch_console(manager)

@@ -3,33 +3,16 @@ message (not a broken page), and without the agent socket the queue falls back t
 
 import pytest
 
-from crm import services as crm_services
-from escalation import services as escalation_services
-from escalation.models import Escalation, Priority
 from tests.factories import AgentFactory, ConversationFactory
 
-from .conftest import off_the_browser_thread, sign_in, wait_live
+from .conftest import sign_in, wait_live
 
 pytestmark = [pytest.mark.browser]
 
 
-def _escalate(name: str):
-    def run():
-        conversation = ConversationFactory(contact__name=name)
-        crm_services.receive_customer_message(conversation=conversation, text="Hello?")
-        return escalation_services.escalate_conversation(
-            conversation=conversation,
-            reason="request",
-            priority=Priority.NORMAL,
-            triggered_by=Escalation.Trigger.DETECTION,
-        )[0]
-
-    return off_the_browser_thread(run)
-
-
-def test_a_failed_htmx_request_shows_a_message_and_the_page_stays(open_page, transactional_db):
+def test_a_failed_htmx_request_shows_a_message_and_the_page_stays(open_page, escalate):
     user = AgentFactory(display_name="Marina", username="marina")
-    escalation = _escalate("Jamie Patel")
+    escalation = escalate(ConversationFactory(contact__name="Jamie Patel"), text="Hello?")
     page = open_page("agent")
     sign_in(page, user, next_url=f"/crm/conversations/{escalation.conversation_id}/")
     wait_live(page)
@@ -50,7 +33,7 @@ def test_a_failed_htmx_request_shows_a_message_and_the_page_stays(open_page, tra
     page.wait_for_selector("#handled-by:has-text('You are handling this conversation.')")
 
 
-def test_without_the_agent_socket_the_queue_polls(open_page, transactional_db):
+def test_without_the_agent_socket_the_queue_polls(open_page, escalate):
     user = AgentFactory(display_name="Marina", username="marina")
     page = open_page("agent")
     page.route_web_socket("**/ws/agent/", lambda socket: socket.close())
@@ -59,6 +42,6 @@ def test_without_the_agent_socket_the_queue_polls(open_page, transactional_db):
     page.wait_for_selector("#queue-results tr.empty")
     page.evaluate("window.__same_page = true")
 
-    escalation = _escalate("Polly Polling")
+    escalation = escalate(ConversationFactory(contact__name="Polly Polling"), text="Hello?")
     page.wait_for_selector(f'.queue-row[data-escalation-id="{escalation.pk}"]', timeout=12_000)
     assert page.evaluate("window.__same_page") is True  # no reload happened

@@ -8,11 +8,10 @@ import pytest
 
 from crm import services as crm_services
 from crm.models import AgentProfile, Message
-from escalation import services as escalation_services
 from escalation.models import Escalation, Priority
 from tests.factories import AgentFactory, ConversationFactory, TeamFactory
 
-from .conftest import off_the_browser_thread, sign_in, wait_for_js, wait_live
+from .conftest import sign_in, wait_for_js, wait_live
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.redis]
 
@@ -61,7 +60,7 @@ def assert_clean(page):
 
 
 @pytest.fixture
-def world(transactional_db):
+def world(escalate):
     team = TeamFactory(name="Billing")
     marina = AgentFactory(display_name="Marina", username="marina", teams=[team])
     alex = AgentFactory(
@@ -74,19 +73,17 @@ def world(transactional_db):
         body="Hi {contact.first_name}, {agent.name} here: {ticket.reference} is refunded.",
     )
 
-    def escalate(name, priority):
-        conversation = ConversationFactory(contact__name=name, team=team)
-        crm_services.receive_customer_message(conversation=conversation, text="Refund please")
-        return escalation_services.escalate_conversation(
-            conversation=conversation,
+    def refund(name, priority):
+        return escalate(
+            ConversationFactory(contact__name=name, team=team),
+            text="Refund please",
             reason="complexity",
             priority=priority,
-            triggered_by=Escalation.Trigger.DETECTION,
             detail="Refund of a duplicate charge",
-        )[0]
+        )
 
-    first = off_the_browser_thread(escalate, "Jamie Patel", Priority.HIGH)
-    second = off_the_browser_thread(escalate, "Ana Ruiz", Priority.NORMAL)
+    first = refund("Jamie Patel", Priority.HIGH)
+    second = refund("Ana Ruiz", Priority.NORMAL)
     return {"marina": marina, "alex": alex, "first": first, "second": second}
 
 

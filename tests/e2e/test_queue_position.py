@@ -5,8 +5,6 @@ import re
 
 import pytest
 
-from crm import services as crm_services
-from escalation import services as escalation_services
 from escalation.models import Escalation, Priority
 from tests.factories import (
     AgentFactory,
@@ -16,13 +14,13 @@ from tests.factories import (
     TeamFactory,
 )
 
-from .conftest import off_the_browser_thread, sign_in, wait_live
+from .conftest import sign_in, wait_live
 from .test_inbox import assert_clean, wait_counts, watch_console
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.redis]
 
 
-def test_the_widget_shows_the_place_in_the_queue_and_updates_it_live(open_page, transactional_db):
+def test_the_widget_shows_the_place_in_the_queue_and_updates_it_live(open_page, escalate):
     team = TeamFactory(name="Support")
     channel = ChannelFactory(
         kind="website", assistant=AssistantFactory(handoff_enabled=True), default_team=team
@@ -30,17 +28,14 @@ def test_the_widget_shows_the_place_in_the_queue_and_updates_it_live(open_page, 
     marina = AgentFactory(display_name="Marina", username="marina", teams=[team])
 
     def waiting(name):
-        conversation = ConversationFactory(channel=channel, contact__name=name, team=team)
-        crm_services.receive_customer_message(conversation=conversation, text="Help please")
-        return escalation_services.escalate_conversation(
-            conversation=conversation,
-            reason="request",
+        return escalate(
+            ConversationFactory(channel=channel, contact__name=name, team=team),
+            text="Help please",
             priority=Priority.URGENT,  # ahead of the customer's request, whatever its priority
-            triggered_by=Escalation.Trigger.DETECTION,
-        )[0]
+        )
 
-    first = off_the_browser_thread(waiting, "Jamie Patel")
-    off_the_browser_thread(waiting, "Ana Ruiz")
+    first = waiting("Jamie Patel")
+    waiting("Ana Ruiz")
 
     agent = open_page("marina")
     agent_errors = watch_console(agent)

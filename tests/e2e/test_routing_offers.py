@@ -9,7 +9,6 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from crm import services as crm_services
 from escalation import services as escalation_services
 from escalation.models import Escalation, Priority, TeamRouting
 from tests.factories import AgentFactory, ChannelFactory, ConversationFactory, TeamFactory
@@ -29,7 +28,7 @@ def _clean(page):
     assert not [line for line in page.le_console if "error" in line.lower()], page.le_console
 
 
-def test_an_offer_times_out_moves_to_the_next_agent_who_accepts(open_page, transactional_db):
+def test_an_offer_times_out_moves_to_the_next_agent_who_accepts(open_page, escalate):
     team = TeamFactory(name="Orders")
     TeamRouting.objects.create(
         team=team, mode="automatic", strategy="round_robin", accept_timeout_seconds=TIMEOUT_S
@@ -47,16 +46,7 @@ def test_an_offer_times_out_moves_to_the_next_agent_who_accepts(open_page, trans
         wait_live(page)
         pages[name] = page
 
-    def escalate():
-        crm_services.receive_customer_message(conversation=conversation, text="Where is my order?")
-        return escalation_services.escalate_conversation(
-            conversation=conversation,
-            reason="request",
-            priority=Priority.HIGH,
-            triggered_by=Escalation.Trigger.DETECTION,
-        )[0]
-
-    escalation = off_the_browser_thread(escalate)
+    escalation = escalate(conversation, text="Where is my order?", priority=Priority.HIGH)
     row = f'.queue-row[data-escalation-id="{escalation.pk}"]'
 
     # Round robin starts with Marina: her queue offers it to her, Alex's says so.

@@ -4,34 +4,28 @@ the alert in their bell says so and no longer counts as unread."""
 
 import pytest
 
-from crm import services as crm_services
-from escalation import services as escalation_services
 from escalation.models import Escalation, Priority
 from tests.factories import AgentFactory, ConversationFactory
 
-from .conftest import assert_page_clean, off_the_browser_thread, sign_in, wait_live
+from .conftest import assert_page_clean, sign_in, wait_live
 
 pytestmark = [pytest.mark.browser]
 
 
-def test_two_agents_take_over_at_once_and_the_loser_is_told_who_won(open_page, transactional_db):
+def test_two_agents_take_over_at_once_and_the_loser_is_told_who_won(open_page, escalate):
     users = {
         name: AgentFactory(display_name=name.capitalize(), username=name)
         for name in ("marina", "alex", "sam")
     }
     conversation = ConversationFactory(contact__name="Jamie Patel")
 
-    def escalate():
-        crm_services.receive_customer_message(conversation=conversation, text="Refund please")
-        return escalation_services.escalate_conversation(
-            conversation=conversation,
-            reason="complexity",
-            priority=Priority.HIGH,
-            triggered_by=Escalation.Trigger.DETECTION,
-            detail="Refund of a duplicate charge",
-        )[0]
-
-    escalation = off_the_browser_thread(escalate)
+    escalation = escalate(
+        conversation,
+        text="Refund please",
+        reason="complexity",
+        priority=Priority.HIGH,
+        detail="Refund of a duplicate charge",
+    )
     url = f"/crm/conversations/{conversation.pk}/"
 
     watcher = open_page("sam-queue")
