@@ -428,9 +428,23 @@ class QueuePlace:
     language: str = ""
 
 
+def _open_hours(team_ids) -> dict:
+    """Each team's business hours by team id (one query); a team without any is always open
+    (``routing.clocks.ALWAYS_OPEN``, the default of the caller's ``get``)."""
+    from .routing.models import TeamRouting
+
+    return {
+        routing.team_id: routing.business_hours()
+        for routing in TeamRouting.objects.filter(team_id__in=[t for t in team_ids if t])
+    }
+
+
 def queue_places(*, limit: int = 1000) -> list[QueuePlace]:
-    """Every queued escalation's place and estimate (three queries, whatever the queue's
-    size): the same arithmetic as ``estimated_wait_minutes``, done for all at once."""
+    """Every queued escalation's place and estimate (five queries, whatever the queue's
+    size): the same arithmetic as ``estimated_wait_minutes``, the team's closed hours counted
+    in, done for all at once."""
+    from .routing.clocks import ALWAYS_OPEN, stretch_over_closed_hours
+
     rows = list(
         Escalation.objects.filter(status=Status.QUEUED)
         .order_by("team_id", "-priority", "escalated_at", "id")
@@ -448,14 +462,15 @@ def queue_places(*, limit: int = 1000) -> list[QueuePlace]:
         .annotate(agents=Count("id", distinct=True))
     )
     everyone = online.count()
+    business = _open_hours({row[2] for row in rows})
+    now = timezone.now()
     places, position, team = [], 0, object()
     for escalation_id, conversation_id, team_id, kind, language in rows:
         position = position + 1 if team_id == team else 1
         team = team_id
         agents = per_team.get(team_id, 0) if team_id else everyone
-        seconds = wait_estimate(
-            position=position, pickup_seconds=pickup_seconds, online_agents=agents
-        )
+        work = wait_estimate(position=position, pickup_seconds=pickup_seconds, online_agents=agents)
+        seconds = stretch_over_closed_hours(business.get(team_id, ALWAYS_OPEN), work, now=now)
         places.append(
             QueuePlace(
                 escalation_id=escalation_id,
@@ -510,7 +525,6 @@ def queue_places_of(conversation_ids) -> dict[int, QueuePlace]:
     counted in, in at most six queries whatever the page holds (none when ``conversation_ids`` is
     empty)."""
     from .routing.clocks import ALWAYS_OPEN, stretch_over_closed_hours
-    from .routing.models import TeamRouting
 
     ids = list(conversation_ids)
     if not ids:
@@ -542,10 +556,7 @@ def queue_places_of(conversation_ids) -> dict[int, QueuePlace]:
         .annotate(agents=Count("id", distinct=True))
     )
     everyone = online.count() if None in teams else 0
-    business = {
-        routing.team_id: routing.business_hours()
-        for routing in TeamRouting.objects.filter(team_id__in=[team for team in teams if team])
-    }
+    business = _open_hours(teams)
     now = timezone.now()
     places = {}
     for escalation_id, conversation_id, team_id, kind, language in waiting:

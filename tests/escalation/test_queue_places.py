@@ -61,11 +61,11 @@ def test_places_take_a_fixed_number_of_queries(django_assert_num_queries):
     team = TeamFactory(name="Billing")
     for _ in range(3):
         escalate(ConversationFactory(team=team))
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(5):
         selectors.queue_places()
     for _ in range(10):
         escalate(ConversationFactory())
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(5):
         selectors.queue_places()
 
 
@@ -241,6 +241,26 @@ async def test_the_widget_socket_gets_its_place_on_connect_and_as_the_queue_move
     frames = await frames_until(socket, lambda f: f["type"] == "queue.position")
     assert frames[-1]["position"] == 1
     await socket.disconnect()
+
+
+@pytest.mark.django_db
+def test_the_estimates_told_as_the_queue_moves_count_the_closed_hours(settings):
+    """The handoff message of a team that is closed says when it is back; the updates that
+    follow (widget, WhatsApp) must not then say "about 2 minutes"."""
+    from escalation.models import TeamRouting
+
+    settings.LIVE_ESCALATION = {**settings.LIVE_ESCALATION, "DEFAULT_PICKUP_SECONDS": 120}
+    night = TeamFactory(name="Night")
+    far_day = (timezone.now() + timedelta(days=3)).strftime("%a").lower()
+    TeamRouting.objects.create(
+        team=night,
+        time_zone="UTC",
+        weekly_hours=[{"day": far_day, "opens": "09:00", "closes": "17:00"}],
+    )
+    waiting = escalate(ConversationFactory(team=night))
+    (place,) = selectors.queue_places()
+    assert place.wait_minutes > 24 * 60
+    assert place == selectors.queue_place(waiting.conversation_id)
 
 
 @pytest.mark.django_db
