@@ -486,13 +486,14 @@ def update_team_routing(*, team: Team, **changes) -> TeamRouting:
     return routing
 
 
-def reset_waiting_clocks(*, team_id: int, now=None) -> int:
-    """Inside the caller's transaction, after the team's hours or targets changed: its queued
-    escalations read their clocks again, as escalating now would. One escalated after hours
-    reopens at the team's next opening (now, if the team is open now and its reopening was
-    still ahead); one not yet breached falls due at its target counted in the new open hours.
-    Locks the rows (id order), so an ageing or a take-over waits and then sees the new values.
-    Returns how many changed; the queue updates live."""
+def reset_waiting_clocks(*, team_id: int | None, now=None) -> int:
+    """Inside the caller's transaction, after the team's hours or targets changed (None: the
+    escalations of no team, after the default targets changed): its queued escalations read
+    their clocks again, as escalating now would. One escalated after hours reopens at the
+    team's next opening (now, if the team is open now and its reopening was still ahead); one
+    not yet breached falls due at its target counted in the new open hours. Locks the rows (id
+    order), so an ageing or a take-over waits and then sees the new values. Returns how many
+    changed; the queue updates live."""
     now = now or timezone.now()
     clock = clocks.TeamClock(team_id, load_settings=functools.cache(RoutingSettings.load))
     opens = clock.reopens_at(now)  # None: open now
@@ -614,10 +615,22 @@ def delete_rule(*, rule: RoutingRule) -> None:
 
 @transaction.atomic
 def update_routing_settings(**fields) -> RoutingSettings:
-    """The default team, default SLA targets, ageing schedule and sentiment step."""
+    """The default team, default SLA targets, ageing schedule and sentiment step. New default
+    targets re-set the due times of every waiting escalation (``reset_waiting_clocks``, team by
+    team: those whose team sets its own target keep theirs)."""
     settings_row = RoutingSettings.objects.select_for_update().get(pk=RoutingSettings.load().pk)
+    targets_before = settings_row.sla_targets
     for name, value in fields.items():
         setattr(settings_row, name, value)
     settings_row.full_clean()
     settings_row.save()
+    if settings_row.sla_targets != targets_before:
+        waiting_teams = (
+            Escalation.objects.filter(status=Status.QUEUED)
+            .values_list("team_id", flat=True)
+            .distinct()
+            .order_by("team_id")
+        )
+        for team_id in list(waiting_teams):
+            reset_waiting_clocks(team_id=team_id)
     return settings_row

@@ -326,3 +326,24 @@ def test_a_reopening_already_past_stays_when_the_team_is_open():
     Escalation.objects.filter(pk=escalation.pk).update(after_hours_until=opened)
     routing.update_team_routing(team=team, weekly_hours=[])
     assert _clocks(escalation)[0] == opened
+
+
+def test_new_default_targets_move_the_due_times_that_follow_them():
+    own = TeamFactory(name="Billing")
+    TeamRouting.objects.create(team=own, sla_targets={"normal": 600})
+    follows = TeamFactory(name="Sales")
+    TeamRouting.objects.create(team=follows)
+    mine, theirs, nobodys = (
+        escalate(conversation_for(own)),
+        escalate(conversation_for(follows)),
+        escalate(ConversationFactory()),
+    )
+    assert nobodys.team_id is None
+
+    routing.update_routing_settings(
+        sla_targets={"urgent": 120, "high": 300, "normal": 1200, "low": 3600}
+    )
+
+    assert _clocks(mine)[1] == mine.escalated_at + timedelta(seconds=600)  # its team's own
+    assert _clocks(theirs)[1] == theirs.escalated_at + timedelta(seconds=1200)
+    assert _clocks(nobodys)[1] == nobodys.escalated_at + timedelta(seconds=1200)
