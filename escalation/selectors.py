@@ -426,6 +426,9 @@ class QueuePlace:
     position: int
     wait_minutes: int
     language: str = ""
+    # False while the team is closed: the estimate then runs to its reopening, which the
+    # handoff message told the customer; it only counts down, and is not news to push.
+    team_open: bool = True
 
 
 def _open_hours(team_ids) -> dict:
@@ -470,7 +473,8 @@ def queue_places(*, limit: int = 1000) -> list[QueuePlace]:
         team = team_id
         agents = per_team.get(team_id, 0) if team_id else everyone
         work = wait_estimate(position=position, pickup_seconds=pickup_seconds, online_agents=agents)
-        seconds = stretch_over_closed_hours(business.get(team_id, ALWAYS_OPEN), work, now=now)
+        hours = business.get(team_id, ALWAYS_OPEN)
+        seconds = stretch_over_closed_hours(hours, work, now=now)
         places.append(
             QueuePlace(
                 escalation_id=escalation_id,
@@ -479,6 +483,7 @@ def queue_places(*, limit: int = 1000) -> list[QueuePlace]:
                 position=position,
                 wait_minutes=max(1, math.ceil(seconds / 60)),
                 language=language,
+                team_open=hours.is_open(now),
             )
         )
     return places
@@ -509,13 +514,17 @@ def queue_place(conversation_id: int) -> QueuePlace | None:
     )
     if escalation is None:
         return None
+    from .routing.clocks import TeamClock
+
+    clock = TeamClock(escalation.team_id)
     return QueuePlace(
         escalation_id=escalation.pk,
         conversation_id=conversation_id,
         channel_kind=escalation.conversation.channel.kind,
         position=queue_position(escalation),
-        wait_minutes=estimated_wait_minutes(escalation),
+        wait_minutes=estimated_wait_minutes(escalation, clock=clock),
         language=escalation.language,
+        team_open=clock.reopens_at() is None,
     )
 
 
@@ -565,7 +574,8 @@ def queue_places_of(conversation_ids) -> dict[int, QueuePlace]:
             pickup_seconds=pickup_seconds,
             online_agents=per_team.get(team_id, 0) if team_id else everyone,
         )
-        seconds = stretch_over_closed_hours(business.get(team_id, ALWAYS_OPEN), work, now=now)
+        hours = business.get(team_id, ALWAYS_OPEN)
+        seconds = stretch_over_closed_hours(hours, work, now=now)
         places[conversation_id] = QueuePlace(
             escalation_id=escalation_id,
             conversation_id=conversation_id,
@@ -573,6 +583,7 @@ def queue_places_of(conversation_ids) -> dict[int, QueuePlace]:
             position=position[escalation_id],
             wait_minutes=max(1, math.ceil(seconds / 60)),
             language=language,
+            team_open=hours.is_open(now),
         )
     return places
 

@@ -691,15 +691,16 @@ def announce_queue_places() -> int:
     widget, and, on WhatsApp and Instagram, a message when the estimate moved by at least
     ``WAIT_UPDATE_MIN_CHANGE_MINUTES`` (or they are next), at most once per
     ``WAIT_UPDATE_MIN_INTERVAL_SECONDS`` (``crm.services.post_wait_update`` decides under a
-    row lock). Returns how many customers were told. Called by a Celery task, never in a
-    request."""
+    row lock), and not while their team is closed (the estimate then only counts down to the
+    reopening the handoff message gave). Returns how many customers were told. Called by a
+    Celery task, never in a request."""
     config = settings.LIVE_ESCALATION
     places = selectors.queue_places()
     for place in places:
         realtime.publish_on_commit(
             realtime.conversation_group(place.conversation_id), queue_position_event(place)
         )
-        if place.channel_kind in PROVIDER_CHANNELS:
+        if place.channel_kind in PROVIDER_CHANNELS and place.team_open:
             crm_services.post_wait_update(
                 conversation_id=place.conversation_id,
                 position=place.position,

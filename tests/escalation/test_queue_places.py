@@ -264,6 +264,48 @@ def test_the_estimates_told_as_the_queue_moves_count_the_closed_hours(settings):
 
 
 @pytest.mark.django_db
+def test_while_the_team_is_closed_whatsapp_customers_get_no_countdown(settings):
+    """Counted in closed hours, the estimate falls a minute a minute all night: not news to a
+    customer the handoff message told when the team is back. Once it opens, updates resume."""
+    from escalation.models import TeamRouting
+
+    settings.LIVE_ESCALATION = {
+        **settings.LIVE_ESCALATION,
+        "WAIT_UPDATE_MIN_CHANGE_MINUTES": 3,
+        "WAIT_UPDATE_MIN_INTERVAL_SECONDS": 0,
+    }
+    night = TeamFactory(name="Night")
+    far_day = (timezone.now() + timedelta(days=3)).strftime("%a").lower()
+    TeamRouting.objects.create(
+        team=night,
+        time_zone="UTC",
+        weekly_hours=[{"day": far_day, "opens": "09:00", "closes": "17:00"}],
+    )
+    whatsapp = ChannelFactory(kind="whatsapp", access_token="t", provider_account_id="1")
+    conversation = ConversationFactory(channel=whatsapp, external_id="34600", team=night)
+    escalate(conversation)
+    (place,) = selectors.queue_places()
+    assert not place.team_open and place == selectors.queue_place(conversation.pk)
+
+    def updates():
+        return Message.objects.filter(conversation=conversation, text__startswith="You are number")
+
+    # As if told an hour ago what was then an hour more: the estimate has moved by 60 minutes.
+    WaitNotice.objects.create(
+        conversation=conversation,
+        position=1,
+        wait_minutes=place.wait_minutes + 60,
+        sent_at=timezone.now() - timedelta(hours=1),
+    )
+    services.announce_queue_places()
+    assert not updates().exists()
+
+    TeamRouting.objects.filter(team=night).update(weekly_hours=[])  # open now
+    services.announce_queue_places()
+    assert updates().count() == 1
+
+
+@pytest.mark.django_db
 def test_places_of_some_conversations_agree_with_one_at_a_time(settings):
     """The API's list reads a page's places at once; each must be what the conversation's
     own reading says (the widget and the API's detail), closed hours counted in."""
