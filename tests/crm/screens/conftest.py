@@ -25,7 +25,8 @@ def manager_client(client, manager):
 
 @pytest.fixture
 def escalate(db):
-    """Escalate a fresh (or given) conversation through the real service."""
+    """Escalate a fresh (or given) conversation through the real service, and notify its
+    agents as right after the handoff's commit."""
 
     def make(
         conversation=None,
@@ -52,6 +53,7 @@ def escalate(db):
             detail=detail,
             summary="Customer wants a refund of a duplicate charge.",
         )
+        escalation_services.notify_agents_of_new_escalation(escalation_id=escalation.pk)
         return escalation
 
     return make
