@@ -188,6 +188,8 @@ LIVE_ESCALATION = {
     "NOTIFICATION_RETENTION_DAYS": env_number("NOTIFICATION_RETENTION_DAYS", 30, minimum=1),
     # Conversations one IP may start from the widget per minute.
     "WIDGET_START_RATE_LIMIT": env_number("WIDGET_START_RATE_LIMIT", 10, minimum=1),
+    # Pre-chat form checks (POST /widget/prechat/) one IP may make per minute.
+    "WIDGET_PRECHAT_RATE_LIMIT": env_number("WIDGET_PRECHAT_RATE_LIMIT", 30, minimum=1),
     # Fair use of the customer sockets, counted across processes (crm/limits.py): open sockets
     # per conversation and per client address, and customer messages per minute per
     # conversation and per address.

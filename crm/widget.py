@@ -128,9 +128,20 @@ def client_ip(request) -> str:
 
 def start_rate_limited(request) -> bool:
     """Fixed window per IP in the default cache; True when this request is over the limit."""
-    limit = settings.LIVE_ESCALATION.get("WIDGET_START_RATE_LIMIT", 10)
+    return _over_limit(request, "widget-start", settings.LIVE_ESCALATION["WIDGET_START_RATE_LIMIT"])
+
+
+def prechat_rate_limited(request) -> bool:
+    """``start_rate_limited`` for the pre-chat check, with its own count: a visitor correcting
+    the form does not spend the starts."""
+    return _over_limit(
+        request, "widget-prechat", settings.LIVE_ESCALATION["WIDGET_PRECHAT_RATE_LIMIT"]
+    )
+
+
+def _over_limit(request, name: str, limit: int) -> bool:
     window = int(time.time() // START_RATE_WINDOW_SECONDS)
-    key = f"widget-start:{client_ip(request)}:{window}"
+    key = f"{name}:{client_ip(request)}:{window}"
     cache.add(key, 0, START_RATE_WINDOW_SECONDS + 5)
     try:
         count = cache.incr(key)
@@ -273,6 +284,12 @@ def _visitor_body(request, origin: str | None) -> tuple[dict, dict]:
     return body, fields
 
 
+def _rate_limited(origin: str | None, message: str) -> HttpResponse:
+    response = refusal(origin, 429, "rate_limited", message)
+    response["Retry-After"] = str(START_RATE_WINDOW_SECONDS)
+    return response
+
+
 @csrf_exempt
 def check_prechat(request):
     """``POST /widget/prechat/`` {"channel", "name"?, "email"?} → 204 when a start would take
@@ -284,6 +301,8 @@ def check_prechat(request):
     if request.method != "POST":
         return error(405, "method_not_allowed", _("Use POST."))
     origin = request.headers.get("Origin")
+    if prechat_rate_limited(request):
+        return _rate_limited(origin, _("Too many pre-chat form checks; try again soon."))
     try:
         _body, fields = _visitor_body(request, origin)
     except Refused as refused:
@@ -309,11 +328,7 @@ def start_widget_conversation(request):
         return error(405, "method_not_allowed", _("Use POST."))
     origin = request.headers.get("Origin")
     if start_rate_limited(request):
-        response = refusal(
-            origin, 429, "rate_limited", _("Too many new conversations; try again soon.")
-        )
-        response["Retry-After"] = str(START_RATE_WINDOW_SECONDS)
-        return response
+        return _rate_limited(origin, _("Too many new conversations; try again soon."))
     try:
         body, fields = _visitor_body(request, origin)
     except Refused as refused:

@@ -28,8 +28,8 @@ def fresh_cache():
     cache.clear()
 
 
-def start(client, body, *, origin=SITE):
-    extra = {"HTTP_ORIGIN": origin} if origin else {}
+def start(client, body, *, origin=SITE, ip="127.0.0.1"):
+    extra = {"HTTP_ORIGIN": origin, "REMOTE_ADDR": ip} if origin else {"REMOTE_ADDR": ip}
     return client.post(START, data=json.dumps(body), content_type="application/json", **extra)
 
 
@@ -147,8 +147,8 @@ def test_the_form_starts_the_chat_with_who_and_where_before_any_message(client, 
     assert (conversation.browser_language, conversation.time_zone) == ("pt-BR", "America/Sao_Paulo")
 
 
-def check(client, body, *, origin=SITE):
-    extra = {"HTTP_ORIGIN": origin} if origin else {}
+def check(client, body, *, origin=SITE, ip="127.0.0.1"):
+    extra = {"HTTP_ORIGIN": origin, "REMOTE_ADDR": ip} if origin else {"REMOTE_ADDR": ip}
     return client.post(
         "/widget/prechat/", data=json.dumps(body), content_type="application/json", **extra
     )
@@ -181,6 +181,26 @@ def test_the_widget_checks_the_form_without_storing_anything(client, required_ch
     deep = client.post("/widget/prechat/", data="[" * 99 + "]" * 99, content_type="text/plain")
     assert deep.status_code == 400 and deep.json()["code"] == "too_deep"
     assert not Contact.objects.exists() and not Conversation.objects.exists()
+
+
+def test_the_form_check_is_limited_per_address_apart_from_the_starts(
+    client, required_channel, settings
+):
+    """An anonymous endpoint that reads the database: a script hammering it gets a 429 (the
+    allowed origin may read it), other addresses and the starts keep their own counts."""
+    settings.LIVE_ESCALATION = {**settings.LIVE_ESCALATION, "WIDGET_PRECHAT_RATE_LIMIT": 3}
+    fine = {"channel": "required", "name": "Jamie Patel", "email": "jamie@example.com"}
+    for _ in range(3):
+        assert check(client, fine, ip="10.0.0.7").status_code == 204
+    over = check(client, fine, ip="10.0.0.7")
+    assert over.status_code == 429 and over["Retry-After"] == "60"
+    assert over["Access-Control-Allow-Origin"] == SITE
+    assert over.json()["code"] == "rate_limited"
+    assert over.json()["message"] == "Too many pre-chat form checks; try again soon."
+    assert check(client, fine, ip="10.0.0.8").status_code == 204
+    started = start(client, {**fine, "text": "Hello"}, ip="10.0.0.7")
+    assert started.status_code == 201
+    assert Conversation.objects.count() == 1
 
 
 def test_a_malformed_context_is_refused_and_nothing_is_stored(client, db):
