@@ -204,6 +204,10 @@ LIVE_ESCALATION = {
     # Customer frames waiting for the database per conversation and process, over all its
     # sockets (then refused with a "busy" frame): one conversation's backlog stays small.
     "FRAME_QUEUE_MAX": env_number("FRAME_QUEUE_MAX", 10, minimum=1, maximum=1000),
+    # Threads per ASGI process that store customer messages, each with its own database
+    # connection (crm/consumers.py): stores of different conversations run side by side while
+    # one waits for PostgreSQL. SQLite has one writer at a time, so one thread there.
+    "STORE_THREADS": env_number("STORE_THREADS", 4 if DATABASE_URL else 1, minimum=1, maximum=32),
     # How often an open agent socket re-checks that its user and session are still valid (a
     # revocation also closes it at once through its agent.<id> group).
     "SOCKET_RECHECK_SECONDS": env_number("SOCKET_RECHECK_SECONDS", 30.0, cast=float, minimum=1),

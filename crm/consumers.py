@@ -20,8 +20,10 @@ import json
 import logging
 import random
 import re
+import threading
 import time
 from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
 from importlib import import_module
 from urllib.parse import parse_qs, urlparse
 
@@ -32,6 +34,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.security.websocket import OriginValidator
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.db import connections
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 
@@ -262,16 +265,47 @@ class TokenChecks:
 token_checks = TokenChecks()
 
 
-@database_sync_to_async
-def store_customer_message(conversation_id: int, text, client_id: str | None = None) -> dict:
-    conversation = Conversation.objects.get(pk=conversation_id)
+# Customer messages are stored on a pool of their own, not on the process's one database
+# thread (where Channels runs every other ``database_sync_to_async`` call): each store is a few
+# round trips to PostgreSQL, and one thread spent most of its time waiting for them while the
+# other conversations' stores queued behind it. Each pool thread keeps its own connection
+# (CONN_MAX_AGE and the health check apply per call, as on the database thread), so a process's
+# sockets hold at most STORE_THREADS + 1 connections. One conversation's frames reach the pool
+# one at a time, in arrival order (``limits.conversation_turns``).
+store_threads = ThreadPoolExecutor(
+    max_workers=settings.LIVE_ESCALATION["STORE_THREADS"], thread_name_prefix="message-store"
+)
+
+
+def _store_customer_message(conversation: Conversation, text, client_id: str | None = None) -> dict:
+    """``conversation`` as read when the socket connected: the service re-reads it under a row
+    lock, and reads only its id and channel (which never change) before that."""
     provider_message_id = None
     if client_id is not None:
-        provider_message_id = widget_provider_message_id(conversation_id, client_id)
+        provider_message_id = widget_provider_message_id(conversation.pk, client_id)
     message = crm_services.receive_customer_message(
         conversation=conversation, text=text, provider_message_id=provider_message_id
     )
     return realtime.customer_message_payload(message)
+
+
+store_customer_message = database_sync_to_async(
+    _store_customer_message, thread_sensitive=False, executor=store_threads
+)
+
+
+def close_store_connections() -> None:
+    """Close every store thread's database connection (tests, before the database is flushed):
+    one call per thread, each held until all have started, so that no thread takes two."""
+    size = store_threads._max_workers
+    together = threading.Barrier(size)
+
+    def close_mine():
+        connections.close_all()
+        together.wait(timeout=10)
+
+    for future in [store_threads.submit(close_mine) for _thread in range(size)]:
+        future.result(timeout=10)
 
 
 @database_sync_to_async
@@ -805,6 +839,7 @@ class CustomerConsumer(LiveConsumer):
         if not origin_allowed(header(self.scope, b"origin"), conversation.channel):
             await self.refuse(CLOSE_FORBIDDEN, "origin not allowed")
             return
+        self.conversation = conversation
         self.conversation_id = conversation.id
         logcontext.bind_conversation(conversation.id)
         self.customer_name = str(conversation.contact)
@@ -911,13 +946,11 @@ class CustomerConsumer(LiveConsumer):
         widget's acknowledgement), so do refusals, and a resend of it is stored only once."""
         client_id = parse_client_id(frame.get("client_id"))
         if client_id is None:
-            message = await store_customer_message(self.conversation_id, frame.get("text"))
+            message = await store_customer_message(self.conversation, frame.get("text"))
             await self.send_message_frame(message)
             return
         try:
-            message = await store_customer_message(
-                self.conversation_id, frame.get("text"), client_id
-            )
+            message = await store_customer_message(self.conversation, frame.get("text"), client_id)
         except DomainError as error:
             await self.send_error(error.code, error.message, client_id=client_id)
             return

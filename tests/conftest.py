@@ -152,6 +152,18 @@ def fresh_socket_limits():
 
 
 @pytest.fixture(autouse=True)
+def close_message_store_connections():
+    """The customer message store's threads (crm.consumers.store_threads) keep their database
+    connections, as the consumers' database thread does: closed after a test that used them, so
+    the test database can be flushed and dropped."""
+    yield
+    from crm.consumers import close_store_connections, store_threads
+
+    if store_threads._threads:
+        close_store_connections()
+
+
+@pytest.fixture(autouse=True)
 def eager_celery(request):
     """Tasks run in-process unless a test starts a real worker (marker ``real_celery``)."""
     eager = request.node.get_closest_marker("real_celery") is None

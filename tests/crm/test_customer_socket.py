@@ -725,3 +725,89 @@ async def test_frames_taken_before_a_disconnect_are_still_stored(shop_conversati
     asyncio.get_running_loop().call_later(0.2, slow_store.set)
     await communicator.disconnect(timeout=TIMEOUT)
     assert [row[1] for row in await stored_customer_messages(shop_conversation)] == ["queued"]
+
+
+# --- the message store's own threads ------------------------------------------------------------
+
+
+def backends_waiting_for_a_lock() -> int:
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgres
+async def test_a_store_waiting_for_one_conversation_does_not_hold_up_another(shop_conversation):
+    """Stores run on their own threads (STORE_THREADS), not one after the other on the
+    process's database thread: while one conversation's row is locked, another conversation's
+    message is still stored and acknowledged."""
+    other = await sync_to_async(ConversationFactory)(channel=shop_conversation.channel)
+    stuck, free = customer_socket(shop_conversation), customer_socket(other)
+    await connect_and_drain(stuck)
+    await connect_and_drain(free)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_row():
+        from django.db import transaction
+
+        with transaction.atomic():
+            Conversation.objects.select_for_update().get(pk=shop_conversation.pk)
+            locked.set()
+            release.wait(TIMEOUT)
+        connections.close_all()
+
+    holder = threading.Thread(target=hold_the_row)
+    holder.start()
+    try:
+        assert await off_the_database_thread(locked.wait)(TIMEOUT)
+        await stuck.send_json_to({"type": "message", "text": "behind a lock", "client_id": "a"})
+        for _ in range(100):  # until its store waits for the row (bounded)
+            if await off_the_database_thread(backends_waiting_for_a_lock)():
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the first store never waited for the locked row")
+        await free.send_json_to({"type": "message", "text": "not behind it", "client_id": "b"})
+        acked = (await frames_until(free, ack_for("b")))[-1]
+        assert acked["message"]["text"] == "not behind it"
+        assert await stored_customer_messages(shop_conversation) == []  # still waiting
+    finally:
+        release.set()
+        await off_the_database_thread(holder.join)(TIMEOUT)
+    assert (await frames_until(stuck, ack_for("a")))[-1]["message"]["text"] == "behind a lock"
+    await stuck.disconnect()
+    await free.disconnect()
+
+
+async def test_messages_sent_at_once_are_stored_and_acked_in_the_order_sent(shop_conversation):
+    """Several store threads, but one conversation's frames reach them one at a time."""
+    communicator = customer_socket(shop_conversation)
+    await connect_and_drain(communicator)
+    sent = [f"message {n}" for n in range(8)]
+    for n, text in enumerate(sent):
+        await communicator.send_json_to({"type": "message", "text": text, "client_id": f"m{n}"})
+    frames = await frames_until(communicator, ack_for("m7"), limit=60)
+    assert [f["client_id"] for f in frames if f.get("client_id")] == [f"m{n}" for n in range(8)]
+    assert [row[1] for row in await stored_customer_messages(shop_conversation)] == sent
+    await communicator.disconnect()
+
+
+@pytest.mark.django_db  # in the test's transaction: the after-commit analysis does not run
+def test_a_widget_message_reads_its_conversation_once_under_the_row_lock(shop_conversation):
+    """The socket hands the store the conversation it read when it connected: the service's
+    locked read is the only one (it was read once more, unlocked, before each store)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        consumers._store_customer_message(shop_conversation, "Where is my parcel?", "c1")
+    table = Conversation._meta.db_table
+    reads = [
+        q["sql"] for q in queries if q["sql"].startswith("SELECT") and f'FROM "{table}"' in q["sql"]
+    ]
+    assert len(reads) == 1
+    if connection.vendor == "postgresql":
+        assert reads[0].endswith("FOR UPDATE")
