@@ -22,7 +22,7 @@ from integrations.throttles import (
     CustomerMessageThrottle,
 )
 
-from . import customer_texts, realtime, selectors, services
+from . import realtime, selectors, services
 from .errors import DomainError
 from .models import AgentProfile, ChannelKind, Conversation, Message
 
@@ -58,12 +58,14 @@ class VisitorContextSerializer(serializers.Serializer):
 class QueuePlaceSerializer(serializers.Serializer):
     position = serializers.IntegerField(help_text="1 is next in the team's queue.")
     wait_minutes = serializers.IntegerField(
-        help_text="The estimated wait in whole minutes, at least 1; the team's closed hours "
-        "are counted in."
+        help_text="The estimated wait in whole minutes, at least 1: from now until an agent "
+        "probably picks up, the team's closed hours counted in (while it is closed, at least "
+        "the time to its reopening)."
     )
     text = serializers.CharField(
         help_text="What the website widget tells the customer, in their language: 'You are "
-        "number 3 in the queue — about 4 minutes.'"
+        "number 3 in the queue — about 4 minutes.', or the reopening while the wait runs over "
+        "the team's closed hours."
     )
 
 
@@ -115,22 +117,11 @@ class ConversationSerializer(serializers.Serializer):
         place = places.get(conversation.pk)
         if place is None:
             return None
-        # The widget's sentence (escalation.services.queue_position_event), each language's
-        # wording read once per page.
-        wordings = self.context.setdefault("queue_wordings", {})
-        language = customer_texts.supported(place.language)
-        if language not in wordings:
-            wordings[language] = customer_texts.text_for("queue_place", language)
+        # The widget's sentence, each language's wording read once per page.
         return {
             "position": place.position,
             "wait_minutes": place.wait_minutes,
-            "text": customer_texts.render(
-                "queue_place",
-                language,
-                template=wordings[language],
-                position=place.position,
-                wait_minutes=place.wait_minutes,
-            ),
+            "text": place.text(wordings=self.context.setdefault("queue_wordings", {})),
         }
 
 

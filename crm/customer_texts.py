@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -54,6 +55,15 @@ KINDS = (
         gettext_lazy("Place in the queue"),
         gettext_lazy("The place and the estimate moved (WhatsApp, Instagram, the widget)."),
         ("position", "wait", "wait_minutes"),
+    ),
+    Kind(
+        "queue_place_reopens",
+        gettext_lazy("Place in the queue, after a closure"),
+        gettext_lazy(
+            "Instead of the place in the queue while the wait runs over the team's closed "
+            "hours (the widget; WhatsApp and Instagram once the team is open)."
+        ),
+        ("position", "reopens"),
     ),
     Kind(
         "after_hours",
@@ -144,6 +154,18 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "fr": "Vous êtes numéro {position} dans la file — {wait}.",
         "de": "Sie sind Nummer {position} in der Warteschlange — {wait}.",
         "it": "Sei il numero {position} in coda — {wait}.",
+    },
+    "queue_place_reopens": {
+        "en": "You are number {position} in the queue — we'll be with you when we reopen, "
+        "{reopens}.",
+        "es": "Eres el número {position} en la cola — te atenderemos cuando volvamos a abrir, "
+        "el {reopens}.",
+        "pt": "Você é o número {position} na fila — atendemos assim que reabrirmos, {reopens}.",
+        "fr": "Vous êtes numéro {position} dans la file — nous vous répondrons à notre "
+        "réouverture, {reopens}.",
+        "de": "Sie sind Nummer {position} in der Warteschlange — wir sind ab {reopens} wieder "
+        "für Sie da.",
+        "it": "Sei il numero {position} in coda — ti risponderemo alla riapertura, {reopens}.",
     },
     "after_hours": {
         "en": "Our {team} team is away right now and back {reopens}. Your request stays open: "
@@ -332,6 +354,47 @@ def render(kind: str, language: str | None, *, template: str | None = None, **va
     return fill(template if template is not None else text_for(kind, code), **values)
 
 
+def describe_instant(local: datetime) -> str:
+    """ "Monday 5 January 09:00 (Europe/Berlin)" in the active language, for an instant already
+    in the team's zone (a ``ZoneInfo``)."""
+    from django.utils import formats
+
+    return _("%(day)s %(time)s (%(zone)s)") % {
+        "day": formats.date_format(local, "l j F"),
+        "time": local.strftime("%H:%M"),
+        "zone": local.tzinfo.key,
+    }
+
+
+def queue_place_text(
+    *,
+    position: int,
+    wait_minutes: int,
+    reopens_at: datetime | None,
+    language: str | None,
+    wordings: dict | None = None,
+) -> str:
+    """The waiting customer's line, everywhere it is shown (the widget's status line, the API's
+    ``queue.text``, WhatsApp and Instagram updates): "You are number 3 in the queue — about 4
+    minutes."; while the wait runs over the team's closed hours (``reopens_at``, in the team's
+    zone), the reopening instead of a count of minutes stretched over the night. ``wordings``:
+    a dict the caller keeps while rendering many (each kind and language read once)."""
+    from django.utils import translation
+
+    code = supported(language)
+    kind = "queue_place" if reopens_at is None else "queue_place_reopens"
+    template = None
+    if wordings is not None:
+        if (kind, code) not in wordings:
+            wordings[kind, code] = text_for(kind, code)
+        template = wordings[kind, code]
+    if reopens_at is None:
+        return render(kind, code, template=template, position=position, wait_minutes=wait_minutes)
+    with translation.override(code):
+        reopens = describe_instant(reopens_at)
+    return render(kind, code, template=template, position=position, reopens=reopens)
+
+
 def validate(kind: str, text: str) -> str:
     """The text cleaned, or ``InvalidMessage`` saying what is wrong: empty, too long, a brace
     without its pair, or a placeholder this kind does not fill (the allowed ones named)."""
@@ -375,19 +438,19 @@ def validate(kind: str, text: str) -> str:
 def sample_values(language: str) -> dict:
     """What Settings' preview fills in (the reopening day named in ``language``, as the
     after-hours message names it)."""
-    from datetime import datetime
+    from zoneinfo import ZoneInfo
 
-    from django.utils import formats, translation
+    from django.utils import translation
 
     with translation.override(supported(language)):
-        day = formats.date_format(datetime(2026, 1, 5, 9, 0), "l j F")
+        reopens = describe_instant(datetime(2026, 1, 5, 9, 0, tzinfo=ZoneInfo("Europe/Berlin")))
     return {
         "agent_name": "Marina",
         "wait_minutes": 4,
         "wait": wait_phrase(4, language),
         "position": 3,
         "team": "Support",
-        "reopens": f"{day} 09:00 (Europe/Berlin)",
+        "reopens": reopens,
         "score": 5,
         "email": "jamie@example.org",
     }

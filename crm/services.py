@@ -561,10 +561,13 @@ def post_wait_update(
     language: str,
     min_change: int,
     min_interval,
+    reopens_at=None,
 ) -> Message | None:
     """Tell a provider-channel customer their new place and estimate, when it moved by at
     least ``min_change`` minutes (or they reached the front) and the last notice is older than
-    ``min_interval``. The notice row is locked, so two workers never send the same update."""
+    ``min_interval``. The notice row is locked, so two workers never send the same update.
+    ``reopens_at``: the reopening they wait for, said instead of the minutes
+    (``customer_texts.queue_place_text``)."""
     conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
     if conversation.mode != Conversation.Mode.AWAITING_AGENT:
         return None
@@ -586,7 +589,7 @@ def post_wait_update(
     return _outgoing(
         conversation,
         sender=Message.Sender.SYSTEM,
-        text=customer_texts.render(
-            "queue_place", language, position=position, wait_minutes=wait_minutes
+        text=customer_texts.queue_place_text(
+            position=position, wait_minutes=wait_minutes, reopens_at=reopens_at, language=language
         ),
     )

@@ -395,7 +395,6 @@ def widget_messages(request, conversation_id: int):
     place = None
     if conversation.mode == Conversation.Mode.AWAITING_AGENT:
         from escalation.selectors import queue_place
-        from escalation.services import queue_position_event
 
         place = queue_place(conversation.pk)
     resolved, language = customer_view(conversation)
@@ -414,7 +413,7 @@ def widget_messages(request, conversation_id: int):
             "queue": {
                 "position": place.position,
                 "wait_minutes": place.wait_minutes,
-                "text": queue_position_event(place)["text"],
+                "text": place.text(),
             }
             if place
             else None,

@@ -23,6 +23,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 
+from crm import customer_texts
 from crm.models import AgentProfile, Conversation
 
 from .models import Escalation, Priority
@@ -132,13 +133,10 @@ def _count(rows) -> Subquery:
     return Subquery(rows.order_by().annotate(n=Func(Value(1), function="COUNT")).values("n"))
 
 
-def estimated_wait_seconds(escalation: Escalation, *, clock=None) -> float:
-    """How long this queued escalation will probably wait from now, the team's closed hours
-    in between counted in. Two queries: the place in the queue and the agents online in one
-    statement, the recent pickups; a third for the team's hours unless ``clock`` (a
-    ``routing.clocks.TeamClock`` of its team, which the handoff has already read) is given."""
-    from .routing.clocks import TeamClock
-
+def _wait_work(escalation: Escalation) -> tuple[int, float]:
+    """This queued escalation's place in its team's queue and the open time until an agent
+    probably picks it up. Two queries: the place and the agents online in one statement, the
+    recent pickups."""
     ahead = Escalation.objects.filter(status=Status.QUEUED, team_id=escalation.team_id).filter(
         _ahead_q(escalation)
     )
@@ -151,6 +149,17 @@ def estimated_wait_seconds(escalation: Escalation, *, clock=None) -> float:
     work = wait_estimate(
         position=place + 1, pickup_seconds=recent_pickup_seconds(), online_agents=online
     )
+    return place + 1, work
+
+
+def estimated_wait_seconds(escalation: Escalation, *, clock=None) -> float:
+    """How long this queued escalation will probably wait from now, the team's closed hours
+    in between counted in. Two queries (``_wait_work``); a third for the team's hours unless
+    ``clock`` (a ``routing.clocks.TeamClock`` of its team, which the handoff has already read)
+    is given."""
+    from .routing.clocks import TeamClock
+
+    _position, work = _wait_work(escalation)
     clock = clock if clock is not None else TeamClock(escalation.team_id)
     return clock.wait_in_open_time(work)
 
@@ -429,6 +438,33 @@ class QueuePlace:
     # False while the team is closed: the estimate then runs to its reopening, which the
     # handoff message told the customer; it only counts down, and is not news to push.
     team_open: bool = True
+    # While the wait runs over the team's closed hours: the opening (in the team's zone) the
+    # customer waits for, which they read instead of the minutes. None otherwise.
+    reopens_at: datetime | None = None
+
+    def text(self, *, wordings: dict | None = None) -> str:
+        """What the customer reads (``crm.customer_texts.queue_place_text``)."""
+        return customer_texts.queue_place_text(
+            position=self.position,
+            wait_minutes=self.wait_minutes,
+            reopens_at=self.reopens_at,
+            language=self.language,
+            wordings=wordings,
+        )
+
+
+def _placed(*, business, work: float, now: datetime, **place) -> QueuePlace:
+    """A ``QueuePlace`` whose ``work`` seconds of open time start ``now``, over ``business``
+    (the team's hours): the minutes and the reopening with the closed hours counted in."""
+    from .routing.clocks import wait_over_closed_hours
+
+    seconds, reopens_at = wait_over_closed_hours(business, work, now=now)
+    return QueuePlace(
+        **place,
+        wait_minutes=max(1, math.ceil(seconds / 60)),
+        team_open=business.is_open(now),
+        reopens_at=reopens_at,
+    )
 
 
 def _open_hours(team_ids) -> dict:
@@ -446,7 +482,7 @@ def queue_places(*, limit: int = 1000) -> list[QueuePlace]:
     """Every queued escalation's place and estimate (five queries, whatever the queue's
     size): the same arithmetic as ``estimated_wait_minutes``, the team's closed hours counted
     in, done for all at once."""
-    from .routing.clocks import ALWAYS_OPEN, stretch_over_closed_hours
+    from .routing.clocks import ALWAYS_OPEN
 
     rows = list(
         Escalation.objects.filter(status=Status.QUEUED)
@@ -472,18 +508,18 @@ def queue_places(*, limit: int = 1000) -> list[QueuePlace]:
         position = position + 1 if team_id == team else 1
         team = team_id
         agents = per_team.get(team_id, 0) if team_id else everyone
-        work = wait_estimate(position=position, pickup_seconds=pickup_seconds, online_agents=agents)
-        hours = business.get(team_id, ALWAYS_OPEN)
-        seconds = stretch_over_closed_hours(hours, work, now=now)
         places.append(
-            QueuePlace(
+            _placed(
+                business=business.get(team_id, ALWAYS_OPEN),
+                work=wait_estimate(
+                    position=position, pickup_seconds=pickup_seconds, online_agents=agents
+                ),
+                now=now,
                 escalation_id=escalation_id,
                 conversation_id=conversation_id,
                 channel_kind=kind,
                 position=position,
-                wait_minutes=max(1, math.ceil(seconds / 60)),
                 language=language,
-                team_open=hours.is_open(now),
             )
         )
     return places
@@ -514,17 +550,18 @@ def queue_place(conversation_id: int) -> QueuePlace | None:
     )
     if escalation is None:
         return None
-    from .routing.clocks import TeamClock
+    from .routing.clocks import team_hours
 
-    clock = TeamClock(escalation.team_id)
-    return QueuePlace(
+    position, work = _wait_work(escalation)
+    return _placed(
+        business=team_hours(escalation.team_id),
+        work=work,
+        now=timezone.now(),
         escalation_id=escalation.pk,
         conversation_id=conversation_id,
         channel_kind=escalation.conversation.channel.kind,
-        position=queue_position(escalation),
-        wait_minutes=estimated_wait_minutes(escalation, clock=clock),
+        position=position,
         language=escalation.language,
-        team_open=clock.reopens_at() is None,
     )
 
 
@@ -533,7 +570,7 @@ def queue_places_of(conversation_ids) -> dict[int, QueuePlace]:
     list), keyed by conversation id; the waiting ones only. The same arithmetic, closed hours
     counted in, in at most six queries whatever the page holds (none when ``conversation_ids`` is
     empty)."""
-    from .routing.clocks import ALWAYS_OPEN, stretch_over_closed_hours
+    from .routing.clocks import ALWAYS_OPEN
 
     ids = list(conversation_ids)
     if not ids:
@@ -569,21 +606,19 @@ def queue_places_of(conversation_ids) -> dict[int, QueuePlace]:
     now = timezone.now()
     places = {}
     for escalation_id, conversation_id, team_id, kind, language in waiting:
-        work = wait_estimate(
-            position=position[escalation_id],
-            pickup_seconds=pickup_seconds,
-            online_agents=per_team.get(team_id, 0) if team_id else everyone,
-        )
-        hours = business.get(team_id, ALWAYS_OPEN)
-        seconds = stretch_over_closed_hours(hours, work, now=now)
-        places[conversation_id] = QueuePlace(
+        places[conversation_id] = _placed(
+            business=business.get(team_id, ALWAYS_OPEN),
+            work=wait_estimate(
+                position=position[escalation_id],
+                pickup_seconds=pickup_seconds,
+                online_agents=per_team.get(team_id, 0) if team_id else everyone,
+            ),
+            now=now,
             escalation_id=escalation_id,
             conversation_id=conversation_id,
             channel_kind=kind,
             position=position[escalation_id],
-            wait_minutes=max(1, math.ceil(seconds / 60)),
             language=language,
-            team_open=hours.is_open(now),
         )
     return places
 

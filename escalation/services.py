@@ -728,18 +728,14 @@ def remind_overdue_escalation(*, escalation_id: int, now=None) -> bool:
 
 def queue_position_event(place: selectors.QueuePlace) -> dict:
     """The widget's ``queue.position`` frame; ``text`` is the sentence in the customer's
-    language ("You are number 3 in the queue — about 4 minutes.")."""
+    language ("You are number 3 in the queue — about 4 minutes.", or the reopening while the
+    wait runs over the team's closed hours)."""
     return {
         "type": "queue.position",
         "conversation": place.conversation_id,
         "position": place.position,
         "wait_minutes": place.wait_minutes,
-        "text": customer_texts.render(
-            "queue_place",
-            place.language,
-            position=place.position,
-            wait_minutes=place.wait_minutes,
-        ),
+        "text": place.text(),
     }
 
 
@@ -763,6 +759,7 @@ def announce_queue_places() -> int:
                 position=place.position,
                 wait_minutes=place.wait_minutes,
                 language=place.language,
+                reopens_at=place.reopens_at,
                 min_change=config["WAIT_UPDATE_MIN_CHANGE_MINUTES"],
                 min_interval=timedelta(seconds=config["WAIT_UPDATE_MIN_INTERVAL_SECONDS"]),
             )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.utils import formats, timezone, translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from crm import customer_texts
@@ -86,24 +86,29 @@ def stretch_over_closed_hours(
     business: hours.Hours, seconds: float, *, now: datetime | None = None
 ) -> float:
     """``wait_in_open_time`` for hours already read (a caller estimating many teams' waits)."""
+    return wait_over_closed_hours(business, seconds, now=now)[0]
+
+
+def wait_over_closed_hours(
+    business: hours.Hours, seconds: float, *, now: datetime | None = None
+) -> tuple[float, datetime | None]:
+    """``stretch_over_closed_hours``, and the reopening the customer waits for: when closed
+    hours fall within the wait, the opening (in the team's zone) of the open stretch it ends
+    in; None when the team stays open until then (or never opens again)."""
     now = now or timezone.now()
     if business.always_open:
-        return seconds
+        return seconds, None
     end = business.add_open_seconds(now, seconds)
     if end is None:
-        return float(hours.HORIZON_DAYS * 86400)
-    return (end - now).total_seconds()
+        return float(hours.HORIZON_DAYS * 86400), None
+    opening = business.reopening_between(now, end)
+    return (end - now).total_seconds(), opening.astimezone(business.zone) if opening else None
 
 
 def describe_reopening(team, when: datetime) -> str:
     """ "Monday 09:00 (Europe/Berlin)" in the team's zone."""
     business = team_hours(team.pk if team else None)
-    local = when.astimezone(business.zone)
-    return _("%(day)s %(time)s (%(zone)s)") % {
-        "day": formats.date_format(local, "l j F"),
-        "time": local.strftime("%H:%M"),
-        "zone": business.zone.key,
-    }
+    return customer_texts.describe_instant(when.astimezone(business.zone))
 
 
 def after_hours_notice(team, when: datetime, language: str) -> str:

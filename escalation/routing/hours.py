@@ -77,6 +77,22 @@ class Hours:
             return max(start, at)
         return None
 
+    def reopening_between(self, since: datetime, until: datetime) -> datetime | None:
+        """The last time the team opened after being closed, after ``since`` and by ``until``
+        (an instant of open time, as ``add_open_seconds`` returns); None when it stays open
+        from ``since`` to ``until``. Back-to-back intervals (Monday to 24:00, Tuesday from
+        00:00) are one open stretch, not a reopening."""
+        if self.always_open:
+            return None
+        opened, closed = None, None
+        for opens, closes in self._intervals_from(since):
+            if opens > until:
+                break
+            if opens > since and opens != closed:
+                opened = opens
+            closed = closes
+        return opened
+
     def add_open_seconds(self, start: datetime, seconds: float) -> datetime | None:
         """The instant after ``seconds`` of open time counted from ``start`` (None: never)."""
         if self.always_open:

@@ -305,6 +305,79 @@ def test_while_the_team_is_closed_whatsapp_customers_get_no_countdown(settings):
     assert updates().count() == 1
 
 
+GERMAN_DAYS = {
+    "mon": "Montag",
+    "tue": "Dienstag",
+    "wed": "Mittwoch",
+    "thu": "Donnerstag",
+    "fri": "Freitag",
+    "sat": "Samstag",
+    "sun": "Sonntag",
+}
+
+
+@pytest.mark.django_db
+def test_while_the_team_is_closed_the_customer_reads_the_reopening_everywhere(client, settings):
+    """Not "about 3977 minutes" (the wait stretched over the closed days): the widget's poll,
+    its socket frame and a WhatsApp update say the same sentence, the reopening in the
+    customer's language; the number of minutes stays in ``wait_minutes``."""
+    from escalation.models import TeamRouting
+
+    settings.LIVE_ESCALATION = {
+        **settings.LIVE_ESCALATION,
+        "WAIT_UPDATE_MIN_CHANGE_MINUTES": 3,
+        "WAIT_UPDATE_MIN_INTERVAL_SECONDS": 0,
+    }
+    night = TeamFactory(name="Night")
+    opens = (timezone.now() + timedelta(days=3)).replace(hour=9, minute=0, second=0, microsecond=0)
+    far_day = opens.strftime("%a").lower()
+    TeamRouting.objects.create(
+        team=night,
+        time_zone="UTC",
+        weekly_hours=[{"day": far_day, "opens": "09:00", "closes": "17:00"}],
+    )
+    website = ChannelFactory()
+    conversation = ConversationFactory(channel=website, team=night)
+    Escalation.objects.filter(pk=escalate(conversation).pk).update(language="de")
+
+    place = selectors.queue_place(conversation.pk)
+    assert place.reopens_at == opens and place.wait_minutes > 24 * 60
+    said = (
+        f"Sie sind Nummer 1 in der Warteschlange — wir sind ab {GERMAN_DAYS[far_day]} {opens.day} "
+    )
+    assert place.text().startswith(said) and place.text().endswith(
+        " 09:00 (UTC) wieder für Sie da."
+    )
+    polled = client.get(
+        f"/widget/conversations/{conversation.pk}/messages/",
+        HTTP_X_CUSTOMER_TOKEN=conversation.customer_token,
+    ).json()["queue"]
+    assert polled == {"position": 1, "wait_minutes": place.wait_minutes, "text": place.text()}
+    assert services.queue_position_event(place)["text"] == place.text()
+    (announced,) = selectors.queue_places()
+    assert announced.text() == place.text()
+
+    english = crm_services.post_wait_update(
+        conversation_id=conversation.pk,
+        position=2,
+        wait_minutes=place.wait_minutes,
+        language="en",
+        reopens_at=place.reopens_at,
+        min_change=3,
+        min_interval=timedelta(0),
+    ) or crm_services.post_wait_update(  # the first call only sets the baseline
+        conversation_id=conversation.pk,
+        position=1,
+        wait_minutes=place.wait_minutes + 60,
+        language="en",
+        reopens_at=place.reopens_at,
+        min_change=3,
+        min_interval=timedelta(0),
+    )
+    assert english.text.startswith("You are number 1 in the queue — we'll be with you when we ")
+    assert english.text.endswith(" 09:00 (UTC).") and "minute" not in english.text
+
+
 @pytest.mark.django_db
 def test_places_of_some_conversations_agree_with_one_at_a_time(settings):
     """The API's list reads a page's places at once; each must be what the conversation's

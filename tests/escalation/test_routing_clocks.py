@@ -347,3 +347,38 @@ def test_new_default_targets_move_the_due_times_that_follow_them():
     assert _clocks(mine)[1] == mine.escalated_at + timedelta(seconds=600)  # its team's own
     assert _clocks(theirs)[1] == theirs.escalated_at + timedelta(seconds=1200)
     assert _clocks(nobodys)[1] == nobodys.escalated_at + timedelta(seconds=1200)
+
+
+def test_a_wait_that_runs_over_closed_hours_names_the_reopening_it_waits_for():
+    """What the waiting customer reads instead of the minutes: the opening of the open stretch
+    the wait ends in (not the next one when the queue is longer than a day), none while the
+    team stays open, and none across a midnight the team is open through."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from escalation.routing import hours
+    from escalation.routing.clocks import wait_over_closed_hours
+
+    berlin = ZoneInfo("Europe/Berlin")
+    weekdays = [{"day": day, "opens": "09:00", "closes": "17:00"} for day in ("mon", "tue", "wed")]
+    business = hours.build_hours(time_zone="Europe/Berlin", weekly_hours=weekdays, holidays=[])
+    monday = datetime(2026, 1, 5, 16, 50, tzinfo=berlin)
+
+    assert wait_over_closed_hours(business, 5 * 60, now=monday) == (300.0, None)
+    seconds, reopens = wait_over_closed_hours(business, 20 * 60, now=monday)
+    assert reopens == datetime(2026, 1, 6, 9, 0, tzinfo=berlin) and reopens.tzinfo == berlin
+    assert seconds == (16 * 60 + 10 + 10) * 60
+    _seconds, reopens = wait_over_closed_hours(business, 9 * 3600, now=monday)
+    assert reopens == datetime(2026, 1, 7, 9, 0, tzinfo=berlin)  # a day and more of work
+    sunday = datetime(2026, 1, 4, 12, 0, tzinfo=berlin)
+    assert wait_over_closed_hours(business, 60, now=sunday)[1] == datetime(
+        2026, 1, 5, 9, 0, tzinfo=berlin
+    )
+
+    through = [
+        {"day": "mon", "opens": "09:00", "closes": "24:00"},
+        {"day": "tue", "opens": "00:00", "closes": "17:00"},
+    ]
+    business = hours.build_hours(time_zone="Europe/Berlin", weekly_hours=through, holidays=[])
+    late = datetime(2026, 1, 5, 23, 55, tzinfo=berlin)
+    assert wait_over_closed_hours(business, 30 * 60, now=late) == (1800.0, None)
