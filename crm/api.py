@@ -15,7 +15,13 @@ from integrations.authentication import ApiTokenAuthentication, CustomerTokenAut
 from integrations.pagination import ApiPagination
 from integrations.permissions import conversation_in_reach, conversation_queryset, is_customer
 from integrations.schema import error_response
-from integrations.serializers import ContactSerializer, PersonSerializer, StrictBooleanField
+from integrations.serializers import (
+    ContactSerializer,
+    PersonSerializer,
+    QueuePlaceSerializer,
+    StrictBooleanField,
+    queue_place_data,
+)
 from integrations.throttles import (
     ApiCallerThrottle,
     ConversationStartThrottle,
@@ -53,20 +59,6 @@ class VisitorContextSerializer(serializers.Serializer):
         source="browser_language", help_text="The browser's language tag, e.g. pt-BR."
     )
     time_zone = serializers.CharField(help_text="The browser's IANA time zone.")
-
-
-class QueuePlaceSerializer(serializers.Serializer):
-    position = serializers.IntegerField(help_text="1 is next in the team's queue.")
-    wait_minutes = serializers.IntegerField(
-        help_text="The estimated wait in whole minutes, at least 1: from now until an agent "
-        "probably picks up, the team's closed hours counted in (while it is closed, at least "
-        "the time to its reopening)."
-    )
-    text = serializers.CharField(
-        help_text="What the website widget tells the customer, in their language: 'You are "
-        "number 3 in the queue — about 4 minutes.', or the reopening while the wait runs over "
-        "the team's closed hours."
-    )
 
 
 def waiting_places(conversations) -> dict:
@@ -114,15 +106,7 @@ class ConversationSerializer(serializers.Serializer):
         places = self.context.get("queue_places")
         if places is None:  # one conversation, not a page
             places = waiting_places([conversation])
-        place = places.get(conversation.pk)
-        if place is None:
-            return None
-        # The widget's sentence, each language's wording read once per page.
-        return {
-            "position": place.position,
-            "wait_minutes": place.wait_minutes,
-            "text": place.text(wordings=self.context.setdefault("queue_wordings", {})),
-        }
+        return queue_place_data(places.get(conversation.pk), self.context)
 
 
 class ConversationCreatedSerializer(ConversationSerializer):

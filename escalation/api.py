@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
@@ -21,6 +21,8 @@ from integrations.serializers import (
     ContactSerializer,
     PersonSerializer,
     PriorityField,
+    QueuePlaceSerializer,
+    queue_place_data,
 )
 
 from . import selectors, services
@@ -46,7 +48,25 @@ class RuleSummarySerializer(serializers.Serializer):
     name = serializers.CharField()
 
 
+class EscalationPageSerializer(serializers.ListSerializer):
+    def to_representation(self, data):
+        # The page's queue places in one go: a fixed number of queries, not a set per row.
+        escalations = list(data)
+        self.context["queue_places"] = waiting_places(escalations)
+        return super().to_representation(escalations)
+
+
+def waiting_places(escalations) -> dict:
+    """The queue places of the queued ones of ``escalations``, by conversation id."""
+    return selectors.queue_places_of(
+        e.conversation_id for e in escalations if e.status == Escalation.Status.QUEUED
+    )
+
+
 class EscalationSerializer(serializers.Serializer):
+    class Meta:
+        list_serializer_class = EscalationPageSerializer
+
     id = serializers.IntegerField()
     conversation = serializers.IntegerField(source="conversation_id")
     status = serializers.ChoiceField(choices=Escalation.Status.choices)
@@ -84,9 +104,23 @@ class EscalationSerializer(serializers.Serializer):
     claimed_at = serializers.DateTimeField(allow_null=True)
     resolved_at = serializers.DateTimeField(allow_null=True)
     closed_at = serializers.DateTimeField(allow_null=True)
+    queue = serializers.SerializerMethodField(
+        help_text="Where the customer stands while it is queued (the widget's 'You are number "
+        "N' line, as the conversation's `queue`); null otherwise."
+    )
 
     def get_wait_seconds(self, escalation) -> int:
         return wait_seconds(escalation, self.context.get("now") or timezone.now())
+
+    @extend_schema_field(QueuePlaceSerializer(allow_null=True))
+    def get_queue(self, escalation):
+        places = self.context.get("queue_places")
+        if places is None:  # one escalation, not a page
+            places = waiting_places([escalation])
+        place = places.get(escalation.conversation_id)
+        if place is None or place.escalation_id != escalation.pk:
+            return None
+        return queue_place_data(place, self.context)
 
 
 class EscalationEventSerializer(AuditEventSerializer):

@@ -64,3 +64,29 @@ class PriorityField(serializers.ChoiceField):
 
     def to_representation(self, value):
         return Priority.parse(value).code
+
+
+class QueuePlaceSerializer(serializers.Serializer):
+    position = serializers.IntegerField(help_text="1 is next in the team's queue.")
+    wait_minutes = serializers.IntegerField(
+        help_text="The estimated wait in whole minutes, at least 1: from now until an agent "
+        "probably picks up, the team's closed hours counted in (while it is closed, at least "
+        "the time to its reopening)."
+    )
+    text = serializers.CharField(
+        help_text="What the website widget tells the customer, in their language: 'You are "
+        "number 3 in the queue — about 4 minutes.', or the reopening while the wait runs over "
+        "the team's closed hours."
+    )
+
+
+def queue_place_data(place, context: dict) -> dict | None:
+    """A waiting customer's ``escalation.selectors.QueuePlace`` as the API shows it (None: not
+    waiting); each language's wording read once per ``context`` (a page's serializer context)."""
+    if place is None:
+        return None
+    return {
+        "position": place.position,
+        "wait_minutes": place.wait_minutes,
+        "text": place.text(wordings=context.setdefault("queue_wordings", {})),
+    }

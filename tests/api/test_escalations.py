@@ -52,6 +52,47 @@ def test_queue_rows_in_screen_order_with_contract_fields(api):
     assert row["channel"] == "website" and row["contact"]["name"]
 
 
+def test_a_queued_row_says_where_the_customer_stands(api, agent, settings):
+    """The conversation's `queue` on each queued escalation: the same place, estimate and
+    sentence; null once picked up (and for rows that are not queued)."""
+    settings.LIVE_ESCALATION = {**settings.LIVE_ESCALATION, "DEFAULT_PICKUP_SECONDS": 120}
+    first, second = escalate(ago=60), escalate(ago=30)
+    expected = {
+        "position": 2,
+        "wait_minutes": 4,
+        "text": "You are number 2 in the queue — about 4 minutes.",
+    }
+    rows = {row["id"]: row["queue"] for row in api.get(URL).json()["results"]}
+    assert rows[second.pk] == expected
+    assert rows[first.pk]["position"] == 1 and rows[first.pk]["text"].startswith("You are number 1")
+    assert api.get(f"{URL}{second.pk}/").json()["queue"] == expected
+    conversation = api.get(f"/api/v1/conversations/{second.conversation_id}/").json()
+    assert conversation["queue"] == expected
+
+    services.take_over_escalation(escalation_id=first.pk, agent=agent)
+    assert api.get(f"{URL}{first.pk}/").json()["queue"] is None
+    rows = {
+        row["id"]: row["queue"] for row in api.get(URL, {"status": "claimed"}).json()["results"]
+    }
+    assert rows == {first.pk: None}
+    assert api.get(f"{URL}{second.pk}/").json()["queue"]["position"] == 1
+
+
+def test_the_queue_reads_the_places_in_a_fixed_number_of_queries(
+    api, django_assert_max_num_queries
+):
+    teams = [TeamFactory(name=f"Team {i}") for i in range(3)]
+    escalate()
+    escalate(ConversationFactory(team=teams[0]))  # a team's queue and the team-less one
+    with django_assert_max_num_queries(40) as few:
+        api.get(URL)
+    for team in teams * 2:
+        escalate(ConversationFactory(team=team))
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        results = api.get(URL).json()["results"]
+    assert len(results) == 8 and all(row["queue"] for row in results)
+
+
 def test_queue_filters(api):
     billing = TeamFactory(name="Billing")
     whatsapp = ChannelFactory(kind="whatsapp", default_team=billing)

@@ -104,8 +104,9 @@ def test_schema_documents_every_endpoint_and_the_error_shape(client, db):
         assert path in paths, path
     take_over = paths["/api/v1/escalations/{id}/take-over/"]["post"]["responses"]
     assert {"200", "401", "403", "404", "409", "429"} <= set(take_over)
-    queue = body["components"]["schemas"]["Conversation"]["properties"]["queue"]
-    assert queue["nullable"] and queue["allOf"][0]["$ref"].endswith("/QueuePlace")
+    for schema in ("Conversation", "Escalation", "EscalationDetail"):
+        queue = body["components"]["schemas"][schema]["properties"]["queue"]
+        assert queue["nullable"] and queue["allOf"][0]["$ref"].endswith("/QueuePlace"), schema
     error = body["components"]["schemas"]["Error"]
     assert error["properties"]["error"]["$ref"].endswith("/ErrorDetail")
     assert {"tokenAuth", "customerToken"} <= set(body["components"]["securitySchemes"])
