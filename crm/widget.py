@@ -410,13 +410,7 @@ def widget_messages(request, conversation_id: int):
             "resolved": mode["resolved"],
             "status": mode["status"],
             "rating": pending_rating_request(conversation.pk),
-            "queue": {
-                "position": place.position,
-                "wait_minutes": place.wait_minutes,
-                "text": place.text(),
-            }
-            if place
-            else None,
+            "queue": place.shown() if place else None,
         }
     )
     return with_cors(response, origin)

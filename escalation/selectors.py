@@ -452,6 +452,15 @@ class QueuePlace:
             wordings=wordings,
         )
 
+    def shown(self, *, wordings: dict | None = None) -> dict:
+        """``{"position", "wait_minutes", "text"}``: the place as the widget's frame and poll
+        and the APIs' ``queue`` show it."""
+        return {
+            "position": self.position,
+            "wait_minutes": self.wait_minutes,
+            "text": self.text(wordings=wordings),
+        }
+
 
 def _placed(*, business, work: float, now: datetime, **place) -> QueuePlace:
     """A ``QueuePlace`` whose ``work`` seconds of open time start ``now``, over ``business``

@@ -733,9 +733,7 @@ def queue_position_event(place: selectors.QueuePlace) -> dict:
     return {
         "type": "queue.position",
         "conversation": place.conversation_id,
-        "position": place.position,
-        "wait_minutes": place.wait_minutes,
-        "text": place.text(),
+        **place.shown(),
     }
 
 

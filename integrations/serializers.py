@@ -85,8 +85,4 @@ def queue_place_data(place, context: dict) -> dict | None:
     waiting); each language's wording read once per ``context`` (a page's serializer context)."""
     if place is None:
         return None
-    return {
-        "position": place.position,
-        "wait_minutes": place.wait_minutes,
-        "text": place.text(wordings=context.setdefault("queue_wordings", {})),
-    }
+    return place.shown(wordings=context.setdefault("queue_wordings", {}))
