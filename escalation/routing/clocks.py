@@ -63,7 +63,7 @@ class TeamClock:
 
     def wait_in_open_time(self, seconds: float, *, now: datetime | None = None) -> float:
         """``seconds`` of work from now, stretched over the closed hours in between."""
-        return stretch_over_closed_hours(self.hours, seconds, now=now)
+        return wait_over_closed_hours(self.hours, seconds, now=now)[0]
 
 
 def sla_due_at(escalation) -> datetime | None:
@@ -77,24 +77,13 @@ def reopens_at(team_id: int | None, at: datetime | None = None) -> datetime | No
     return TeamClock(team_id).reopens_at(at)
 
 
-def wait_in_open_time(team_id: int | None, seconds: float, *, now: datetime | None = None) -> float:
-    """``seconds`` of work from now, stretched over the closed hours in between."""
-    return TeamClock(team_id).wait_in_open_time(seconds, now=now)
-
-
-def stretch_over_closed_hours(
-    business: hours.Hours, seconds: float, *, now: datetime | None = None
-) -> float:
-    """``wait_in_open_time`` for hours already read (a caller estimating many teams' waits)."""
-    return wait_over_closed_hours(business, seconds, now=now)[0]
-
-
 def wait_over_closed_hours(
     business: hours.Hours, seconds: float, *, now: datetime | None = None
 ) -> tuple[float, datetime | None]:
-    """``stretch_over_closed_hours``, and the reopening the customer waits for: when closed
-    hours fall within the wait, the opening (in the team's zone) of the open stretch it ends
-    in; None when the team stays open until then (or never opens again)."""
+    """``seconds`` of work from now, stretched over the closed hours in between (hours already
+    read: a caller estimating many teams' waits), and the reopening the customer waits for:
+    when closed hours fall within the wait, the opening (in the team's zone) of the open
+    stretch it ends in; None when the team stays open until then (or never opens again)."""
     now = now or timezone.now()
     if business.always_open:
         return seconds, None
