@@ -72,9 +72,11 @@ def queued_escalations(filters: QueueFilters = QueueFilters(), *, now: datetime 
     return rows.order_by("-priority", "escalated_at", "id")
 
 
-def _ahead_q(escalation: Escalation) -> Q:
+def _ahead(escalation: Escalation):
+    """The queued escalations picked up before this one: its team's (or the team-less queue's)
+    of higher priority, or the same priority and escalated earlier."""
     same = Q(priority=escalation.priority)
-    return (
+    return Escalation.objects.filter(status=Status.QUEUED, team_id=escalation.team_id).filter(
         Q(priority__gt=escalation.priority)
         | same & Q(escalated_at__lt=escalation.escalated_at)
         | same & Q(escalated_at=escalation.escalated_at, id__lt=escalation.id)
@@ -84,10 +86,7 @@ def _ahead_q(escalation: Escalation) -> Q:
 def queue_position(escalation: Escalation) -> int:
     """1 for the next escalation of its team's queue to be picked up (one query). Escalations
     without a team form one queue of their own."""
-    ahead = Escalation.objects.filter(status=Status.QUEUED, team_id=escalation.team_id).filter(
-        _ahead_q(escalation)
-    )
-    return ahead.count() + 1
+    return _ahead(escalation).count() + 1
 
 
 def recent_pickup_seconds(*, sample: int = 50) -> float:
@@ -137,12 +136,11 @@ def _wait_work(escalation: Escalation) -> tuple[int, float]:
     """This queued escalation's place in its team's queue and the open time until an agent
     probably picks it up. Two queries: the place and the agents online in one statement, the
     recent pickups."""
-    ahead = Escalation.objects.filter(status=Status.QUEUED, team_id=escalation.team_id).filter(
-        _ahead_q(escalation)
-    )
     place, online = (
         Escalation.objects.filter(pk=escalation.pk)
-        .annotate(ahead=_count(ahead), online=_count(online_agents(escalation.team_id)))
+        .annotate(
+            ahead=_count(_ahead(escalation)), online=_count(online_agents(escalation.team_id))
+        )
         .values_list("ahead", "online")
         .get()
     )
@@ -487,6 +485,18 @@ def _open_hours(team_ids) -> dict:
     }
 
 
+def _online_per_team(team_ids=None) -> dict[int, int]:
+    """The agents online in each team (of ``team_ids``; every team when None), one query; a
+    team nobody is online in is absent."""
+    online = online_agents()
+    online = (
+        online.filter(teams__isnull=False)
+        if team_ids is None
+        else online.filter(teams__in=team_ids)
+    )
+    return dict(online.values_list("teams__id").annotate(agents=Count("id", distinct=True)))
+
+
 def queue_places(*, limit: int = 1000) -> list[QueuePlace]:
     """Every queued escalation's place and estimate (five queries, whatever the queue's
     size): the same arithmetic as ``estimated_wait_minutes``, the team's closed hours counted
@@ -503,13 +513,8 @@ def queue_places(*, limit: int = 1000) -> list[QueuePlace]:
     if not rows:
         return []
     pickup_seconds = recent_pickup_seconds()
-    online = online_agents()
-    per_team = dict(
-        online.filter(teams__isnull=False)
-        .values_list("teams__id")
-        .annotate(agents=Count("id", distinct=True))
-    )
-    everyone = online.count()
+    per_team = _online_per_team()
+    everyone = online_agents().count()
     business = _open_hours({row[2] for row in rows})
     now = timezone.now()
     places, position, team = [], 0, object()
@@ -604,13 +609,8 @@ def queue_places_of(conversation_ids) -> dict[int, QueuePlace]:
     ):
         seen[team_id] = position[escalation_id] = seen.get(team_id, 0) + 1
     pickup_seconds = recent_pickup_seconds()
-    online = online_agents()
-    per_team = dict(
-        online.filter(teams__in=[team for team in teams if team])
-        .values_list("teams__id")
-        .annotate(agents=Count("id", distinct=True))
-    )
-    everyone = online.count() if None in teams else 0
+    per_team = _online_per_team([team for team in teams if team])
+    everyone = online_agents().count() if None in teams else 0
     business = _open_hours(teams)
     now = timezone.now()
     places = {}
