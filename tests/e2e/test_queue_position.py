@@ -74,3 +74,37 @@ def test_the_widget_shows_the_place_in_the_queue_and_updates_it_live(open_page, 
     assert_clean(agent)
     assert agent_errors == [], agent_errors
     assert customer_errors == [], customer_errors
+
+
+def test_while_the_team_is_closed_the_status_line_names_the_reopening(open_page):
+    """Not "about 3977 minutes": the wait stretched over the closed days reads as the day and
+    hour the team is back."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from escalation.models import TeamRouting
+
+    team = TeamFactory(name="Night")
+    opens = (timezone.now() + timedelta(days=3)).replace(hour=9, minute=0)
+    TeamRouting.objects.create(
+        team=team,
+        time_zone="UTC",
+        weekly_hours=[{"day": opens.strftime("%a").lower(), "opens": "09:00", "closes": "17:00"}],
+    )
+    channel = ChannelFactory(
+        kind="website", assistant=AssistantFactory(handoff_enabled=True), default_team=team
+    )
+    customer = open_page("customer")
+    customer_errors = watch_console(customer)
+    customer.goto(f"/widget/demo/?channel={channel.key}")
+    customer.click(".le-launch")
+    customer.fill(".le-input", "I want to speak to a person")
+    customer.press(".le-input", "Enter")
+    status = customer.locator(".le-status")
+    customer.wait_for_selector(".le-status:has-text('You are number 1')", timeout=45_000)
+    assert status.inner_text().strip() == (
+        "You are number 1 in the queue — we'll be with you when we reopen, "
+        f"{opens.strftime('%A')} {opens.day} {opens.strftime('%B')} 09:00 (UTC)."
+    )
+    assert customer_errors == [], customer_errors
