@@ -22,11 +22,6 @@ app.conf.beat_schedule = {
         "task": "escalation.tasks.sweep_unanalysed_messages",
         "schedule": 30.0,
     },
-    # Agents' notifications of a handoff whose process died right after its commit.
-    "notify-agents-of-missed-escalations": {
-        "task": "escalation.tasks.notify_agents_of_missed_escalations",
-        "schedule": 15.0,
-    },
     "announce-queue-places": {
         "task": "escalation.tasks.announce_queue_places",
         "schedule": 60.0,

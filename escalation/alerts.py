@@ -1,8 +1,7 @@
 """Who hears about an escalation, and what they are told.
 
-The escalation services call these inside their transaction (a new escalation's right after
-it, see ``services.notify_agents_of_new_escalation``); ``notifications`` stores, pushes and
-emails what it is handed (it knows nothing of escalations beyond the row it links to).
+The escalation services call these inside their transaction; ``notifications`` stores, pushes
+and emails what it is handed (it knows nothing of escalations beyond the row it links to).
 """
 
 from django.db import transaction
@@ -71,15 +70,14 @@ def _alert(escalation, *, kind: str, dedupe_key: str, text: str) -> list[Notific
     )
 
 
-@transaction.atomic(savepoint=False)  # inside its caller's transaction: no savepoint of its own
-def notify_agents_of_escalation(*, escalation) -> list[Notification]:
+@transaction.atomic(savepoint=False)  # inside the handoff's transaction: no savepoint of its own
+def notify_agents_of_escalation(*, escalation, is_new: bool = False) -> list[Notification]:
     """One notification per available agent of the escalation's team (every available agent
     when it has no team; the team's agents and the managers by email when nobody is available),
     in-app and/or email as each prefers. Idempotent per (agent, time in the queue): a second call
-    adds nothing, a hop back to the queue notifies again. A new escalation's agents are told
-    after the handoff commits (``services.notify_agents_of_new_escalation``), a released one's
-    inside the release."""
-    releases = escalation.events.filter(kind=EscalationEvent.Kind.RELEASED).count()
+    adds nothing, a hop back to the queue notifies again. ``is_new``: the escalation was created
+    in this transaction, so it has never been released (no query to count its releases)."""
+    releases = 0 if is_new else escalation.events.filter(kind=EscalationEvent.Kind.RELEASED).count()
     key = f"escalation:{escalation.pk}" + (f":{releases}" if releases else "")
     text = _("%(contact)s needs an agent: %(reason)s, %(priority)s priority") % {
         "contact": escalation.conversation.contact,

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef, Value
+from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -25,7 +25,6 @@ from crm import services as crm_services
 from crm.models import PROVIDER_CHANNELS, Conversation, agent_name
 from integrations.payloads import emit_escalation_event
 from integrations.services import subscriptions_read_once
-from notifications.models import Notification
 from tickets import services as ticket_services
 from tickets.models import Ticket
 
@@ -123,10 +122,8 @@ def escalate_conversation(
     detection or assistant trigger when the assistant's handoff is disabled.
 
     In the transaction: the escalation, its ESCALATED event, mode ``awaiting_agent`` (the AI
-    stops), the handoff message with the estimated wait, the ticket. After commit: the
-    broadcasts (message, mode, queue) and provider delivery, then the agents' notifications in
-    a transaction of their own (``notify_agents_of_new_escalation``; if the process dies before
-    that, the sweep ``notify_agents_of_missed_escalations`` stores them).
+    stops), the handoff message with the estimated wait, the ticket, agents' notifications.
+    After commit: the broadcasts (message, mode, queue, notifications) and provider delivery.
     """
     if reason not in Reason.values:
         raise InvalidTransition(_("Unknown reason %(reason)r.") % {"reason": reason})
@@ -236,64 +233,10 @@ def escalate_conversation(
     crm_services.post_system_message(conversation=conversation, text=notice)
     crm_services.forget_wait_notice(conversation=conversation)
     ticket_services.open_ticket_for_escalation(escalation=escalation)
+    alerts.notify_agents_of_escalation(escalation=escalation, is_new=True)
     emit_escalation_event("escalation.created", escalation)
-    # After the broadcasts above and before routing may assign it: the notifications are off
-    # the path to the agents' queue (a fifth of the handoff's time in its transaction).
-    _notify_agents_after_commit(escalation.pk)
     _route_after_commit(escalation.pk)
     return escalation, True
-
-
-def _notify_agents_after_commit(escalation_id: int) -> None:
-    transaction.on_commit(
-        lambda: notify_agents_of_new_escalation(escalation_id=escalation_id), robust=True
-    )
-
-
-# The sweep leaves an escalation this long to the after-commit path before it steps in.
-NOTIFY_SWEEP_AFTER = timedelta(seconds=10)
-
-
-@transaction.atomic
-def notify_agents_of_new_escalation(*, escalation_id: int) -> int:
-    """Tell the agents about a committed escalation (``alerts.notify_agents_of_escalation``):
-    called right after the handoff commits and, for one the process died before telling, by
-    the sweep. Safe to run twice or at once by construction: under the escalation's row lock,
-    an escalation whose agents were told already tells nobody again (and the notifications'
-    unique (recipient, key) backs it); one that has left the queue tells nobody (its alerts
-    would never be settled). Returns how many notifications were stored."""
-    escalation = (
-        Escalation.objects.select_for_update(of=("self",))
-        .select_related("conversation__contact", "team")
-        .filter(pk=escalation_id)
-        .first()
-    )
-    if escalation is None or escalation.status != Status.QUEUED:
-        return 0
-    if escalation.notifications.filter(kind=Notification.Kind.ESCALATION).exists():
-        return 0
-    return len(alerts.notify_agents_of_escalation(escalation=escalation))
-
-
-def notify_agents_of_missed_escalations(*, now=None, limit: int = 200) -> int:
-    """The sweep (beat): queued escalations of the last day, older than NOTIFY_SWEEP_AFTER,
-    about which nobody was ever notified (the process died between the handoff's commit and
-    its notifications), get them now. Returns how many escalations it told about."""
-    now = now or timezone.now()
-    told = Notification.objects.filter(
-        escalation_id=OuterRef("pk"), kind=Notification.Kind.ESCALATION
-    )
-    ids = list(
-        Escalation.objects.filter(
-            status=Status.QUEUED,
-            escalated_at__lte=now - NOTIFY_SWEEP_AFTER,
-            escalated_at__gte=now - timedelta(days=1),
-        )
-        .filter(~Exists(told))
-        .order_by("escalated_at")
-        .values_list("id", flat=True)[:limit]
-    )
-    return sum(1 for pk in ids if notify_agents_of_new_escalation(escalation_id=pk))
 
 
 def _route_after_commit(escalation_id: int) -> None:

@@ -75,14 +75,6 @@ def answer_customer(message_id: int) -> None:
 
 
 @shared_task
-def notify_agents_of_missed_escalations() -> int:
-    """Notifications a handoff's process died before storing (services: stored after commit)."""
-    from . import services
-
-    return services.notify_agents_of_missed_escalations()
-
-
-@shared_task
 def sweep_unanalysed_messages() -> int:
     """Re-queue customer messages that have waited too long without an analysis."""
     from crm.models import Message

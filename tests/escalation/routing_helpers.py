@@ -31,8 +31,6 @@ def escalate(conversation, *, priority=Priority.NORMAL, reason="request", signal
         triggered_by=Escalation.Trigger.DETECTION,
         signals=signals,
     )
-    # What follows the handoff's commit (commit callbacks do not run in these tests).
-    services.notify_agents_of_new_escalation(escalation_id=escalation.pk)
     return escalation
 
 

@@ -48,9 +48,7 @@ def make_agent(db):
 
 @pytest.fixture
 def escalate(db):
-    """Escalate a new conversation of ``team`` and notify its agents as right after the
-    handoff's commit (a test that runs the commit callbacks too runs that again: it adds
-    nothing). Pushes and email tasks run when a test executes the commit callbacks."""
+    """Escalate a new conversation of ``team`` (commit callbacks run: pushes, email tasks)."""
 
     def run(team=None, *, contact_name="Jamie Patel", priority=Priority.NORMAL, reason="request"):
         channel = ChannelFactory(default_team=team)
@@ -63,7 +61,6 @@ def escalate(db):
             summary="Customer was charged twice for order 1042 and wants a refund.",
         )
         assert created
-        escalation_services.notify_agents_of_new_escalation(escalation_id=escalation.pk)
         return escalation
 
     return run

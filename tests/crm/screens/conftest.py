@@ -25,8 +25,7 @@ def manager_client(client, manager):
 
 @pytest.fixture
 def escalate(db):
-    """Escalate a fresh (or given) conversation through the real service, and notify its
-    agents as right after the handoff's commit."""
+    """Escalate a fresh (or given) conversation through the real service."""
 
     def make(
         conversation=None,
@@ -53,7 +52,6 @@ def escalate(db):
             detail=detail,
             summary="Customer wants a refund of a duplicate charge.",
         )
-        escalation_services.notify_agents_of_new_escalation(escalation_id=escalation.pk)
         return escalation
 
     return make

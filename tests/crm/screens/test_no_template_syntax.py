@@ -45,7 +45,7 @@ def _named_routes() -> set[str]:
 
 def _escalated(conversation, *, reason="request", text="I want to speak to a person"):
     crm_services.receive_customer_message(conversation=conversation, text=text)
-    escalation = escalation_services.escalate_conversation(
+    return escalation_services.escalate_conversation(
         conversation=conversation,
         reason=reason,
         priority=Priority.HIGH,
@@ -53,8 +53,6 @@ def _escalated(conversation, *, reason="request", text="I want to speak to a per
         detail="Refund of a duplicate $49 charge",
         summary="Customer wants a refund of a duplicate charge.",
     )[0]
-    escalation_services.notify_agents_of_new_escalation(escalation_id=escalation.pk)  # after commit
-    return escalation
 
 
 @pytest.fixture
