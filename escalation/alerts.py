@@ -57,7 +57,9 @@ def alert_details(escalation) -> dict:
     }
 
 
-def _alert(escalation, *, kind: str, dedupe_key: str, text: str) -> list[Notification]:
+def _alert(
+    escalation, *, kind: str, dedupe_key: str, text: str, key_is_new: bool = False
+) -> list[Notification]:
     recipients, is_fallback = recipients_for(escalation)
     return notification_services.notify_people(
         recipients=recipients,
@@ -67,6 +69,7 @@ def _alert(escalation, *, kind: str, dedupe_key: str, text: str) -> list[Notific
         text=text,
         escalation=escalation,
         details=alert_details(escalation),
+        key_is_new=key_is_new,
     )
 
 
@@ -76,7 +79,8 @@ def notify_agents_of_escalation(*, escalation, is_new: bool = False) -> list[Not
     when it has no team; the team's agents and the managers by email when nobody is available),
     in-app and/or email as each prefers. Idempotent per (agent, time in the queue): a second call
     adds nothing, a hop back to the queue notifies again. ``is_new``: the escalation was created
-    in this transaction, so it has never been released (no query to count its releases)."""
+    in this transaction, so it has never been released and nobody was told under its key (no
+    query to count its releases, none to look for earlier notifications)."""
     releases = 0 if is_new else escalation.events.filter(kind=EscalationEvent.Kind.RELEASED).count()
     key = f"escalation:{escalation.pk}" + (f":{releases}" if releases else "")
     text = _("%(contact)s needs an agent: %(reason)s, %(priority)s priority") % {
@@ -91,7 +95,13 @@ def notify_agents_of_escalation(*, escalation, is_new: bool = False) -> list[Not
     if escalation.short_summary:  # the handoff card in one line: what it is about, the mood
         text = f"{text} — {escalation.short_summary}"
     text = text if len(text) <= 500 else text[:499] + "…"
-    return _alert(escalation, kind=Notification.Kind.ESCALATION, dedupe_key=key, text=text)
+    return _alert(
+        escalation,
+        kind=Notification.Kind.ESCALATION,
+        dedupe_key=key,
+        text=text,
+        key_is_new=is_new,
+    )
 
 
 @transaction.atomic

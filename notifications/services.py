@@ -68,18 +68,26 @@ def notify_people(
     escalation,
     details: dict,
     allow_email: bool = True,
+    key_is_new: bool = False,
 ) -> list[Notification]:
     """Store one notification per recipient (idempotent per recipient and ``dedupe_key``), push
     the in-app ones after commit and queue the emails after commit. The caller chose whom
     (``is_fallback``: nobody was available, so everyone listed is emailed) and what; ``details``
     go into the live payload; ``allow_email=False`` keeps it in the app (an offer that expires in
-    seconds is no use in an inbox). A fixed number of queries whatever the team's size: this runs
-    inside the escalation's transaction and its lock."""
+    seconds is no use in an inbox). ``key_is_new``: the caller created what the key names in this
+    transaction, so nobody holds a row for it yet and the rows are inserted without reading for
+    earlier ones (a concurrent duplicate is still settled by the insert's savepoint). A fixed
+    number of queries whatever the team's size: this runs inside the escalation's transaction and
+    its lock."""
     profiles = recipients
-    already = set(
-        Notification.objects.filter(
-            dedupe_key=dedupe_key, recipient_id__in=[p.user_id for p in profiles]
-        ).values_list("recipient_id", flat=True)
+    already = (
+        set()
+        if key_is_new
+        else set(
+            Notification.objects.filter(
+                dedupe_key=dedupe_key, recipient_id__in=[p.user_id for p in profiles]
+            ).values_list("recipient_id", flat=True)
+        )
     )
     link = conversation_link(escalation.conversation_id)
     rows = []

@@ -1,6 +1,6 @@
 """Ticket state changes. Escalation services call these inside their own transaction."""
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -20,28 +20,32 @@ ALLOWED_STATUS_MOVES = {
 
 
 # No savepoint of its own inside the escalation's transaction (nobody catches its errors there):
-# two round trips fewer on the handoff. get_or_create keeps its own, which settles the race.
+# two round trips fewer on the handoff. The insert keeps its own, which settles the race.
 @transaction.atomic(savepoint=False)
 def open_ticket_for_escalation(*, escalation) -> tuple[Ticket, bool]:
-    """The escalation's ticket, opened once: the one-to-one's unique index settles races."""
+    """The escalation's ticket, opened once: the one-to-one's unique index settles races. The
+    insert comes first (a handoff's escalation never has a ticket yet: no read before it); a
+    second call finds the first's ticket after the insert fails."""
     conversation = escalation.conversation
-    ticket, created = Ticket.objects.get_or_create(
-        escalation=escalation,
-        defaults={
-            "conversation": conversation,
-            "contact_id": conversation.contact_id,
-            "subject": (escalation.detail or escalation.get_reason_display())[:200],
-            "description": escalation.summary,
-            "priority": escalation.priority,
-            "reason": escalation.reason,
-        },
-    )
-    if created:
-        TicketEvent.objects.create(
-            ticket=ticket, kind=TicketEvent.Kind.OPENED, new_value=ticket.status
-        )
-        emit_ticket_created(ticket)
-    return ticket, created
+    try:
+        with transaction.atomic():
+            ticket = Ticket.objects.create(
+                escalation=escalation,
+                conversation=conversation,
+                contact_id=conversation.contact_id,
+                subject=(escalation.detail or escalation.get_reason_display())[:200],
+                description=escalation.summary,
+                priority=escalation.priority,
+                reason=escalation.reason,
+            )
+    except IntegrityError:
+        existing = Ticket.objects.filter(escalation=escalation).first()
+        if existing is None:
+            raise  # not the one-ticket-per-escalation index: a real error
+        return existing, False
+    TicketEvent.objects.create(ticket=ticket, kind=TicketEvent.Kind.OPENED, new_value=ticket.status)
+    emit_ticket_created(ticket)
+    return ticket, True
 
 
 @transaction.atomic
