@@ -310,6 +310,7 @@ def take_over_escalation(*, escalation_id: int, agent) -> Escalation:
 
 
 @transaction.atomic
+@subscriptions_read_once()  # the take-over's three webhook events read the subscriptions once
 def claim_escalation(*, escalation_id: int, agent, kind: str, actor, note: str = "") -> Escalation:
     """The take-over, recorded as ``kind`` by ``actor``: CLAIMED by the agent (a click, an
     accepted offer) or ASSIGNED by routing (actor None)."""

@@ -54,6 +54,26 @@ def test_a_handoff_reads_the_webhook_subscriptions_once_for_all_its_events():
     assert escalation.ticket is not None
 
 
+def test_a_take_over_reads_the_webhook_subscriptions_once_for_all_its_events():
+    WebhookSubscription.objects.create(
+        url="https://hooks.example.com/le", events=list(WebhookEvent.values)
+    )
+    ina = AgentFactory(username="ina")
+    escalation, _queries = _handoff(ConversationFactory())
+    WebhookDelivery.objects.all().delete()
+
+    with CaptureQueriesContext(connection) as queries:
+        services.take_over_escalation(escalation_id=escalation.pk, agent=ina)
+
+    assert _reads_of(queries.captured_queries, "integrations_webhooksubscription") == 1
+    # "Now speaking with Ina", Ina's greeting, and the claim.
+    assert sorted(WebhookDelivery.objects.values_list("event", flat=True)) == [
+        "escalation.claimed",
+        "message.created",
+        "message.created",
+    ]
+
+
 def test_a_subscription_made_between_two_handoffs_gets_the_second_ones_events():
     """Nothing is kept beyond one handoff: no process holds an old list of subscriptions."""
     _handoff(ConversationFactory())
