@@ -135,6 +135,13 @@ class Escalation(models.Model):
                 condition=Q(status="queued"),
             ),
             models.Index(fields=["status", "escalated_at"], name="escalation_status_time"),
+            # The last pickups (the wait estimate reads the newest 50): without it, a scan of
+            # every escalation ever made, inside each handoff's transaction.
+            models.Index(
+                F("claimed_at").desc(),
+                name="escalation_recent_pickups",
+                condition=Q(claimed_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
