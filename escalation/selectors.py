@@ -579,6 +579,10 @@ def queue_place(conversation_id: int) -> QueuePlace | None:
     )
 
 
+# How much of the queue ``queue_places_of`` reads first (see there).
+QUEUE_FIRST_READ = 1000
+
+
 def queue_places_of(conversation_ids) -> dict[int, QueuePlace]:
     """``queue_place`` for several conversations at once (a page of the API's conversation
     list), keyed by conversation id; the waiting ones only. The same arithmetic, closed hours
@@ -600,13 +604,20 @@ def queue_places_of(conversation_ids) -> dict[int, QueuePlace]:
     in_teams = Q(team_id__in=[team for team in teams if team])
     if None in teams:
         in_teams |= Q(team_id__isnull=True)
-    # Each team's queue in queue order (``queue_position``'s order), to number the waiting.
-    position, seen = {}, {}
-    for escalation_id, team_id in (
+    # Each team's queue in queue order (``queue_position``'s order), to number the waiting: the
+    # top of the queue first (where a page of the queue usually is), all of it only when a
+    # waiting row lies deeper (reading all of a 100,000-row queue for the first page took 0.1 s).
+    queue = (
         Escalation.objects.filter(in_teams, status=Status.QUEUED)
         .order_by("-priority", "escalated_at", "id")
         .values_list("id", "team_id")
-    ):
+    )
+    rows = list(queue[:QUEUE_FIRST_READ])
+    wanted = {escalation_id for escalation_id, *_rest in waiting}
+    if len(rows) == QUEUE_FIRST_READ and not wanted <= {row[0] for row in rows}:
+        rows = list(queue)
+    position, seen = {}, {}
+    for escalation_id, team_id in rows:
         seen[team_id] = position[escalation_id] = seen.get(team_id, 0) + 1
     pickup_seconds = recent_pickup_seconds()
     per_team = _online_per_team([team for team in teams if team])

@@ -8,6 +8,8 @@ from datetime import timedelta
 import httpx
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from crm import services as crm_services
@@ -379,11 +381,14 @@ def test_while_the_team_is_closed_the_customer_reads_the_reopening_everywhere(cl
 
 
 @pytest.mark.django_db
-def test_places_of_some_conversations_agree_with_one_at_a_time(settings):
+@pytest.mark.parametrize("first_read", [1000, 2], ids=["top-of-queue", "deeper-than-first-read"])
+def test_places_of_some_conversations_agree_with_one_at_a_time(settings, monkeypatch, first_read):
     """The API's list reads a page's places at once; each must be what the conversation's
-    own reading says (the widget and the API's detail), closed hours counted in."""
+    own reading says (the widget and the API's detail), closed hours counted in, whether the
+    page lies within the first read of the queue or deeper."""
     from escalation.models import TeamRouting
 
+    monkeypatch.setattr(selectors, "QUEUE_FIRST_READ", first_read)
     settings.LIVE_ESCALATION = {**settings.LIVE_ESCALATION, "DEFAULT_PICKUP_SECONDS": 120}
     billing, night = TeamFactory(name="Billing"), TeamFactory(name="Night")
     far_day = (timezone.now() + timedelta(days=3)).strftime("%a").lower()
@@ -431,3 +436,16 @@ def test_places_of_a_page_take_a_fixed_number_of_queries(django_assert_max_num_q
     many += [escalate(ConversationFactory()).conversation_id for _ in range(3)]
     with django_assert_max_num_queries(6):
         assert len(selectors.queue_places_of(few + many)) == 16
+
+
+@pytest.mark.django_db
+def test_places_at_the_top_of_a_long_queue_read_only_its_top(monkeypatch):
+    """A page at the head of the queue does not read the whole queue to number its rows."""
+    monkeypatch.setattr(selectors, "QUEUE_FIRST_READ", 3)
+    waiting = [escalate(ConversationFactory()) for _ in range(6)]
+    with CaptureQueriesContext(connection) as queries:
+        places = selectors.queue_places_of([waiting[0].conversation_id, waiting[1].conversation_id])
+    assert [places[e.conversation_id].position for e in waiting[:2]] == [1, 2]
+    in_queue_order = 'ORDER BY "escalation_escalation"."priority" DESC'
+    numbering = [q["sql"] for q in queries.captured_queries if in_queue_order in q["sql"]]
+    assert len(numbering) == 1 and "LIMIT 3" in numbering[0]
