@@ -51,6 +51,14 @@ KINDS = (
         ("wait", "wait_minutes"),
     ),
     Kind(
+        "handoff_reopens",
+        gettext_lazy("Handoff, closing before the customer's turn"),
+        gettext_lazy(
+            "Instead of the handoff text when the team is open but closes before the wait runs out."
+        ),
+        ("reopens",),
+    ),
+    Kind(
         "queue_place",
         gettext_lazy("Place in the queue"),
         gettext_lazy("The place and the estimate moved (WhatsApp, Instagram, the widget)."),
@@ -146,6 +154,20 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "fr": "Je vous mets en relation avec un membre de notre équipe. L'attente est d'{wait}.",
         "de": "Ich verbinde Sie mit jemandem aus unserem Team. Die Wartezeit beträgt {wait}.",
         "it": "Ti sto mettendo in contatto con una persona del nostro team. L'attesa è di {wait}.",
+    },
+    "handoff_reopens": {
+        "en": "I'm connecting you with a member of our team. We close before your turn comes, "
+        "so we'll be with you when we reopen, {reopens}.",
+        "es": "Te estoy poniendo en contacto con una persona de nuestro equipo. Cerramos antes "
+        "de que llegue tu turno: te atenderemos cuando volvamos a abrir, el {reopens}.",
+        "pt": "Estou a ligar você a uma pessoa da nossa equipa. Fechamos antes da sua vez: "
+        "atendemos assim que reabrirmos, {reopens}.",
+        "fr": "Je vous mets en relation avec un membre de notre équipe. Nous fermons avant votre "
+        "tour : nous vous répondrons à notre réouverture, {reopens}.",
+        "de": "Ich verbinde Sie mit jemandem aus unserem Team. Wir schließen, bevor Sie an der "
+        "Reihe sind: Ab {reopens} sind wir wieder für Sie da.",
+        "it": "Ti sto mettendo in contatto con una persona del nostro team. Chiudiamo prima del "
+        "tuo turno: ti risponderemo alla riapertura, {reopens}.",
     },
     "queue_place": {
         "en": "You are number {position} in the queue — {wait}.",

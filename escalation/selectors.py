@@ -163,8 +163,21 @@ def estimated_wait_seconds(escalation: Escalation, *, clock=None) -> float:
 
 
 def estimated_wait_minutes(escalation: Escalation, *, clock=None) -> int:
-    """The estimate in whole minutes, at least 1: what the handoff message tells the customer."""
-    return max(1, math.ceil(estimated_wait_seconds(escalation, clock=clock) / 60))
+    """The estimate in whole minutes, at least 1."""
+    return estimated_wait(escalation, clock=clock)[0]
+
+
+def estimated_wait(escalation: Escalation, *, clock=None) -> tuple[int, datetime | None]:
+    """What the handoff message tells the customer: the estimate in whole minutes (at least 1)
+    and, when the team closes before it runs out, the reopening the customer waits for (a wait
+    stretched over the night in minutes would read "about 970 minutes"). Queries as
+    ``estimated_wait_seconds``."""
+    from .routing.clocks import TeamClock
+
+    _position, work = _wait_work(escalation)
+    clock = clock if clock is not None else TeamClock(escalation.team_id)
+    seconds, reopens_at = clock.wait_over_closed_hours(work)
+    return max(1, math.ceil(seconds / 60)), reopens_at
 
 
 def target_wait_seconds(escalation: Escalation) -> int:

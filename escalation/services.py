@@ -225,11 +225,13 @@ def escalate_conversation(
             escalation.team, escalation.after_hours_until, escalation.language
         )
     else:
-        notice = customer_texts.render(
-            "handoff",
-            escalation.language,
-            wait_minutes=selectors.estimated_wait_minutes(escalation, clock=clock),
-        )
+        wait_minutes, reopens_at = selectors.estimated_wait(escalation, clock=clock)
+        if reopens_at is None:
+            notice = customer_texts.render(
+                "handoff", escalation.language, wait_minutes=wait_minutes
+            )
+        else:  # open now, but closing before the customer's turn comes
+            notice = routing_clocks.handoff_before_closing_notice(reopens_at, escalation.language)
     crm_services.post_system_message(conversation=conversation, text=notice)
     crm_services.forget_wait_notice(conversation=conversation)
     ticket_services.open_ticket_for_escalation(escalation=escalation)

@@ -63,7 +63,14 @@ class TeamClock:
 
     def wait_in_open_time(self, seconds: float, *, now: datetime | None = None) -> float:
         """``seconds`` of work from now, stretched over the closed hours in between."""
-        return wait_over_closed_hours(self.hours, seconds, now=now)[0]
+        return self.wait_over_closed_hours(seconds, now=now)[0]
+
+    def wait_over_closed_hours(
+        self, seconds: float, *, now: datetime | None = None
+    ) -> tuple[float, datetime | None]:
+        """``wait_over_closed_hours`` with this team's hours: the stretched wait and the
+        reopening the customer waits for (None when the team stays open until then)."""
+        return wait_over_closed_hours(self.hours, seconds, now=now)
 
 
 def sla_due_at(escalation) -> datetime | None:
@@ -98,6 +105,15 @@ def describe_reopening(team, when: datetime) -> str:
     """ "Monday 09:00 (Europe/Berlin)" in the team's zone."""
     business = team_hours(team.pk if team else None)
     return customer_texts.describe_instant(when.astimezone(business.zone))
+
+
+def handoff_before_closing_notice(reopens_at: datetime, language: str) -> str:
+    """The handoff text when the team is open now but closes before the customer's turn:
+    the reopening (already in the team's zone), its day named in the customer's language."""
+    code = customer_texts.supported(language)
+    with translation.override(code):
+        reopens = customer_texts.describe_instant(reopens_at)
+    return customer_texts.render("handoff_reopens", code, reopens=reopens)
 
 
 def after_hours_notice(team, when: datetime, language: str) -> str:

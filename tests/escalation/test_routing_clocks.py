@@ -382,3 +382,38 @@ def test_a_wait_that_runs_over_closed_hours_names_the_reopening_it_waits_for():
     business = hours.build_hours(time_zone="Europe/Berlin", weekly_hours=through, holidays=[])
     late = datetime(2026, 1, 5, 23, 55, tzinfo=berlin)
     assert wait_over_closed_hours(business, 30 * 60, now=late) == (1800.0, None)
+
+
+def test_a_handoff_just_before_closing_names_the_reopening_not_a_night_of_minutes(settings):
+    """Open now, closing in five minutes, a wait of about thirty: the customer is told when the
+    team reopens, not "about 970 minutes" (the wait stretched over the night)."""
+    settings.LIVE_ESCALATION = {**settings.LIVE_ESCALATION, "DEFAULT_PICKUP_SECONDS": 1800}
+    utc_now = timezone.now()
+    offset = (12 - utc_now.hour + 12) % 24 - 12  # the zone whose clock reads about noon
+    zone = "UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"  # Etc/GMT-2 is UTC+2
+    local_now = utc_now + timedelta(hours=offset)
+    today = local_now.strftime("%a").lower()
+    tomorrow = (local_now + timedelta(days=1)).strftime("%a").lower()
+    team = TeamFactory(name="Billing")
+    TeamRouting.objects.create(
+        team=team,
+        time_zone=zone,
+        weekly_hours=[
+            {
+                "day": today,
+                "opens": "00:00",
+                "closes": (local_now + timedelta(minutes=5)).strftime("%H:%M"),
+            },
+            {"day": tomorrow, "opens": "09:00", "closes": "17:00"},
+        ],
+    )
+    AgentFactory(teams=[team])
+    conversation = conversation_for(team)
+
+    escalation = escalate(conversation)
+
+    assert escalation.after_hours_until is None  # open at the handoff
+    notice = conversation.messages.filter(sender=Message.Sender.SYSTEM).last().text
+    assert notice.startswith("I'm connecting you with a member of our team. We close before")
+    assert "when we reopen" in notice and "09:00" in notice
+    assert "minute" not in notice
