@@ -1,5 +1,9 @@
 """Builders shared by the routing tests."""
 
+from datetime import timedelta
+
+from django.utils import timezone
+
 from crm.models import AgentProfile
 from escalation import services
 from escalation.models import Escalation, Priority, TeamRouting
@@ -17,6 +21,16 @@ def team_agents(team, count, *, capacity=2, prefix="Agent"):
         AgentFactory(display_name=f"{prefix} {team.name} {i}", teams=[team], capacity=capacity)
         for i in range(count)
     ]
+
+
+def closed_all_week_but(team, *, day_offset: int):
+    """The team opens only on a weekday several days away (so it is closed now)."""
+    day = (timezone.now() + timedelta(days=day_offset)).strftime("%a").lower()
+    TeamRouting.objects.create(
+        team=team,
+        time_zone="UTC",
+        weekly_hours=[{"day": day, "opens": "09:00", "closes": "17:00"}],
+    )
 
 
 def conversation_for(team):

@@ -24,6 +24,7 @@ from tests.crm.test_customer_socket import (  # noqa: F401 (close_db_connections
     customer_socket,
     frames_until,
 )
+from tests.escalation.routing_helpers import closed_all_week_but
 from tests.factories import AgentFactory, ChannelFactory, ConversationFactory, TeamFactory
 
 
@@ -249,16 +250,9 @@ async def test_the_widget_socket_gets_its_place_on_connect_and_as_the_queue_move
 def test_the_estimates_told_as_the_queue_moves_count_the_closed_hours(settings):
     """The handoff message of a team that is closed says when it is back; the updates that
     follow (widget, WhatsApp) must not then say "about 2 minutes"."""
-    from escalation.models import TeamRouting
-
     settings.LIVE_ESCALATION = {**settings.LIVE_ESCALATION, "DEFAULT_PICKUP_SECONDS": 120}
     night = TeamFactory(name="Night")
-    far_day = (timezone.now() + timedelta(days=3)).strftime("%a").lower()
-    TeamRouting.objects.create(
-        team=night,
-        time_zone="UTC",
-        weekly_hours=[{"day": far_day, "opens": "09:00", "closes": "17:00"}],
-    )
+    closed_all_week_but(night, day_offset=3)
     waiting = escalate(ConversationFactory(team=night))
     (place,) = selectors.queue_places()
     assert place.wait_minutes > 24 * 60
@@ -277,12 +271,7 @@ def test_while_the_team_is_closed_whatsapp_customers_get_no_countdown(settings):
         "WAIT_UPDATE_MIN_INTERVAL_SECONDS": 0,
     }
     night = TeamFactory(name="Night")
-    far_day = (timezone.now() + timedelta(days=3)).strftime("%a").lower()
-    TeamRouting.objects.create(
-        team=night,
-        time_zone="UTC",
-        weekly_hours=[{"day": far_day, "opens": "09:00", "closes": "17:00"}],
-    )
+    closed_all_week_but(night, day_offset=3)
     whatsapp = ChannelFactory(kind="whatsapp", access_token="t", provider_account_id="1")
     conversation = ConversationFactory(channel=whatsapp, external_id="34600", team=night)
     escalate(conversation)
@@ -386,17 +375,10 @@ def test_places_of_some_conversations_agree_with_one_at_a_time(settings, monkeyp
     """The API's list reads a page's places at once; each must be what the conversation's
     own reading says (the widget and the API's detail), closed hours counted in, whether the
     page lies within the first read of the queue or deeper."""
-    from escalation.models import TeamRouting
-
     monkeypatch.setattr(selectors, "QUEUE_FIRST_READ", first_read)
     settings.LIVE_ESCALATION = {**settings.LIVE_ESCALATION, "DEFAULT_PICKUP_SECONDS": 120}
     billing, night = TeamFactory(name="Billing"), TeamFactory(name="Night")
-    far_day = (timezone.now() + timedelta(days=3)).strftime("%a").lower()
-    TeamRouting.objects.create(
-        team=night,
-        time_zone="UTC",
-        weekly_hours=[{"day": far_day, "opens": "09:00", "closes": "17:00"}],
-    )
+    closed_all_week_but(night, day_offset=3)
     AgentFactory(teams=[billing])
     AgentFactory(teams=[billing])
     AgentFactory()  # online, in no team: counts for the team-less queue only

@@ -18,20 +18,10 @@ from notifications.models import Notification
 from tests.factories import AgentFactory, ConversationFactory, TeamFactory
 from tickets.models import Ticket
 
-from .routing_helpers import conversation_for, escalate
+from .routing_helpers import closed_all_week_but, conversation_for, escalate
 
 pytestmark = pytest.mark.django_db
 Kind = EscalationEvent.Kind
-
-
-def closed_all_week_but(team, *, day_offset: int):
-    """The team opens only on a weekday several days away (so it is closed now)."""
-    day = (timezone.now() + timedelta(days=day_offset)).strftime("%a").lower()
-    TeamRouting.objects.create(
-        team=team,
-        time_zone="UTC",
-        weekly_hours=[{"day": day, "opens": "09:00", "closes": "17:00"}],
-    )
 
 
 def test_the_sla_clock_starts_with_the_target_of_the_priority():
