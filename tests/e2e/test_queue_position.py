@@ -20,6 +20,14 @@ from .test_inbox import assert_clean, wait_counts, watch_console
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.redis]
 
 
+def ask_for_a_person(customer, channel) -> None:
+    """The customer opens the channel's widget on the demo page and asks for a person."""
+    customer.goto(f"/widget/demo/?channel={channel.key}")
+    customer.click(".le-launch")
+    customer.fill(".le-input", "I want to speak to a person")
+    customer.press(".le-input", "Enter")
+
+
 def test_the_widget_shows_the_place_in_the_queue_and_updates_it_live(open_page, escalate):
     team = TeamFactory(name="Support")
     channel = ChannelFactory(
@@ -44,10 +52,7 @@ def test_the_widget_shows_the_place_in_the_queue_and_updates_it_live(open_page, 
 
     customer = open_page("customer")
     customer_errors = watch_console(customer)
-    customer.goto(f"/widget/demo/?channel={channel.key}")
-    customer.click(".le-launch")
-    customer.fill(".le-input", "I want to speak to a person")
-    customer.press(".le-input", "Enter")
+    ask_for_a_person(customer, channel)
     status = customer.locator(".le-status")
     # (the widget lives in a shadow root: Playwright's selectors reach into it)
     customer.wait_for_selector(".le-status:has-text('You are number 3')", timeout=45_000)
@@ -97,10 +102,7 @@ def test_while_the_team_is_closed_the_status_line_names_the_reopening(open_page)
     )
     customer = open_page("customer")
     customer_errors = watch_console(customer)
-    customer.goto(f"/widget/demo/?channel={channel.key}")
-    customer.click(".le-launch")
-    customer.fill(".le-input", "I want to speak to a person")
-    customer.press(".le-input", "Enter")
+    ask_for_a_person(customer, channel)
     status = customer.locator(".le-status")
     customer.wait_for_selector(".le-status:has-text('You are number 1')", timeout=45_000)
     assert status.inner_text().strip() == (
