@@ -234,7 +234,7 @@ def escalate_conversation(
             notice = routing_clocks.handoff_before_closing_notice(reopens_at, escalation.language)
     crm_services.post_system_message(conversation=conversation, text=notice)
     crm_services.forget_wait_notice(conversation=conversation)
-    ticket_services.open_ticket_for_escalation(escalation=escalation)
+    ticket_services.open_ticket_for_escalation(escalation=escalation, escalation_is_new=True)
     alerts.notify_agents_of_escalation(escalation=escalation, is_new=True)
     emit_escalation_event("escalation.created", escalation)
     _route_after_commit(escalation.pk)

@@ -56,7 +56,8 @@ def notification_payload(notification: Notification, details: dict) -> dict:
 
 
 # No savepoint inside a caller's transaction (none catches its errors): two round trips fewer on
-# every handoff. _store_new keeps its own, which settles a concurrent duplicate.
+# every handoff. _store_new keeps its own, which settles a concurrent duplicate, unless the key is
+# new (then no duplicate can exist).
 @transaction.atomic(savepoint=False)
 def notify_people(
     *,
@@ -75,8 +76,8 @@ def notify_people(
     (``is_fallback``: nobody was available, so everyone listed is emailed) and what; ``details``
     go into the live payload; ``allow_email=False`` keeps it in the app (an offer that expires in
     seconds is no use in an inbox). ``key_is_new``: the caller created what the key names in this
-    transaction, so nobody holds a row for it yet and the rows are inserted without reading for
-    earlier ones (a concurrent duplicate is still settled by the insert's savepoint). A fixed
+    transaction, so no other transaction can see it, nobody holds a row for it, and the rows are
+    inserted in one statement with no read before it and no savepoint around it. A fixed
     number of queries whatever the team's size: this runs inside the escalation's transaction and
     its lock."""
     profiles = recipients
@@ -116,7 +117,7 @@ def notify_people(
         logger.warning("escalation %s: nobody to notify (no agents, no managers)", escalation.pk)
     if not rows:
         return []
-    created = _store_new(rows)
+    created = Notification.objects.bulk_create(rows) if key_is_new else _store_new(rows)
     unread = unread_counts(n.recipient_id for n in created if n.show_in_app)
     for notification in created:
         if notification.show_in_app:

@@ -20,29 +20,37 @@ ALLOWED_STATUS_MOVES = {
 
 
 # No savepoint of its own inside the escalation's transaction (nobody catches its errors there):
-# two round trips fewer on the handoff. The insert keeps its own, which settles the race.
+# two round trips fewer on the handoff.
 @transaction.atomic(savepoint=False)
-def open_ticket_for_escalation(*, escalation) -> tuple[Ticket, bool]:
+def open_ticket_for_escalation(
+    *, escalation, escalation_is_new: bool = False
+) -> tuple[Ticket, bool]:
     """The escalation's ticket, opened once: the one-to-one's unique index settles races. The
     insert comes first (a handoff's escalation never has a ticket yet: no read before it); a
-    second call finds the first's ticket after the insert fails."""
+    second call finds the first's ticket after the insert fails. ``escalation_is_new``: the
+    caller inserted the escalation in this transaction, so no other transaction can see it, let
+    alone give it a ticket: the insert needs no savepoint to recover from a duplicate."""
     conversation = escalation.conversation
-    try:
-        with transaction.atomic():
-            ticket = Ticket.objects.create(
-                escalation=escalation,
-                conversation=conversation,
-                contact_id=conversation.contact_id,
-                subject=(escalation.detail or escalation.get_reason_display())[:200],
-                description=escalation.summary,
-                priority=escalation.priority,
-                reason=escalation.reason,
-            )
-    except IntegrityError:
-        existing = Ticket.objects.filter(escalation=escalation).first()
-        if existing is None:
-            raise  # not the one-ticket-per-escalation index: a real error
-        return existing, False
+    fields = {
+        "escalation": escalation,
+        "conversation": conversation,
+        "contact_id": conversation.contact_id,
+        "subject": (escalation.detail or escalation.get_reason_display())[:200],
+        "description": escalation.summary,
+        "priority": escalation.priority,
+        "reason": escalation.reason,
+    }
+    if escalation_is_new:
+        ticket = Ticket.objects.create(**fields)
+    else:
+        try:
+            with transaction.atomic():
+                ticket = Ticket.objects.create(**fields)
+        except IntegrityError:
+            existing = Ticket.objects.filter(escalation=escalation).first()
+            if existing is None:
+                raise  # not the one-ticket-per-escalation index: a real error
+            return existing, False
     TicketEvent.objects.create(ticket=ticket, kind=TicketEvent.Kind.OPENED, new_value=ticket.status)
     emit_ticket_created(ticket)
     return ticket, True
