@@ -186,9 +186,15 @@ def fill_agent_slots(*, user_id: int) -> int:
 @transaction.atomic
 def accept_offer(*, escalation_id: int, agent) -> Escalation:
     """The offered agent accepts: the escalation is theirs (the take-over, with its messages to
-    the customer). Refused once the offer expired or went to someone else."""
+    the customer). Refused once the offer went to someone else or its time is up, even before
+    the sweep (every 5 s) has moved it on: the agent's countdown said it was over."""
     escalation = escalation_services._locked(escalation_id)
-    if escalation.status != Status.QUEUED or escalation.offered_to_id != agent.pk:
+    expires_at = escalation.offer_expires_at
+    if (
+        escalation.status != Status.QUEUED
+        or escalation.offered_to_id != agent.pk
+        or (expires_at is not None and expires_at <= timezone.now())
+    ):
         raise OfferNotYours(_("This offer is no longer yours: it expired or moved on."))
     escalation = escalation_services.claim_escalation(
         escalation_id=escalation_id,

@@ -91,6 +91,25 @@ def test_only_the_offered_agent_can_accept():
         routing.accept_offer(escalation_id=escalation.pk, agent=other)
 
 
+def test_an_offer_past_its_timeout_cannot_be_accepted_before_the_sweep_moves_it():
+    """The sweep runs every 5 s; between the timeout and the sweep the offer still stands in the
+    row, but the agent's countdown has ended: accepting then is refused, and the sweep moves it."""
+    team = automatic_team(accept_timeout_seconds=30)
+    (marina,) = team_agents(team, 1)
+    escalation = escalate(conversation_for(team))
+    routing.route_escalation(escalation_id=escalation.pk)
+    Escalation.objects.filter(pk=escalation.pk).update(
+        offer_expires_at=timezone.now() - timedelta(seconds=2)
+    )
+
+    with pytest.raises(OfferNotYours):
+        routing.accept_offer(escalation_id=escalation.pk, agent=marina)
+
+    escalation.refresh_from_db()
+    assert escalation.status == Status.QUEUED and escalation.claimed_by is None
+    assert routing.expire_offer(escalation_id=escalation.pk) is True
+
+
 def test_an_expired_offer_moves_to_the_next_agent(django_capture_on_commit_callbacks):
     team = automatic_team(accept_timeout_seconds=30, strategy="round_robin")
     marina, alex = team_agents(team, 2)
