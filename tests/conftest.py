@@ -164,6 +164,18 @@ def close_message_store_connections():
 
 
 @pytest.fixture(autouse=True)
+def no_queue_announcement_pending():
+    """The key that stops a burst of queue changes from queueing more than one announcement
+    lives 30 s in the cache (Redis under CI): an announcement queued by a test's real worker and
+    never run would otherwise keep the next tests' queue moves from being announced."""
+    from django.core.cache import cache
+
+    from escalation.tasks import QUEUE_PLACES_PENDING
+
+    cache.delete(QUEUE_PLACES_PENDING)
+
+
+@pytest.fixture(autouse=True)
 def eager_celery(request):
     """Tasks run in-process unless a test starts a real worker (marker ``real_celery``)."""
     eager = request.node.get_closest_marker("real_celery") is None
