@@ -58,6 +58,9 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated subset")
     parser.add_argument("--floor-samples", type=int, default=500)
+    parser.add_argument(
+        "--celery-hop-samples", type=int, default=200, help="tasks timed for the Celery hop floor"
+    )
     parser.add_argument("--detector-seconds", type=float, default=5.0)
     parser.add_argument("--detector-rounds", type=int, default=20)
     parser.add_argument("--handoffs", type=int, default=200)
@@ -208,13 +211,19 @@ def main(argv=None) -> int:
                 progress.done("no consumers")
                 continue
             if name in ("handoff", "message", "load", "scale") and floors is None:
-                floors = _floors(args, progress, results, silent=True)
+                progress.note("measuring the floors first (--only floors shows them)")
+                floors = _floors(args, progress, results, log_dir, silent=True)
             if name in socket_benchmarks and services is None:
                 services = _start_services(args, log_dir, progress, results)
             if name == "floors":
-                progress.start("floors: group_send round trip, PostgreSQL insert + commit")
-                floors = _floors(args, progress, results)
-                progress.done("combined p50 {p50} ms, p99 {p99} ms".format(**floors["combined"]))
+                progress.start(
+                    "floors: group_send round trip, PostgreSQL insert + commit, bare Celery hop"
+                )
+                floors = _floors(args, progress, results, log_dir)
+                progress.done(
+                    "combined p50 {p50} ms, p99 {p99} ms".format(**floors["combined"])
+                    + "; Celery hop p50 {p50} ms, p99 {p99} ms".format(**floors["celery_hop"])
+                )
             elif name == "detector":
                 from .detector import run_detector
 
@@ -343,14 +352,20 @@ def _p(summary: dict) -> str:
     return f"p50 {summary.get('p50')} ms, p99 {summary.get('p99')} ms"
 
 
-def _floors(args, progress, results, *, silent=False):
+def _floors(args, progress, results, log_dir, *, silent=False):
     from .floors import measure_floors
 
     class Quiet:
         def count(self, *a, **k):
             pass
 
-    floors = measure_floors(args.floor_samples, Quiet() if silent else progress)
+    floors = measure_floors(
+        args.floor_samples,
+        Quiet() if silent else progress,
+        log_dir=log_dir,
+        celery_hops=args.celery_hop_samples,
+        concurrency=args.workers,  # as the product's worker in this run
+    )
     results["benchmarks"]["floors"] = floors
     return floors
 

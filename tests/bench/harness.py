@@ -231,6 +231,7 @@ class Services:
     log_dir: Path
     servers: list[tuple[int, subprocess.Popen]] = field(default_factory=list)
     worker: subprocess.Popen | None = None
+    worker_log: Path | None = None
 
     def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen:
         log = open(self.log_dir / log_name, "ab")  # noqa: SIM115 - closed with the process
@@ -277,13 +278,25 @@ class Services:
     def server_pids(self) -> list[int]:
         return [process.pid for _port, process in self.servers]
 
-    def start_worker(self, *, concurrency: int = 2, app: str = "config") -> None:
-        # Each worker starts on an empty queue: tasks an earlier benchmark left behind (the load
-        # run stops its worker, so its analyses wait in Redis) would otherwise be served first
-        # and measured as this benchmark's latency.
-        from config.celery import app as celery_app
+    def start_worker(
+        self,
+        *,
+        concurrency: int = 2,
+        app: str = "config",
+        queue: str | None = None,
+        log_name: str = "celery-worker.log",
+    ) -> None:
+        """A Celery worker with the product's command-line options (prefork pool, no gossip,
+        mingle or heartbeat), ready when this returns. ``queue``: consume that queue only, and
+        leave the product's queue alone (the floors' bare worker)."""
+        if queue is None:
+            # Each worker starts on an empty queue: tasks an earlier benchmark left behind (the
+            # load run stops its worker, so its analyses wait in Redis) would otherwise be
+            # served first and measured as this benchmark's latency.
+            from config.celery import app as celery_app
 
-        celery_app.control.purge()
+            celery_app.control.purge()
+        self.worker_log = self.log_dir / log_name
         self.worker = self._spawn(
             [
                 PYTHON,
@@ -292,6 +305,8 @@ class Services:
                 "-A",
                 app,
                 "worker",
+                "--pool",
+                "prefork",
                 "--concurrency",
                 str(concurrency),
                 "--loglevel",
@@ -299,14 +314,15 @@ class Services:
                 "--without-gossip",
                 "--without-mingle",
                 "--without-heartbeat",
+                *(["--queues", queue] if queue else []),
             ],
-            "celery-worker.log",
+            log_name,
         )
         self.wait_for_worker(timeout=90)
 
     def wait_for_worker(self, *, timeout: float) -> None:
         """Until the worker logs "ready"; a worker that exits raises with its log's tail."""
-        log = self.log_dir / "celery-worker.log"
+        log = self.worker_log
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             text = log.read_text(errors="replace") if log.exists() else ""

@@ -127,3 +127,111 @@ def test_the_readme_block_is_replaced_with_the_run_and_its_load(tmp_path):
     plain = tmp_path / "plain.md"
     plain.write_text("no markers")
     assert not update_readme(run, plain) and plain.read_text() == "no markers"
+
+
+FLOORS_WITH_HOP = {
+    "group_send_round_trip": {"p50": 1.0, "p95": 1.5, "p99": 2.0},
+    "pg_insert_commit": {"p50": 0.5, "p95": 1.0, "p99": 2.0},
+    "celery_hop": {"p50": 2.0, "p95": 3.0, "p99": 4.0, "worker": {"concurrency": 2}},
+    "combined": {"p50": 1.5, "p95": 2.5, "p99": 4.0},
+}
+MEASURED_STAGES = {
+    "socket -> message stored": {"count": 50, "p50": 1.0, "p95": 2.0},
+    "stored -> analysis starts (commit, Celery queue, worker)": {
+        "count": 50,
+        "p50": 12.0,
+        "p95": 14.0,
+    },
+    "detection": {"count": 50, "p50": 0.6, "p95": 0.9},
+    "analysis -> escalation row": {"count": 50, "p50": 1.4, "p95": 4.0},
+    "escalation row -> agent socket (handoff writes, commit, group_send)": {
+        "count": 50,
+        "p50": 15.0,
+        "p95": 20.0,
+    },
+}
+
+
+def test_each_handoff_stage_is_held_against_its_own_floor():
+    from tests.bench.sockets import with_stage_floors
+
+    stages = with_stage_floors(MEASURED_STAGES, FLOORS_WITH_HOP)
+    hop = stages["stored -> analysis starts (commit, Celery queue, worker)"]
+    assert hop["floor"] == {"of": "PG insert+commit + bare Celery hop", "p50": 2.5, "p95": 4.0}
+    assert hop["ratio"] == {"p50": 4.8, "p95": 3.5} and hop["met"] is False
+    socket = stages["escalation row -> agent socket (handoff writes, commit, group_send)"]
+    assert socket["floor"]["p50"] == 1.5 and socket["met"] is False
+    assert stages["socket -> message stored"]["met"] is True  # 2x / 2x
+    # within 3x at p50 (2.8x) but not at p95 (4x): both must be
+    assert stages["analysis -> escalation row"]["met"] is False
+    assert stages["detection"]["floor"] is None
+    # a floor not measured is said, not taken as zero
+    partial = with_stage_floors(MEASURED_STAGES, {"pg_insert_commit": {"p50": 1.0, "p95": 1.0}})
+    assert partial["stored -> analysis starts (commit, Celery queue, worker)"]["floor"] is None
+    assert (
+        "celery_hop"
+        in partial["stored -> analysis starts (commit, Celery queue, worker)"]["floor_note"]
+    )
+
+
+def test_the_table_prints_each_stage_beside_its_floor_and_the_handoff_against_10x():
+    from tests.bench.sockets import handoff_without_detection, with_stage_floors
+
+    latency = {"count": 50, "p50": 20.0, "p95": 24.0, "p99": 30.0}
+    handoff = {
+        "latency": latency,
+        "quantiles": [20.0] * 99,
+        "stages": with_stage_floors(MEASURED_STAGES, FLOORS_WITH_HOP),
+        "without_detection": handoff_without_detection(latency, FLOORS_WITH_HOP),
+    }
+    lines = render(results(floors=FLOORS_WITH_HOP, handoff=handoff)).splitlines()
+
+    def line(text):
+        return next(row for row in lines if text in row)
+
+    assert "p50 2.0 ms, p95 3.0 ms, p99 4.0 ms" in line("floor: bare Celery hop")
+    stage = line("stored -> analysis starts")
+    assert "PG insert+commit + bare Celery hop: p50 2.5 ms, p95 4.0 ms" in stage
+    assert "4.8x / 3.5x" in stage and "<= 3x floor" in stage and "| NO" in stage
+    assert "| yes" in line("socket -> message stored")
+    assert "<= 3x" not in line("stage: detection")
+    whole = line("handoff without detection p95")
+    assert "24.0 ms" in whole and "9.6x" in whole and "<= 10x combined floor" in whole
+    assert "| yes" in whole
+
+
+def test_a_run_from_before_the_stage_floors_still_renders():
+    handoff = {
+        "latency": {"count": 1, "p50": 1.0, "p95": 1.0, "p99": 1.0},
+        "stages": MEASURED_STAGES,
+    }
+    text = render(results(floors=FLOORS, handoff=handoff))
+    assert "handoff stage: detection" in text and "handoff without detection" not in text
+
+
+def test_the_bare_celery_worker_has_the_products_options_and_no_django():
+    import subprocess
+    import sys
+
+    from config.celery import app as product
+    from tests.bench.celery_floor import HOP_TASK, QUEUE, make_app
+    from tests.bench.floors import product_celery_options
+
+    options = product_celery_options()
+    bare = make_app(options)
+    for key in ("task_acks_late", "worker_prefetch_multiplier", "broker_transport_options"):
+        assert bare.conf[key] == product.conf[key]
+    assert bare.conf.task_default_queue == QUEUE and HOP_TASK in bare.tasks
+    # The worker imports the module alone: no Django set-up, settings, models or database, and
+    # none of the product (kombu's JSON imports django.utils when Django is installed: not those).
+    code = (
+        "import json, os, sys; os.environ['BENCH_CELERY_FLOOR_CONF'] = json.dumps("
+        "{'broker_url': 'memory://'}); import tests.bench.celery_floor as m; "
+        "m.app.loader.import_default_modules(); "
+        "print(sorted(n for n in sys.modules if n in ('django.conf', 'django.apps', 'django.db', "
+        "'celery.fixups.django') or n.split('.')[0] in ('config', 'crm', 'escalation')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"
