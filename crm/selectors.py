@@ -83,13 +83,23 @@ def canned_replies_for(user):
 
 
 def search_canned_replies(user, query: str, *, limit: int = 8):
-    """Shortcut prefix matches first, then title matches; most used first within each."""
+    """Shortcut prefix matches first, then title matches, then replies whose text has the word
+    (an agent remembers "refund" from what the reply says); most used first within each."""
     query = (query or "").strip().lstrip("/")[:40]
     replies = canned_replies_for(user)
     if query:
-        replies = replies.filter(Q(shortcut__istartswith=query) | Q(title__icontains=query))
+        replies = replies.filter(
+            Q(shortcut__istartswith=query) | Q(title__icontains=query) | Q(body__icontains=query)
+        )
     rows = list(replies.order_by("-use_count", "shortcut")[:50])
-    rows.sort(key=lambda reply: not reply.shortcut.startswith(query.lower()))
+    needle = query.lower()
+
+    def rank(reply) -> int:
+        if reply.shortcut.lower().startswith(needle):
+            return 0
+        return 1 if needle in reply.title.lower() else 2
+
+    rows.sort(key=rank)
     return rows[:limit]
 
 

@@ -91,6 +91,19 @@ def test_search_matches_shortcut_prefix_first_then_title(marina):
     assert found == ["ship", "late"]
 
 
+def test_search_finds_a_word_of_the_reply_text_after_shortcut_and_title_matches(marina):
+    services.save_canned_reply(
+        actor=marina, shortcut="money", title="Money back", body="Your refund is on its way."
+    )
+    services.save_canned_reply(actor=marina, shortcut="ref", title="Referral", body="b")
+    services.save_canned_reply(actor=marina, shortcut="x", title="Refund policy", body="b")
+    services.save_canned_reply(actor=marina, shortcut="hello", title="Greeting", body="Hi!")
+    found = [r.shortcut for r in selectors.search_canned_replies(marina, "/refund")]
+    assert found == ["x", "money"]
+    found = [r.shortcut for r in selectors.search_canned_replies(marina, "/ref")]
+    assert found == ["ref", "x", "money"]
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_inserts_never_lose_a_count(marina):
