@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Q
+from django.db.models import Case, IntegerField, Q, Value, When
 
 from .models import CannedReply, Channel, ChannelKind, Conversation, Message
 
@@ -87,20 +87,23 @@ def search_canned_replies(user, query: str, *, limit: int = 8):
     (an agent remembers "refund" from what the reply says); most used first within each."""
     query = (query or "").strip().lstrip("/")[:40]
     replies = canned_replies_for(user)
-    if query:
-        replies = replies.filter(
+    if not query:
+        return list(replies.order_by("-use_count", "shortcut")[:limit])
+    # Ranked in the query, not after a cut: a word in the text of many often-used replies must
+    # not push the reply whose shortcut starts with it out of the rows looked at.
+    rank = Case(
+        When(shortcut__istartswith=query, then=Value(0)),
+        When(title__icontains=query, then=Value(1)),
+        default=Value(2),
+        output_field=IntegerField(),
+    )
+    return list(
+        replies.filter(
             Q(shortcut__istartswith=query) | Q(title__icontains=query) | Q(body__icontains=query)
         )
-    rows = list(replies.order_by("-use_count", "shortcut")[:50])
-    needle = query.lower()
-
-    def rank(reply) -> int:
-        if reply.shortcut.lower().startswith(needle):
-            return 0
-        return 1 if needle in reply.title.lower() else 2
-
-    rows.sort(key=rank)
-    return rows[:limit]
+        .annotate(rank=rank)
+        .order_by("rank", "-use_count", "shortcut")[:limit]
+    )
 
 
 @dataclass(frozen=True)

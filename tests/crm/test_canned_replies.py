@@ -104,6 +104,18 @@ def test_search_finds_a_word_of_the_reply_text_after_shortcut_and_title_matches(
     assert found == ["ref", "x", "money"]
 
 
+def test_a_shortcut_match_is_not_crowded_out_by_many_more_used_replies_that_say_the_word(marina):
+    """The / menu with a short query: the word is in the text of many replies, but the reply
+    whose shortcut starts with it still comes first, however little it is used."""
+    CannedReply.objects.bulk_create(
+        CannedReply(owner=marina, shortcut=f"r{i}", title=f"Reply {i}", body="Thanks!", use_count=9)
+        for i in range(60)
+    )
+    services.save_canned_reply(actor=marina, shortcut="thanks", title="Thank you", body="b")
+    found = [r.shortcut for r in selectors.search_canned_replies(marina, "/thanks")]
+    assert found[0] == "thanks" and len(found) == 8
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_inserts_never_lose_a_count(marina):
