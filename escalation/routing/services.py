@@ -209,13 +209,16 @@ def accept_offer(*, escalation_id: int, agent) -> Escalation:
 
 
 def decline_offer(*, escalation_id: int, agent) -> Escalation:
-    """The offered agent passes: the offer moves to the next agent (after commit)."""
+    """The offered agent passes: the offer moves to the next agent (after commit). Refused past
+    the timeout, as accepting is: the sweep then counts it as missed, which a decline is not."""
     with transaction.atomic():
         _lock_agent(agent.pk)
         escalation = escalation_services._locked(escalation_id)
-        cleared = Escalation.objects.filter(
-            pk=escalation_id, status=Status.QUEUED, offered_to=agent
-        ).update(offered_to=None, offer_expires_at=None)
+        cleared = (
+            Escalation.objects.filter(pk=escalation_id, status=Status.QUEUED, offered_to=agent)
+            .exclude(offer_expires_at__lte=timezone.now())
+            .update(offered_to=None, offer_expires_at=None)
+        )
         if not cleared:
             raise OfferNotYours(_("This offer is no longer yours: it expired or moved on."))
         escalation.offered_to = None

@@ -32,6 +32,8 @@
       if (isNaN(expires) || !label) return;
       var left = (expires - now) / 1000;
       label.textContent = left > 0 ? Math.ceil(left) + " s to accept" : "expiring…";
+      // Past the timeout the server refuses both answers; the sweep moves the offer on.
+      el.querySelectorAll("button").forEach(function (button) { button.disabled = left <= 0; });
     });
   }
 

@@ -56,6 +56,17 @@ def test_an_offer_times_out_moves_to_the_next_agent_who_accepts(open_page, escal
     pages["alex"].wait_for_selector(f"{row} .sla")
     for page in pages.values():
         _clean(page)
+    assert pages["marina"].is_enabled(f"{row} .offer button:has-text('Accept')")
+    # Her countdown ends (moved to the past here, not waited for): both answers are disabled,
+    # as the server would refuse them until the sweep moves the offer on.
+    pages["marina"].evaluate(
+        "sel => { document.querySelector(sel).dataset.offerExpires ="
+        " new Date(Date.now() - 1000).toISOString(); }",
+        f"{row} .offer",
+    )
+    pages["marina"].wait_for_selector(f"{row} .offer button:has-text('Accept'):disabled")
+    assert pages["marina"].is_disabled(f"{row} .offer button:has-text('Decline')")
+    assert pages["marina"].locator(f"{row} .offer-left").inner_text() == "expiring…"
 
     # Marina does not answer: after the timeout the scheduler offers it to Alex.
     pages["alex"].wait_for_selector(f"{row} .offer:has-text('Offered to you')", timeout=BEAT_MS)

@@ -91,9 +91,13 @@ def test_only_the_offered_agent_can_accept():
         routing.accept_offer(escalation_id=escalation.pk, agent=other)
 
 
-def test_an_offer_past_its_timeout_cannot_be_accepted_before_the_sweep_moves_it():
+@pytest.mark.parametrize("answer", ["accept_offer", "decline_offer"])
+def test_an_offer_past_its_timeout_cannot_be_answered_before_the_sweep_moves_it(answer):
     """The sweep runs every 5 s; between the timeout and the sweep the offer still stands in the
-    row, but the agent's countdown has ended: accepting then is refused, and the sweep moves it."""
+    row, but the agent's countdown has ended: accepting or declining then is refused, and the
+    sweep moves the offer on and counts it as missed (a decline would not have counted)."""
+    from escalation.routing.models import AgentRoutingState
+
     team = automatic_team(accept_timeout_seconds=30)
     (marina,) = team_agents(team, 1)
     escalation = escalate(conversation_for(team))
@@ -103,11 +107,12 @@ def test_an_offer_past_its_timeout_cannot_be_accepted_before_the_sweep_moves_it(
     )
 
     with pytest.raises(OfferNotYours):
-        routing.accept_offer(escalation_id=escalation.pk, agent=marina)
+        getattr(routing, answer)(escalation_id=escalation.pk, agent=marina)
 
     escalation.refresh_from_db()
-    assert escalation.status == Status.QUEUED and escalation.claimed_by is None
+    assert escalation.status == Status.QUEUED and escalation.offered_to == marina
     assert routing.expire_offer(escalation_id=escalation.pk) is True
+    assert AgentRoutingState.objects.get(user=marina).missed_offers == 1
 
 
 def test_an_expired_offer_moves_to_the_next_agent(django_capture_on_commit_callbacks):
