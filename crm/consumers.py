@@ -277,14 +277,23 @@ store_threads = ThreadPoolExecutor(
 )
 
 
-def _store_customer_message(conversation: Conversation, text, client_id: str | None = None) -> dict:
+def _store_customer_message(
+    conversation: Conversation,
+    text,
+    client_id: str | None = None,
+    echo: realtime.Echo | None = None,
+) -> dict:
     """``conversation`` as read when the socket connected: the service re-reads it under a row
-    lock, and reads only its id and channel (which never change) before that."""
+    lock, and reads only its id and channel (which never change) before that. ``echo``: the
+    sending socket, which echoes the message itself."""
     provider_message_id = None
     if client_id is not None:
         provider_message_id = widget_provider_message_id(conversation.pk, client_id)
     message = crm_services.receive_customer_message(
-        conversation=conversation, text=text, provider_message_id=provider_message_id
+        conversation=conversation,
+        text=text,
+        provider_message_id=provider_message_id,
+        echoed_to=echo,
     )
     return realtime.customer_message_payload(message)
 
@@ -814,6 +823,9 @@ class CustomerConsumer(LiveConsumer):
     # refused with a "busy" error frame (naming their client id).
     pending_by_conversation: Counter = Counter()
     slots: limits.SocketSlots | None = None
+    # Layer events held while this socket's own message is stored, until its echo is sent
+    # (None: not holding). See ``dispatch``.
+    held: list | None = None
 
     async def connect(self):
         from .widget import origin_allowed
@@ -921,6 +933,33 @@ class CustomerConsumer(LiveConsumer):
     def client_handlers(self) -> dict:
         return {"message": self.on_message, "typing": self.on_typing, "rating": self.on_rating}
 
+    async def dispatch(self, message):
+        """From the commit of this socket's own message until its echo, the layer's events wait
+        (``held``). The layer no longer brings a lone socket's message back to it (it echoes it
+        itself), so without this an answer to the message (the assistant's reply, a handoff)
+        could reach the socket before the message it answers; events before the commit (a
+        store waiting on a lock) go out as they come."""
+        if self.held is not None and not message["type"].startswith("websocket."):
+            self.held.append(message)
+            return
+        await super().dispatch(message)
+
+    def hold_layer_events(self) -> None:
+        if self.held is None:
+            self.held = []
+
+    async def release_held(self) -> None:
+        """The held events, in arrival order (and those that arrive meanwhile), then stop
+        holding."""
+        try:
+            while self.held:
+                try:
+                    await super().dispatch(self.held.pop(0))
+                except Exception:
+                    logger.exception("socket layer event failed")
+        finally:
+            self.held = None
+
     async def on_rating(self, frame):
         """``{"type": "rating", "escalation": <id>, "score": 1..5, "comment"?: text}``: the
         customer rates the end of a conversation; refusals are error frames (invalid_rating,
@@ -944,13 +983,28 @@ class CustomerConsumer(LiveConsumer):
     async def on_message(self, frame):
         """Store the message and echo it. With a ``client_id`` the echo carries it (the
         widget's acknowledgement), so do refusals, and a resend of it is stored only once."""
+        try:
+            await self.store_and_echo(frame)
+        finally:
+            await self.release_held()
+
+    async def store_and_echo(self, frame):
         client_id = parse_client_id(frame.get("client_id"))
+        # This socket echoes the message below, so the conversation's broadcast skips it when
+        # it is the conversation's only socket (the usual case): a send and a receive less.
+        loop = asyncio.get_running_loop()
+        echo = realtime.Echo(
+            channel=self.channel_name,
+            committed=lambda: loop.call_soon_threadsafe(self.hold_layer_events),
+        )
         if client_id is None:
-            message = await store_customer_message(self.conversation, frame.get("text"))
+            message = await store_customer_message(self.conversation, frame.get("text"), echo=echo)
             await self.send_message_frame(message)
             return
         try:
-            message = await store_customer_message(self.conversation, frame.get("text"), client_id)
+            message = await store_customer_message(
+                self.conversation, frame.get("text"), client_id, echo=echo
+            )
         except DomainError as error:
             await self.send_error(error.code, error.message, client_id=client_id)
             return

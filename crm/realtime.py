@@ -16,6 +16,8 @@ import atexit
 import logging
 import os
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -94,35 +96,59 @@ def send_now(group: str, event: dict) -> bool:
 inline_sends = False
 
 
-def send_soon(group: str, event: dict) -> None:
+def send_soon(group: str, event: dict, *, sender_channel: str | None = None) -> None:
     """Send one event to a group without waiting for it: with Redis, it joins this process's
     outbox, which sends in the order given (a failure is logged, as ``send_now`` does). The
     caller, an ASGI process's one database thread, goes on at once: a customer message's
     analysis is queued without waiting for its two broadcasts, and the next store starts
     sooner. Other layers (in-memory: their queues belong to the server's own loop), and
-    processes that set ``inline_sends``, send at once."""
+    processes that set ``inline_sends``, send at once.
+
+    ``sender_channel``: the channel name of a socket that already has the event (it echoed its
+    own message). When that socket is the group's only member, the outbox does not send: one
+    look at the group instead of a send and a receive that socket would drop as already seen.
+    With other members the event goes to all of them, that socket included, as before."""
     layer = get_channel_layer()
     if inline_sends or not isinstance(layer, RedisChannelLayer):
         send_now(group, event)
         return
     loop = _sender_loop()
-    loop.call_soon_threadsafe(_enqueue, _outbox, layer, group, event)
+    loop.call_soon_threadsafe(_enqueue, _outbox, layer, group, event, sender_channel)
 
 
-def _enqueue(outbox: asyncio.Queue, layer, group: str, event: dict) -> None:
+def _enqueue(
+    outbox: asyncio.Queue, layer, group: str, event: dict, sender_channel: str | None = None
+) -> None:
     try:
-        outbox.put_nowait((layer, group, event))
+        outbox.put_nowait((layer, group, event, sender_channel))
     except asyncio.QueueFull:
         logger.warning("realtime outbox full; %s not pushed to %s", event["type"], group)
 
 
+async def _only_member(layer: RedisChannelLayer, group: str, channel: str) -> bool:
+    """Whether no one but ``channel`` is in the group: the members ``group_send`` itself would
+    read first (one ``ZRANGE``). A member that joins after this look replays from the database
+    after joining, as it would after a ``group_send`` that read the group before it joined."""
+    connection = layer.connection(layer.consistent_hash(group))
+    members = await connection.zrange(layer._group_key(group), 0, -1)
+    return all(member.decode("utf8") == channel for member in members)
+
+
+async def _send_to_group(layer, group: str, event: dict, sender_channel: str | None) -> None:
+    if sender_channel is not None and await _only_member(layer, group, sender_channel):
+        return
+    await layer.group_send(group, event)
+
+
 async def _send_outbox(outbox: asyncio.Queue) -> None:
     while True:
-        layer, group, event = await outbox.get()
+        layer, group, event, sender_channel = await outbox.get()
         try:
             for attempt in (1, 2):  # once more: a pooled connection fails once after a restart
                 try:
-                    await asyncio.wait_for(layer.group_send(group, event), SEND_TIMEOUT_SECONDS)
+                    await asyncio.wait_for(
+                        _send_to_group(layer, group, event, sender_channel), SEND_TIMEOUT_SECONDS
+                    )
                     break
                 except Exception:
                     if attempt == 2:
@@ -149,8 +175,12 @@ def flush_sends(timeout: float = SEND_TIMEOUT_SECONDS) -> None:
 atexit.register(flush_sends)
 
 
-def publish_on_commit(group: str, event: dict) -> None:
-    transaction.on_commit(lambda: send_soon(group, event))
+def publish_on_commit(group: str, event: dict, *, sender_channel: str | None = None) -> None:
+    """After commit, ``send_soon`` (``sender_channel``: see there)."""
+    if sender_channel is None:
+        transaction.on_commit(lambda: send_soon(group, event))
+    else:
+        transaction.on_commit(lambda: send_soon(group, event, sender_channel=sender_channel))
 
 
 def customer_message_payload(message) -> dict:
@@ -176,12 +206,31 @@ def message_payload(message) -> dict:
     }
 
 
-def publish_message(message) -> None:
+@dataclass(frozen=True)
+class Echo:
+    """The customer socket a message came from, which sends the message back itself:
+    ``channel`` is its channel name, ``committed`` is called (on the storing thread) when the
+    message commits, where the customers' copy would have been sent to it."""
+
+    channel: str
+    committed: Callable[[], None]
+
+
+def publish_message(message, *, echoed_to: Echo | None = None) -> None:
+    """``echoed_to``: the customer socket the message came from; the customers' copy is not
+    sent when that socket is the conversation's only one (``send_soon``)."""
     if not message.is_private_note:
-        publish_on_commit(
-            conversation_group(message.conversation_id),
-            {"type": "message.created", "message": customer_message_payload(message)},
-        )
+        group = conversation_group(message.conversation_id)
+        event = {"type": "message.created", "message": customer_message_payload(message)}
+        if echoed_to is None:
+            publish_on_commit(group, event)
+        else:
+
+            def send_to_customers():
+                echoed_to.committed()
+                send_soon(group, event, sender_channel=echoed_to.channel)
+
+            transaction.on_commit(send_to_customers)
     publish_on_commit(
         staff_conversation_group(message.conversation_id),
         {"type": "message.created", "message": message_payload(message)},

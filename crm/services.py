@@ -164,25 +164,33 @@ def start_widget_conversation(
     return start_conversation(channel=channel, contact=contact, text=text, context=context)
 
 
-def _store_message(*, conversation: Conversation, **fields) -> Message:
+def _store_message(
+    *, conversation: Conversation, echoed_to: realtime.Echo | None = None, **fields
+) -> Message:
     message = Message.objects.create(
         conversation=conversation, channel_id=conversation.channel_id, **fields
     )
     Conversation.objects.filter(pk=conversation.pk).update(last_message_at=message.created_at)
-    realtime.publish_message(message)
+    realtime.publish_message(message, echoed_to=echoed_to)
     hooks.message_stored.announce(message=message)
     return message
 
 
 @transaction.atomic
 def receive_customer_message(
-    *, conversation: Conversation, text: str, provider_message_id: str | None = None
+    *,
+    conversation: Conversation,
+    text: str,
+    provider_message_id: str | None = None,
+    echoed_to: realtime.Echo | None = None,
 ) -> Message:
     """Store a customer's message first, then (after commit) broadcast it; ``escalation``
     queues its analysis through the ``message_stored`` hook.
 
     A repeated ``provider_message_id`` on the channel returns the stored message: provider
     retries are processed once. A message to a closed conversation reopens it with the AI.
+    ``echoed_to``: the customer socket it came from, which echoes it itself
+    (``realtime.publish_message``).
     """
     text = clean_text(text)
     if provider_message_id:
@@ -199,7 +207,12 @@ def receive_customer_message(
         conversation.save(update_fields=["mode", "assigned_agent", "closed_at", "updated_at"])
         realtime.publish_mode(conversation)
     if not provider_message_id:  # nothing unique to collide on: no savepoint (two round trips)
-        return _store_message(conversation=conversation, sender=Message.Sender.CUSTOMER, text=text)
+        return _store_message(
+            conversation=conversation,
+            sender=Message.Sender.CUSTOMER,
+            text=text,
+            echoed_to=echoed_to,
+        )
     try:
         with transaction.atomic():
             message = _store_message(
@@ -207,6 +220,7 @@ def receive_customer_message(
                 sender=Message.Sender.CUSTOMER,
                 text=text,
                 provider_message_id=provider_message_id,
+                echoed_to=echoed_to,
             )
     except IntegrityError:  # the same provider id arrived concurrently
         return Message.objects.get(

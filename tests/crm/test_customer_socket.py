@@ -351,6 +351,40 @@ async def test_on_redis_an_event_published_by_another_process_reaches_the_socket
     await communicator.disconnect()
 
 
+@pytest.mark.redis
+async def test_on_redis_a_lone_socket_is_not_sent_back_its_own_message_a_second_socket_is(
+    shop_conversation, monkeypatch
+):
+    """The sender echoes its own message; the conversation's broadcast skips the group when the
+    sender is its only socket, and reaches every socket when there are others."""
+    layer_events = []
+    forward = consumers.CustomerConsumer.message_created
+
+    async def counted(self, event):
+        layer_events.append((self.channel_name, event["message"]["text"]))
+        await forward(self, event)
+
+    monkeypatch.setattr(consumers.CustomerConsumer, "message_created", counted)
+    first = customer_socket(shop_conversation)
+    await connect_and_drain(first)
+    await first.send_json_to({"type": "message", "text": "alone", "client_id": "a1"})
+    alone = await frames_until(first, ack_for("a1"))
+    second = customer_socket(shop_conversation)
+    await connect_and_drain(second)
+    await second.send_json_to({"type": "message", "text": "together", "client_id": "t1"})
+    await frames_until(second, ack_for("t1"))
+    # The first socket's events come in order on one channel: "together" after any "alone".
+    together = await frames_until(
+        first, lambda f: f["type"] == "message.created" and f["message"]["text"] == "together"
+    )
+
+    assert texts(alone).count("alone") == 1 and "alone" not in texts(together)
+    assert [text for _, text in layer_events if text == "alone"] == []
+    assert [text for _, text in layer_events if text == "together"] == ["together", "together"]
+    await first.disconnect()
+    await second.disconnect()
+
+
 class FlakyLayer(InMemoryChannelLayer):
     """An in-memory layer that fails like an unreachable Redis while ``broken`` is set."""
 

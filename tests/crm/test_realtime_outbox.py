@@ -3,6 +3,7 @@ caller does not wait for Redis, and the events still reach their groups in the o
 and only once the transaction commits."""
 
 import asyncio
+import uuid
 
 import pytest
 from channels.layers import get_channel_layer
@@ -70,3 +71,40 @@ def test_a_celery_pool_process_sends_its_events_inline(monkeypatch):
     with transaction.atomic():
         realtime.publish_on_commit(GROUP, {"type": "test.event", "number": 1})
     assert sent_inline == [GROUP]
+
+
+async def _listen_on(layer, group: str, count: int) -> list[str]:
+    channels = [await layer.new_channel() for _ in range(count)]
+    for channel in channels:
+        await layer.group_add(group, channel)
+    return channels
+
+
+def test_a_group_whose_only_member_echoed_the_event_itself_is_not_sent_it():
+    """A customer socket echoes its own message: when it is alone in the conversation's group,
+    the broadcast would only come back to it, to be dropped."""
+    layer = get_channel_layer()
+    group = f"outbox-test-alone-{uuid.uuid4().hex}"  # no member left by an earlier run
+    (sender,) = asyncio.run(_listen_on(layer, group, 1))
+    with transaction.atomic():
+        realtime.publish_on_commit(
+            group, {"type": "test.event", "number": 1}, sender_channel=sender
+        )
+        realtime.publish_on_commit(group, {"type": "test.event", "number": 2})
+    realtime.flush_sends()
+    events = asyncio.run(_receive(layer, sender, 1))
+    assert [event["number"] for event in events] == [2]
+    assert asyncio.run(_nothing_for(layer, sender, 0.3))
+
+
+def test_with_other_members_the_event_reaches_every_member_the_sender_included():
+    layer = get_channel_layer()
+    group = f"outbox-test-shared-{uuid.uuid4().hex}"
+    sender, other = asyncio.run(_listen_on(layer, group, 2))
+    with transaction.atomic():
+        realtime.publish_on_commit(
+            group, {"type": "test.event", "number": 1}, sender_channel=sender
+        )
+    realtime.flush_sends()
+    assert [event["number"] for event in asyncio.run(_receive(layer, other, 1))] == [1]
+    assert [event["number"] for event in asyncio.run(_receive(layer, sender, 1))] == [1]

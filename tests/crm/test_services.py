@@ -36,6 +36,27 @@ def test_a_customer_message_is_stored_first_and_analysed_and_broadcast_after_com
     assert MessageAnalysis.objects.filter(message=message).exists()
 
 
+def test_the_customers_copy_names_the_socket_that_echoed_the_message_the_staff_copy_not(
+    conversation, monkeypatch, django_capture_on_commit_callbacks
+):
+    pushed = []
+    monkeypatch.setattr(
+        realtime,
+        "send_soon",
+        lambda group, event, sender_channel=None: pushed.append((group, sender_channel)),
+    )
+    committed = []
+    echo = realtime.Echo(channel="specific.abc!def", committed=lambda: committed.append(pushed[:]))
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        crm_services.receive_customer_message(conversation=conversation, text="hi", echoed_to=echo)
+    assert committed == []
+    for callback in callbacks:
+        callback()
+    assert committed == [[]]  # told at commit, before any broadcast of the message
+    assert (f"conversation.{conversation.pk}", "specific.abc!def") in pushed
+    assert (f"staff.conversation.{conversation.pk}", None) in pushed
+
+
 def test_a_repeated_provider_message_id_is_processed_once(conversation):
     first = crm_services.receive_customer_message(
         conversation=conversation, text="hi", provider_message_id="wamid.1"
