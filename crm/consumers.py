@@ -445,13 +445,12 @@ class LiveConsumer(AsyncWebsocketConsumer):
         """Overridden: what an open socket re-checks now and then."""
 
     async def dispatch(self, message):
-        """As Channels' own, but without its ``aclose_old_connections()`` before each event
-        when frames are queued: that runs on the one database thread of the process, so every
-        incoming frame and layer event would wait behind a pending store, and the socket
-        would stop being read again. Every database call here goes through
-        ``database_sync_to_async``, which closes old connections itself."""
-        if not self.queue_frames:
-            return await super().dispatch(message)
+        """As Channels' own, but without its ``aclose_old_connections()`` before each event:
+        every database call here goes through ``database_sync_to_async``, which closes old
+        connections itself. That hop runs on the one database thread of the process: on the
+        customer socket every incoming frame and layer event would wait behind a pending store
+        (and the socket would stop being read), and an agent socket paid a hop to that thread
+        for every layer event, i.e. for each message of every conversation it watches."""
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")

@@ -89,6 +89,34 @@ def escalate(conversation):
     return escalation
 
 
+async def test_layer_events_reach_an_agent_socket_without_a_hop_to_the_database_thread(
+    marina, conversation, monkeypatch
+):
+    """Channels' dispatch closes old connections on the process's one database thread before
+    every event; the agent socket's database calls do that themselves, so a watched
+    conversation's messages cost no hop there."""
+    import channels.consumer
+
+    hops = []
+
+    async def counted():
+        hops.append(1)
+
+    agent = await live_agent_socket(marina)
+    await subscribe(agent, conversation.pk)
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", counted)
+    for number in range(5):
+        await sync_to_async(crm_services.receive_customer_message)(
+            conversation=conversation, text=f"message {number}"
+        )
+    frames = await frames_until(
+        agent, lambda f: f["type"] == "message.created" and f["message"]["text"] == "message 4"
+    )
+    assert len([f for f in frames if f["type"] == "message.created"]) >= 5
+    assert hops == []
+    await agent.disconnect()
+
+
 async def test_without_login_or_staff_or_from_a_foreign_origin_the_socket_is_refused(marina):
     assert await refused(await agent_socket()) == 4401
     customer_user = await sync_to_async(UserFactory)(username="shopper", is_staff=False)
