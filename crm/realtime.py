@@ -227,7 +227,12 @@ def publish_message(message, *, echoed_to: Echo | None = None) -> None:
         else:
 
             def send_to_customers():
-                echoed_to.committed()
+                try:
+                    echoed_to.committed()
+                except Exception:  # the socket's loop is gone (shutdown): send to every socket
+                    logger.warning("socket not told of its commit; %s sent to all", group)
+                    send_soon(group, event)
+                    return
                 send_soon(group, event, sender_channel=echoed_to.channel)
 
             transaction.on_commit(send_to_customers)

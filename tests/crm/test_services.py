@@ -57,6 +57,28 @@ def test_the_customers_copy_names_the_socket_that_echoed_the_message_the_staff_c
     assert (f"staff.conversation.{conversation.pk}", None) in pushed
 
 
+def test_a_socket_that_cannot_be_told_of_the_commit_still_gets_the_broadcast_and_the_analysis(
+    conversation, monkeypatch, django_capture_on_commit_callbacks
+):
+    pushed = []
+    monkeypatch.setattr(
+        realtime,
+        "send_soon",
+        lambda group, event, sender_channel=None: pushed.append((group, sender_channel)),
+    )
+
+    def loop_closed():
+        raise RuntimeError("Event loop is closed")
+
+    echo = realtime.Echo(channel="specific.abc!def", committed=loop_closed)
+    with django_capture_on_commit_callbacks(execute=True):
+        message = crm_services.receive_customer_message(
+            conversation=conversation, text="hi", echoed_to=echo
+        )
+    assert (f"conversation.{conversation.pk}", None) in pushed  # to every socket
+    assert MessageAnalysis.objects.filter(message=message).exists()
+
+
 def test_a_repeated_provider_message_id_is_processed_once(conversation):
     first = crm_services.receive_customer_message(
         conversation=conversation, text="hi", provider_message_id="wamid.1"
