@@ -175,12 +175,8 @@ def flush_sends(timeout: float = SEND_TIMEOUT_SECONDS) -> None:
 atexit.register(flush_sends)
 
 
-def publish_on_commit(group: str, event: dict, *, sender_channel: str | None = None) -> None:
-    """After commit, ``send_soon`` (``sender_channel``: see there)."""
-    if sender_channel is None:
-        transaction.on_commit(lambda: send_soon(group, event))
-    else:
-        transaction.on_commit(lambda: send_soon(group, event, sender_channel=sender_channel))
+def publish_on_commit(group: str, event: dict) -> None:
+    transaction.on_commit(lambda: send_soon(group, event))
 
 
 def customer_message_payload(message) -> dict:
