@@ -86,11 +86,8 @@ def test_a_group_whose_only_member_echoed_the_event_itself_is_not_sent_it():
     layer = get_channel_layer()
     group = f"outbox-test-alone-{uuid.uuid4().hex}"  # no member left by an earlier run
     (sender,) = asyncio.run(_listen_on(layer, group, 1))
-    with transaction.atomic():
-        realtime.publish_on_commit(
-            group, {"type": "test.event", "number": 1}, sender_channel=sender
-        )
-        realtime.publish_on_commit(group, {"type": "test.event", "number": 2})
+    realtime.send_soon(group, {"type": "test.event", "number": 1}, sender_channel=sender)
+    realtime.send_soon(group, {"type": "test.event", "number": 2})
     realtime.flush_sends()
     events = asyncio.run(_receive(layer, sender, 1))
     assert [event["number"] for event in events] == [2]
@@ -101,10 +98,7 @@ def test_with_other_members_the_event_reaches_every_member_the_sender_included()
     layer = get_channel_layer()
     group = f"outbox-test-shared-{uuid.uuid4().hex}"
     sender, other = asyncio.run(_listen_on(layer, group, 2))
-    with transaction.atomic():
-        realtime.publish_on_commit(
-            group, {"type": "test.event", "number": 1}, sender_channel=sender
-        )
+    realtime.send_soon(group, {"type": "test.event", "number": 1}, sender_channel=sender)
     realtime.flush_sends()
     assert [event["number"] for event in asyncio.run(_receive(layer, other, 1))] == [1]
     assert [event["number"] for event in asyncio.run(_receive(layer, sender, 1))] == [1]
