@@ -26,7 +26,9 @@ def queue_analysis(*, message) -> None:
         try:
             analyze_message.delay(message_id)
         except Exception:  # broker down: the message is stored; the sweep will pick it up
-            logger.warning("could not queue analysis of message %s; the sweep will", message_id)
+            logger.warning(
+                "could not queue analysis of message %s; the sweep will", message_id, exc_info=True
+            )
 
     transaction.on_commit(enqueue)
 

@@ -177,7 +177,11 @@ def no_queue_announcement_pending():
 
 @pytest.fixture(autouse=True)
 def eager_celery(request):
-    """Tasks run in-process unless a test starts a real worker (marker ``real_celery``)."""
+    """Tasks run in-process unless a test starts a real worker (marker ``real_celery``).
+    ``shared_task`` resolves to the *current* Celery app, and a ``Celery(...)`` made without
+    ``set_as_current=False`` becomes current: ours is made current again for every test."""
+    celery_app.set_current()
+    celery_app.set_default()
     eager = request.node.get_closest_marker("real_celery") is None
     previous = celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = eager

@@ -45,7 +45,7 @@ def test_worker_killed_mid_analysis_analyses_exactly_once_after_restart(
             sender=Message.Sender.CUSTOMER,
             text="I want to speak to a person",
         )
-        publisher = Celery(broker=redis.url())
+        publisher = Celery(broker=redis.url(), set_as_current=False)
         marker = tmp_path / "detection-started"
         first = start_worker(
             {**env, "FAULT_DETECT_DELAY": "120", "FAULT_MARKER": str(marker)}, app=FAULT_APP

@@ -16,16 +16,6 @@ AWAY = AgentProfile.Availability.AWAY
 OFFLINE = AgentProfile.Availability.OFFLINE
 
 
-@pytest.fixture(autouse=True)
-def project_celery_app():
-    """``shared_task`` resolves to the *current* Celery app, and any ``Celery(...)`` made by
-    another test (without set_as_current=False) becomes current: make ours current again."""
-    from config.celery import app
-
-    app.set_current()
-    app.set_default()
-
-
 @pytest.fixture
 def team(db):
     return TeamFactory(name="Billing", target_wait_seconds=60)
