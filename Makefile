@@ -27,11 +27,15 @@ run: install
 # The production stack on one node (Procfile, honcho): WEB_CONCURRENCY uvicorn processes, a Celery
 # worker and beat against DATABASE_URL / REDIS_URL. Ctrl-C or SIGTERM stops it gracefully.
 METRICS_DIR ?= /tmp/live-escalation-metrics-$(PORT)
+# Every setting is checked first (one line naming a bad one, exit 2). honcho replaces the shell
+# (exec), so a SIGTERM to make reaches it: make passes SIGTERM to its child, and a shell in
+# between would die and leave the whole stack running.
 serve: install
-	@test -n "$$DATABASE_URL" && test -n "$$REDIS_URL" || { echo "make serve needs DATABASE_URL and REDIS_URL (see README: Running in production)"; exit 2; }
+	@test -n "$$DATABASE_URL" && test -n "$$REDIS_URL" || { echo "make serve needs DATABASE_URL and REDIS_URL (see README: Running with PostgreSQL, Redis and a Celery worker)"; exit 2; }
+	@PORT="$(PORT)" $(BIN)/python -m config.preflight
 	$(BIN)/python manage.py migrate --noinput
 	rm -rf "$(METRICS_DIR)" && mkdir -p "$(METRICS_DIR)"
-	PROMETHEUS_MULTIPROC_DIR="$(METRICS_DIR)" SERVE_HOST="$(HOST)" \
+	exec env PROMETHEUS_MULTIPROC_DIR="$(METRICS_DIR)" SERVE_HOST="$(HOST)" \
 	  CELERY_BEAT_SCHEDULE="$(METRICS_DIR)/../live-escalation-beat-$(PORT)" \
 	  $(BIN)/honcho start --port $(PORT)
 

@@ -31,7 +31,8 @@ def env_number(name: str, default, *, cast=int, minimum=None, maximum=None):
     try:
         value = cast(raw)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a {cast.__name__}, got {raw!r}.") from None
+        kind = "an integer" if cast is int else "a number"
+        raise ImproperlyConfigured(f"{name} must be {kind}, got {raw!r}.") from None
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         raise ImproperlyConfigured(f"{name} must be between {minimum} and {maximum}, got {value}.")
     return value

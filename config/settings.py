@@ -6,6 +6,7 @@ Nothing outside config/ reads the environment.
 
 import hashlib
 import tempfile
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -92,6 +93,11 @@ TEMPLATES = [
 
 # --- Database -----------------------------------------------------------------------------------
 DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL and not DATABASE_URL.startswith(("postgres://", "postgresql://")):
+    raise ImproperlyConfigured(
+        "DATABASE_URL must be a PostgreSQL URL, postgres://user:password@host:5432/name "
+        "(unset it for the embedded SQLite file)."
+    )
 if DATABASE_URL:
     # Health checks let a request after a PostgreSQL restart reconnect instead of failing.
     DATABASES = {
@@ -128,6 +134,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer and Celery -------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+if REDIS_URL and not REDIS_URL.startswith(REDIS_SCHEMES):
+    raise ImproperlyConfigured(
+        f"REDIS_URL must start with redis://, rediss:// or unix://, got {REDIS_URL!r}."
+    )
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -224,6 +235,10 @@ LIVE_ESCALATION = {
 # --- Cache: rate limits and throttles. Per process unless CACHE_URL points at a shared Redis
 # (use a Redis database of its own: clearing the cache flushes that database).
 CACHE_URL = env_str("CACHE_URL")
+if CACHE_URL and not CACHE_URL.startswith(REDIS_SCHEMES):
+    raise ImproperlyConfigured(
+        f"CACHE_URL must start with redis://, rediss:// or unix://, got {CACHE_URL!r}."
+    )
 CACHES = {
     "default": (
         {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
@@ -281,6 +296,9 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True
+# With the finders, files are served from the app folders until `collectstatic` fills STATIC_ROOT:
+# whitenoise's "No directory at: .../staticfiles/" at every process start is noise then.
+warnings.filterwarnings("ignore", message=r"No directory at: .*staticfiles", category=UserWarning)
 
 # --- DRF ------------------------------------------------------------------------------------------
 # Behind one reverse proxy, its X-Forwarded-For/-Proto are trusted; otherwise they are ignored
@@ -390,6 +408,11 @@ if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
 LOG_FORMAT = env_str("LOG_FORMAT", "text" if DEBUG else "json")
 if LOG_FORMAT not in ("json", "text"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, got {LOG_FORMAT!r}.")
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").strip().upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfigured(
+        f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {env_str('LOG_LEVEL')!r}."
+    )
 
 LOGGING = {
     "version": 1,
@@ -414,7 +437,7 @@ LOGGING = {
             "formatter": LOG_FORMAT,
         }
     },
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "axes": {"level": "WARNING"},

@@ -1,13 +1,26 @@
 """`make serve`'s stack (honcho + Procfile: 2 uvicorn processes, a Celery worker, beat) on real
 PostgreSQL and a throwaway Redis: ready, metrics added up across its processes, and a graceful
-stop on SIGTERM."""
+stop on SIGTERM, to honcho or to `make serve` itself."""
 
 import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+from pathlib import Path
 
 import pytest
 
 from escalation.models import Escalation
-from tests.faults.services import RedisServer, database_url_of_tests, wait_for
+from tests.faults.services import (
+    REPO,
+    RedisServer,
+    database_url_of_tests,
+    free_port,
+    port_open,
+    product_env,
+    wait_for,
+)
 from tests.faults.sockets import open_customer
 
 from .stack import Node, metric_value
@@ -84,4 +97,91 @@ def test_the_stack_is_ready_reports_across_processes_and_stops_gracefully(
         assert "Warm shutdown" in log
     finally:
         node.kill()
+        redis.stop()
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (honcho starts each of its processes in a session of its own,
+    so a process group would miss them)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is gone for our purpose; its parent has not reaped it yet
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return False
+
+
+def test_a_sigterm_to_make_serve_stops_the_whole_stack_gracefully(need_redis_server, tmp_path):
+    """What a supervisor does to the command it started: before honcho replaced make's shell,
+    the shell died and the stack went on running, orphaned, on its port."""
+    redis = RedisServer().start()
+    port = free_port()
+    log_path = tmp_path / "make-serve.log"
+    env = product_env(
+        DATABASE_URL=database_url_of_tests(),
+        REDIS_URL=redis.url(),
+        WEB_CONCURRENCY="2",  # one process re-raises SIGTERM after its graceful stop: rc -15
+        CELERY_CONCURRENCY="1",
+        LOG_LEVEL="INFO",
+    )
+    with open(log_path, "wb") as log:
+        make = subprocess.Popen(
+            [
+                "make",
+                "--no-print-directory",
+                "serve",
+                f"PORT={port}",
+                f"METRICS_DIR={tmp_path / 'metrics'}",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    stack: set[int] = set()
+    try:
+        wait_for(
+            lambda: (
+                make.poll() is None
+                and " ready." in log_path.read_text(errors="replace")
+                and port_open(port)
+            ),
+            timeout=120,
+            what="make serve to be up (worker ready, web listening)",
+        )
+        stack = descendants(make.pid)
+        assert len(stack) >= 4, stack  # honcho, uvicorn, the worker and beat at least
+
+        make.send_signal(signal.SIGTERM)
+        make.wait(timeout=30)
+        text = log_path.read_text(errors="replace")
+        for process in ("web.1", "worker.1", "beat.1"):
+            assert f"{process} stopped (rc=0)" in text, text[-3000:]
+        assert "Warm shutdown" in text
+        left = {pid for pid in stack if alive(pid)}
+        assert not left, f"still running after make exited: {left}"
+        assert not port_open(port)
+    finally:
+        for pid in {make.pid} | stack:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            make.wait(timeout=10)
         redis.stop()

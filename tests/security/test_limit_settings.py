@@ -26,7 +26,7 @@ def start_with(**env: str) -> subprocess.CompletedProcess:
     ("name", "value", "says"),
     [
         ("FRAME_QUEUE_MAX", "0", "FRAME_QUEUE_MAX must be between 1 and 1000, got 0"),
-        ("FRAME_QUEUE_MAX", "ten", "FRAME_QUEUE_MAX must be a int, got 'ten'"),
+        ("FRAME_QUEUE_MAX", "ten", "FRAME_QUEUE_MAX must be an integer, got 'ten'"),
         ("SOCKETS_PER_CONVERSATION", "0", "SOCKETS_PER_CONVERSATION must be between 1"),
     ],
 )
