@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from pythonjsonlogger.core import RESERVED_ATTRS
 
 from .env import env_bool, env_list, env_number, env_str
 
@@ -299,6 +300,11 @@ WHITENOISE_USE_FINDERS = True
 # With the finders, files are served from the app folders until `collectstatic` fills STATIC_ROOT:
 # whitenoise's "No directory at: .../staticfiles/" at every process start is noise then.
 warnings.filterwarnings("ignore", message=r"No directory at: .*staticfiles", category=UserWarning)
+# Under ASGI Django reads whitenoise's file iterator in a thread and warns at every static file;
+# ours are small (the largest, widget.js, 43 KB).
+warnings.filterwarnings(
+    "ignore", message="StreamingHttpResponse must consume synchronous iterators"
+)
 
 # --- DRF ------------------------------------------------------------------------------------------
 # Behind one reverse proxy, its X-Forwarded-For/-Proto are trusted; otherwise they are ignored
@@ -417,13 +423,18 @@ if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "crm.logcontext.ContextFilter"}},
+    "filters": {
+        "context": {"()": "crm.logcontext.ContextFilter"},
+        "redact_tokens": {"()": "crm.logcontext.RedactTokensFilter"},
+    },
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s "
             "%(conversation_id)s %(process)d",
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            # uvicorn's copy of each message with terminal colours in it
+            "reserved_attrs": [*RESERVED_ATTRS, "color_message"],
         },
         "text": {
             "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s c=%(conversation_id)s] "
@@ -450,5 +461,17 @@ LOGGING = {
         ),
         # The in-memory broker has no host; kombu warns so on its first connection.
         **({"kombu.connection": {"level": "ERROR"}} if CELERY_BROKER_URL == "memory://" else {}),
+        # uvicorn logs every accepted socket's URL, the customer's token in it (both formats).
+        "uvicorn.error": {"filters": ["redact_tokens"]},
+        # uvicorn's own lines (start and stop, every socket's "[accepted]" and "connection
+        # open") join the JSON stream once a process has loaded Django; its levels stay its own.
+        **(
+            {
+                name: {"handlers": ["console"], "propagate": False}
+                for name in ("uvicorn", "uvicorn.access")
+            }
+            if LOG_FORMAT == "json"
+            else {}
+        ),
     },
 }

@@ -7,6 +7,7 @@ in ``crm.consumers``, by ``config.celery`` for tasks, and by services that learn
 
 import contextvars
 import logging
+import re
 import uuid
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
@@ -29,4 +30,19 @@ class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id.get()
         record.conversation_id = conversation_id.get()
+        return True
+
+
+_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"']+")
+
+
+class RedactTokensFilter(logging.Filter):
+    """The customer socket's URL carries the conversation's token (``?token=``), a credential
+    for the whole conversation; uvicorn logs that URL for every socket it accepts."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _TOKEN_IN_QUERY.sub(r"\1[redacted]", message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
         return True

@@ -1,8 +1,10 @@
 """JSON log lines carry the request id and the conversation id, from HTTP requests and tasks."""
 
+import asyncio
 import io
 import json
 import logging
+import sys
 
 import pytest
 from django.conf import settings
@@ -10,6 +12,15 @@ from pythonjsonlogger.json import JsonFormatter
 
 from crm import services as crm_services
 from crm.logcontext import ContextFilter
+from tests.faults.services import (
+    Product,
+    database_url_of_tests,
+    free_port,
+    port_open,
+    product_env,
+    wait_for,
+)
+from tests.faults.sockets import open_customer
 
 pytestmark = pytest.mark.django_db
 
@@ -63,3 +74,54 @@ def test_a_task_log_line_carries_the_task_id_and_the_conversation(
     assert line["request_id"].startswith("task-")
     assert line["conversation_id"] == conversation.pk
     assert "escalate (request)" in line["message"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_uvicorns_own_lines_are_json_lines_too(conversation):
+    """A worker's start, its sockets' "[accepted]" / "connection open" and its stop: uvicorn logs
+    them itself, in its own plain format unless settings route them through the JSON handler."""
+    from django.db import connection
+
+    database = (
+        {"DATABASE_URL": database_url_of_tests()}
+        if connection.vendor == "postgresql"
+        else {"DATABASE_URL": None, "SQLITE_PATH": str(connection.settings_dict["NAME"])}
+    )
+    port = free_port()
+    server = Product(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "config.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "info",
+        ],
+        product_env(LOG_FORMAT="json", LOG_LEVEL="INFO", REDIS_URL=None, **database),
+        "uvicorn-json-logs",
+    ).start()
+    try:
+        wait_for(lambda: port_open(port) or not server.alive(), timeout=60, what="uvicorn")
+
+        async def visit():
+            customer = await open_customer(port, conversation)
+            await customer.close()
+
+        asyncio.run(visit())
+        wait_for(lambda: "connection open" in server.log(), timeout=10, what="the socket logged")
+    finally:
+        server.stop()
+    lines = [json.loads(line) for line in server.log().splitlines() if line.strip()]
+    said = {line["message"] for line in lines if line["logger"].startswith("uvicorn")}
+    assert any(message.startswith("Started server process") for message in said), said
+    assert any(message.endswith("[accepted]") for message in said), said
+    assert "connection open" in said and "Shutting down" in said
+    assert not any("color_message" in line for line in lines)
+    # the customer's token is a credential for the conversation: not in the logs
+    assert conversation.customer_token not in server.log()
+    assert any("?token=[redacted]" in message for message in said), said
