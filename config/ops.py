@@ -105,10 +105,14 @@ def readyz_response() -> JsonResponse:
     failed = [name for name, result in outcome.items() if result not in ("ok", "not used")]
     if failed:
         logger.warning("not ready: %s", ", ".join(f"{n} ({outcome[n]})" for n in failed))
-    return JsonResponse(
+    response = JsonResponse(
         {"status": "unavailable" if failed else "ready", "failed": failed, "checks": outcome},
         status=503 if failed else 200,
     )
+    # The warning above names what failed; without this Django adds an ERROR line
+    # ("Service Unavailable: /readyz") for every probe of a balancer while a service is down.
+    response._has_been_logged = True
+    return response
 
 
 # --- metrics ------------------------------------------------------------------------------------

@@ -43,11 +43,16 @@ def test_ops_paths_accept_only_get(client):
     assert client.post("/readyz").status_code == 405
 
 
-def test_readyz_names_redis_and_the_broker_when_their_port_is_closed(client):
+def test_readyz_names_redis_and_the_broker_when_their_port_is_closed(client, caplog):
     url = f"redis://127.0.0.1:{closed_port()}/0"
     with override_settings(REDIS_URL=url, CELERY_BROKER_URL=url, CELERY_TASK_ALWAYS_EAGER=False):
         response = client.get("/readyz")
     assert response.status_code == 503
+    # one WARNING line per failing probe, naming what failed; no ERROR from Django besides it
+    said = [
+        (r.name, r.levelname) for r in caplog.records if r.name in ("config.ops", "django.request")
+    ]
+    assert said == [("config.ops", "WARNING")], said
     body = response.json()
     assert body["failed"] == ["redis", "broker"]
     assert body["checks"]["database"] == "ok"
