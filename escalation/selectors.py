@@ -413,26 +413,36 @@ def handoff_card(conversation, reason: str | None, *, problem: str = "", turns=N
 
 
 def queue_depth() -> list[dict]:
-    """Queued escalations counted by team and priority, with the oldest wait in each (one
-    grouped query; for the metrics scrape)."""
+    """Queued escalations counted by team (``""``: none) and priority, with the oldest wait in
+    each; every team and priority appears, an empty one as 0, so a dashboard shows an emptied
+    queue as 0 rather than no data. Two queries; for the metrics scrape."""
     from django.db.models import Count, Min
 
+    from crm.models import Team
+
     now = timezone.now()
-    rows = (
-        Escalation.objects.filter(status=Escalation.Status.QUEUED)
+    counted = {
+        (row["team__name"] or "", row["priority"]): row
+        for row in Escalation.objects.filter(status=Escalation.Status.QUEUED)
         .values("team__name", "priority")
         .annotate(count=Count("id"), oldest=Min("escalated_at"))
         .order_by()
-    )
-    return [
-        {
-            "team": row["team__name"] or "",
-            "priority": Priority(row["priority"]).code,
-            "count": row["count"],
-            "oldest_wait_seconds": (now - row["oldest"]).total_seconds(),
-        }
-        for row in rows
-    ]
+    }
+    teams = ["", *Team.objects.order_by("name").values_list("name", flat=True)]
+    teams += sorted({team for team, _priority in counted} - set(teams))  # renamed meanwhile
+    rows = []
+    for team in teams:
+        for priority in Priority:
+            row = counted.get((team, priority.value))
+            rows.append(
+                {
+                    "team": team,
+                    "priority": priority.code,
+                    "count": row["count"] if row else 0,
+                    "oldest_wait_seconds": (now - row["oldest"]).total_seconds() if row else 0.0,
+                }
+            )
+    return rows
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,20 @@ def test_queue_depth_by_team_and_priority_is_read_at_scrape_time(client):
     assert 'le_queue_depth{priority="low",team="Billing"} 1.0' in text
     assert 'le_queue_depth{priority="urgent",team=""} 1.0' in text
     assert 'le_queue_oldest_wait_seconds{priority="high",team="Billing"}' in text
+    # what is empty is 0, not missing: a dashboard shows an emptied queue as 0, not "no data"
+    assert 'le_queue_depth{priority="urgent",team="Billing"} 0.0' in text
+    assert 'le_queue_depth{priority="low",team=""} 0.0' in text
+    assert 'le_queue_oldest_wait_seconds{priority="urgent",team="Billing"} 0.0' in text
+
+
+def test_an_empty_queue_is_zero_for_every_team_and_priority(client):
+    TeamFactory(name="Sales")
+
+    text = scrape(client)
+
+    for team in ("", "Sales"):
+        for priority in ("low", "normal", "high", "urgent"):
+            assert f'le_queue_depth{{priority="{priority}",team="{team}"}} 0.0' in text
 
 
 def test_a_handoff_and_a_pickup_are_timed(conversation, django_capture_on_commit_callbacks):
