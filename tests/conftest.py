@@ -164,15 +164,15 @@ def close_message_store_connections():
 
 
 @pytest.fixture(autouse=True)
-def no_queue_announcement_pending():
-    """The key that stops a burst of queue changes from queueing more than one announcement
-    lives 30 s in the cache (Redis under CI): an announcement queued by a test's real worker and
-    never run would otherwise keep the next tests' queue moves from being announced."""
+def fresh_cache():
+    """The default cache is this process's (locmem: CACHE_URL is unset in tests) and outlives a
+    test: the widget's per-address start and pre-chat limits, the API throttles (per address,
+    per user or token, per conversation: ids repeat on SQLite, where a rollback gives them
+    back) and the 30 s key that lets a burst of queue changes queue one announcement
+    (escalation.tasks.QUEUE_PLACES_PENDING). Each test starts with it empty."""
     from django.core.cache import cache
 
-    from escalation.tasks import QUEUE_PLACES_PENDING
-
-    cache.delete(QUEUE_PLACES_PENDING)
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)

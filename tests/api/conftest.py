@@ -1,18 +1,11 @@
-"""API fixtures: token-authenticated clients and a clean throttle cache for every test."""
+"""API fixtures: token-authenticated clients (the throttles' cache is emptied for every test in
+tests/conftest.py)."""
 
 import pytest
-from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from integrations import services as integration_services
 from tests.factories import AgentFactory, ChannelFactory
-
-
-@pytest.fixture(autouse=True)
-def clean_throttles():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def token_client(user, scopes="read,write") -> APIClient:

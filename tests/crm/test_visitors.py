@@ -4,7 +4,6 @@ context, from the widget's start request to the agent's contact panel and the AP
 import json
 
 import pytest
-from django.core.cache import cache
 
 from crm.models import Channel, Contact, Conversation
 from crm.visitors import InvalidVisitorContext, clean_visitor_context, visitor_name
@@ -19,13 +18,6 @@ CONTEXT = {
     "language": "pt-BR",
     "time_zone": "America/Sao_Paulo",
 }
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()  # the widget's per-address start limit
-    yield
-    cache.clear()
 
 
 def start(client, body, *, origin=SITE, ip="127.0.0.1"):

@@ -4,7 +4,6 @@ rate limit) and the polling fallback."""
 import json
 
 import pytest
-from django.core.cache import cache
 
 from crm.models import Contact, Conversation, Message
 
@@ -12,13 +11,6 @@ from ..factories import AgentFactory, ChannelFactory, ConversationFactory
 
 START = "/widget/conversations/"
 SITE = "http://testserver"
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()  # the per-IP limiter lives in the cache
-    yield
-    cache.clear()
 
 
 @pytest.fixture
