@@ -9,6 +9,7 @@ import time
 
 import httpx
 import pytest
+from celery._state import _set_task_join_will_block
 from django.conf import settings
 from django.core.management.base import CommandError
 from django.db import connection
@@ -179,9 +180,15 @@ def fresh_cache():
 def eager_celery(request):
     """Tasks run in-process unless a test starts a real worker (marker ``real_celery``).
     ``shared_task`` resolves to the *current* Celery app, and a ``Celery(...)`` made without
-    ``set_as_current=False`` becomes current: ours is made current again for every test."""
+    ``set_as_current=False`` becomes current: ours is made current again for every test.
+
+    An eager task sets Celery's process-wide "a join would block" flag while it runs and puts
+    back the value it found; two threads' eager tasks that overlap (race tests) can leave it
+    set for good, and every later ``.delay().get()`` raises "Never call result.get() within a
+    task!": it is cleared for every test."""
     celery_app.set_current()
     celery_app.set_default()
+    _set_task_join_will_block(False)
     eager = request.node.get_closest_marker("real_celery") is None
     previous = celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = eager
