@@ -3,6 +3,7 @@ once, pushed to the widget as the queue moves, and sent to WhatsApp/Instagram cu
 when the estimate moved enough, rate-limited, by a Celery task."""
 
 import json
+from contextlib import contextmanager
 from datetime import timedelta
 
 import httpx
@@ -246,21 +247,33 @@ async def test_the_widget_socket_gets_its_place_on_connect_and_as_the_queue_move
     await socket.disconnect()
 
 
+@contextmanager
+def one_instant(monkeypatch):
+    """Two readings of a closed team's wait at one instant: it counts down to the reopening by
+    the minute, and a clock minute ending between them made 4302 against 4301."""
+    instant = timezone.now()
+    with monkeypatch.context() as frozen:
+        frozen.setattr(timezone, "now", lambda: instant)
+        yield
+
+
 @pytest.mark.django_db
-def test_the_estimates_told_as_the_queue_moves_count_the_closed_hours(settings):
+def test_the_estimates_told_as_the_queue_moves_count_the_closed_hours(settings, monkeypatch):
     """The handoff message of a team that is closed says when it is back; the updates that
     follow (widget, WhatsApp) must not then say "about 2 minutes"."""
     settings.LIVE_ESCALATION = {**settings.LIVE_ESCALATION, "DEFAULT_PICKUP_SECONDS": 120}
     night = TeamFactory(name="Night")
     closed_all_week_but(night, day_offset=3)
     waiting = escalate(ConversationFactory(team=night))
-    (place,) = selectors.queue_places()
+    with one_instant(monkeypatch):
+        (place,) = selectors.queue_places()
+        alone = selectors.queue_place(waiting.conversation_id)
     assert place.wait_minutes > 24 * 60
-    assert place == selectors.queue_place(waiting.conversation_id)
+    assert place == alone
 
 
 @pytest.mark.django_db
-def test_while_the_team_is_closed_whatsapp_customers_get_no_countdown(settings):
+def test_while_the_team_is_closed_whatsapp_customers_get_no_countdown(settings, monkeypatch):
     """Counted in closed hours, the estimate falls a minute a minute all night: not news to a
     customer the handoff message told when the team is back. Once it opens, updates resume."""
     from escalation.models import TeamRouting
@@ -275,8 +288,10 @@ def test_while_the_team_is_closed_whatsapp_customers_get_no_countdown(settings):
     whatsapp = ChannelFactory(kind="whatsapp", access_token="t", provider_account_id="1")
     conversation = ConversationFactory(channel=whatsapp, external_id="34600", team=night)
     escalate(conversation)
-    (place,) = selectors.queue_places()
-    assert not place.team_open and place == selectors.queue_place(conversation.pk)
+    with one_instant(monkeypatch):
+        (place,) = selectors.queue_places()
+        alone = selectors.queue_place(conversation.pk)
+    assert not place.team_open and place == alone
 
     def updates():
         return Message.objects.filter(conversation=conversation, text__startswith="You are number")
@@ -394,11 +409,12 @@ def test_places_of_some_conversations_agree_with_one_at_a_time(settings, monkeyp
     not_waiting = ConversationFactory()
     asked = [e.conversation_id for e in waiting[1:]] + [not_waiting.pk]  # not the first
 
-    places = selectors.queue_places_of(asked)
+    with one_instant(monkeypatch):
+        places = selectors.queue_places_of(asked)
+        one_at_a_time = {c: selectors.queue_place(c) for c in places}
 
     assert set(places) == {e.conversation_id for e in waiting[1:]}
-    for conversation_id, place in places.items():
-        assert place == selectors.queue_place(conversation_id)
+    assert places == one_at_a_time
     assert places[waiting[2].conversation_id].position == 3  # the first one is still ahead
     assert places[waiting[3].conversation_id].wait_minutes > 24 * 60  # closed for days
     assert selectors.queue_places_of([]) == {} and selectors.queue_places_of([not_waiting.pk]) == {}
